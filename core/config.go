@@ -1,0 +1,141 @@
+package core
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxConnections     = 32
+	DefaultIdleTimeout        = 30 * time.Second
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultSendTimeout        = 10 * time.Second
+	DefaultDrainTimeout       = 5 * time.Second
+	DefaultMaxMessageSize     = 16 << 20
+	DefaultMaxQueueBytes      = 64 << 20
+	DefaultMaxQueueMessages   = 65536
+	DefaultMaxChannelsPerPeer = 1024
+	// DefaultSendBufferBytes is how much a channel buffers before Send
+	// blocks; buffering is what lets many small messages share packets.
+	DefaultSendBufferBytes = 256 << 10
+)
+
+// Config configures an Endpoint. Zero values take the defaults above.
+type Config struct {
+	// BindAddr is the local UDP address, e.g. "127.0.0.1:0". Both listening
+	// and dialing use this one socket.
+	BindAddr string
+	// CertPEM and KeyPEM hold this endpoint's certificate chain (leaf first)
+	// and private key.
+	CertPEM, KeyPEM []byte
+	// CAPEM holds the certificates of the CAs whose peers are trusted.
+	CAPEM []byte
+	// PinnedPeers, when non-empty, restricts peers to leaf certificates
+	// whose SHA-256 is listed, in addition to the CA check.
+	PinnedPeers [][32]byte
+
+	// MaxConnections bounds the connection map (default 32). When it is full
+	// and a new connection is needed the least recently used one is drained
+	// and closed.
+	MaxConnections int
+	// IdleTimeout closes a connection that has heard nothing from its peer
+	// for this long (default 30s).
+	IdleTimeout time.Duration
+	// KeepAlive is the keep-alive period. 0 picks IdleTimeout/3; negative
+	// disables keep-alives (idle connections then time out).
+	KeepAlive time.Duration
+	// HandshakeTimeout bounds a dial, the TLS handshake and the peer's
+	// confirmation (default 10s); a send's own timeout also applies.
+	HandshakeTimeout time.Duration
+	// SendTimeout bounds one Send, including a dial and waiting under
+	// backpressure (default 10s). Negative: no timeout beyond the context.
+	SendTimeout time.Duration
+	// DrainTimeout bounds a graceful close of one connection (default 5s).
+	DrainTimeout time.Duration
+	// MaxMessageSize is the largest message sent or accepted (default 16 MiB).
+	MaxMessageSize uint64
+	// MaxQueueBytes and MaxQueueMessages bound the receive queue (defaults
+	// 64 MiB and 65536). When full, streams stop being read and QUIC flow
+	// control pushes back on senders. MaxQueueBytes must be at least
+	// MaxMessageSize.
+	MaxQueueBytes    uint64
+	MaxQueueMessages int
+	// MaxChannelsPerPeer bounds the channel streams a peer may have open on
+	// one connection at once (default 1024).
+	MaxChannelsPerPeer int
+	// SendBufferBytes bounds what one channel buffers before Send blocks
+	// (default 256 KiB).
+	SendBufferBytes int
+	// StatelessResetKey, when set, is used as the QUIC stateless reset key.
+	// When nil it is derived from the private key, so that a restarted
+	// endpoint with the same identity resets stale connections at once.
+	StatelessResetKey *[32]byte
+	// Logger receives diagnostics; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// withDefaults returns c with zero fields filled and checks the ranges.
+func (c Config) withDefaults() (Config, error) {
+	if c.BindAddr == "" {
+		return c, fmt.Errorf("%w: empty bind address", ErrInvalidConfig)
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = c.IdleTimeout / 3
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = DefaultSendTimeout
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxQueueBytes == 0 {
+		c.MaxQueueBytes = DefaultMaxQueueBytes
+		if c.MaxQueueBytes < c.MaxMessageSize {
+			c.MaxQueueBytes = c.MaxMessageSize
+		}
+	}
+	if c.MaxQueueMessages == 0 {
+		c.MaxQueueMessages = DefaultMaxQueueMessages
+	}
+	if c.MaxChannelsPerPeer == 0 {
+		c.MaxChannelsPerPeer = DefaultMaxChannelsPerPeer
+	}
+	if c.SendBufferBytes == 0 {
+		c.SendBufferBytes = DefaultSendBufferBytes
+	}
+	switch {
+	case c.MaxConnections < 1:
+		return c, fmt.Errorf("%w: MaxConnections %d < 1", ErrInvalidConfig, c.MaxConnections)
+	case c.IdleTimeout < 0, c.HandshakeTimeout < 0, c.DrainTimeout < 0:
+		return c, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
+	case c.MaxMessageSize > 1<<30:
+		return c, fmt.Errorf("%w: MaxMessageSize %d over 1 GiB", ErrInvalidConfig, c.MaxMessageSize)
+	case c.MaxQueueBytes < c.MaxMessageSize:
+		return c, fmt.Errorf("%w: MaxQueueBytes %d below MaxMessageSize %d", ErrInvalidConfig, c.MaxQueueBytes, c.MaxMessageSize)
+	case c.MaxQueueMessages < 1:
+		return c, fmt.Errorf("%w: MaxQueueMessages %d < 1", ErrInvalidConfig, c.MaxQueueMessages)
+	case c.MaxChannelsPerPeer < 1:
+		return c, fmt.Errorf("%w: MaxChannelsPerPeer %d < 1", ErrInvalidConfig, c.MaxChannelsPerPeer)
+	case c.SendBufferBytes < 1:
+		return c, fmt.Errorf("%w: SendBufferBytes %d < 1", ErrInvalidConfig, c.SendBufferBytes)
+	case len(c.CertPEM) == 0 || len(c.KeyPEM) == 0:
+		return c, fmt.Errorf("%w: certificate and key are required", ErrInvalidConfig)
+	case len(c.CAPEM) == 0:
+		return c, fmt.Errorf("%w: at least one trusted CA certificate is required", ErrInvalidConfig)
+	}
+	return c, nil
+}

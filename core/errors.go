@@ -1,0 +1,36 @@
+package core
+
+import (
+	"errors"
+
+	"github.com/aranya-quic/aranya-quic/core/wire"
+)
+
+// Errors returned by the engine. Callers test them with errors.Is; the
+// returned errors wrap these with detail.
+var (
+	// ErrInvalidConfig: a Config field is out of range or a PEM input does
+	// not parse.
+	ErrInvalidConfig = errors.New("aranya-quic: invalid config")
+	// ErrBadAddress: a peer address is not "ip:port" / "[ipv6]:port" with a
+	// non-zero port and a unicast address.
+	ErrBadAddress = errors.New("aranya-quic: bad address")
+	// ErrInvalidLabel: a label longer than 255 bytes or not UTF-8.
+	ErrInvalidLabel = wire.ErrInvalidLabel
+	// ErrMessageTooLarge: a message over Config.MaxMessageSize.
+	ErrMessageTooLarge = errors.New("aranya-quic: message too large")
+	// ErrClosed: the endpoint was closed.
+	ErrClosed = errors.New("aranya-quic: endpoint closed")
+	// ErrTimeout: the send timeout (or the caller's deadline) passed.
+	ErrTimeout = errors.New("aranya-quic: timed out")
+	// ErrWouldBlock: Receive found the queue empty.
+	ErrWouldBlock = errors.New("aranya-quic: no message queued")
+	// ErrBufferTooSmall: Receive's buffer cannot hold the oldest message;
+	// the message stays queued and the needed size is returned.
+	ErrBufferTooSmall = errors.New("aranya-quic: buffer too small")
+	// ErrConnection: the connection to the peer could not be made or died.
+	ErrConnection = errors.New("aranya-quic: connection failed")
+	// ErrTLS: the TLS handshake failed or the peer rejected our
+	// certificate (or we rejected its).
+	ErrTLS = errors.New("aranya-quic: TLS authentication failed")
+)

@@ -1,0 +1,73 @@
+package wire
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/quic-go/quic-go/quicvarint"
+)
+
+// Control message types, sent on the one unidirectional stream each side
+// opens per connection. Unknown types are skipped, so later versions can add
+// messages without breaking v1 peers.
+const (
+	// ControlHello is the first message each side sends. From the acceptor
+	// it also confirms that the dialer's certificate was accepted: in TLS 1.3
+	// the client finishes its handshake before the server has checked the
+	// client certificate, so without it a rejected dialer would not know.
+	ControlHello uint64 = 0x01
+	// ControlGoAway says the sender will open no more streams on this
+	// connection and asks the receiver to do the same and finish its own.
+	ControlGoAway uint64 = 0x02
+	// ControlDone says every stream the sender opened on this connection has
+	// been read to its end by the receiver; nothing more will come.
+	ControlDone uint64 = 0x03
+)
+
+// InstanceIDLen is the size of the random id an endpoint draws at start.
+// Peers compare ids to settle a simultaneous open the same way on both sides.
+const InstanceIDLen = 16
+
+// MaxControlPayload bounds one control message.
+const MaxControlPayload = 4096
+
+// ErrControl reports a malformed control stream.
+var ErrControl = errors.New("wire: malformed control message")
+
+// ControlMessage is one decoded control message.
+type ControlMessage struct {
+	Type    uint64
+	Payload []byte
+}
+
+// AppendControl appends one control message: type, payload length, payload.
+func AppendControl(b []byte, typ uint64, payload []byte) []byte {
+	b = quicvarint.Append(b, typ)
+	b = quicvarint.Append(b, uint64(len(payload)))
+	return append(b, payload...)
+}
+
+// ReadControl reads one control message.
+func ReadControl(r *bufio.Reader) (ControlMessage, error) {
+	typ, err := quicvarint.Read(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return ControlMessage{}, io.EOF
+		}
+		return ControlMessage{}, fmt.Errorf("%w: %w", ErrControl, err)
+	}
+	n, err := quicvarint.Read(r)
+	if err != nil {
+		return ControlMessage{}, fmt.Errorf("%w: %w", ErrControl, err)
+	}
+	if n > MaxControlPayload {
+		return ControlMessage{}, fmt.Errorf("%w: payload of %d bytes", ErrControl, n)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return ControlMessage{}, fmt.Errorf("%w: %w", ErrControl, err)
+	}
+	return ControlMessage{Type: typ, Payload: p}, nil
+}
