@@ -1,0 +1,676 @@
+// Package core is the aranya-quic engine: Aranya QUIC Channels over
+// quic-go, usable as a Go library on its own. The C ABI in capi/ is a thin
+// layer over it.
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/aranya-quic/aranya-quic/core/wire"
+)
+
+// maxSendAttempts bounds how often one Send moves to a new connection
+// because the one it found was draining or had died before the message
+// was written.
+const maxSendAttempts = 4
+
+// Endpoint sends and receives channel messages over one UDP socket.
+type Endpoint struct {
+	cfg      Config
+	id       *identity
+	instance [wire.InstanceIDLen]byte
+	udp      *net.UDPConn
+	tr       *quic.Transport
+	ln       *quic.Listener
+	qconf    *quic.Config
+	local    netip.AddrPort
+	queue    *recvQueue
+	stats    counters
+	clock    atomic.Uint64
+	log      *slog.Logger
+
+	ctx    context.Context // canceled when Close finishes
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	closed   bool
+	conns    map[netip.AddrPort]*peerConn
+	dials    map[netip.AddrPort]*dialOp
+	retiring map[retireKey]chan struct{}
+	all      map[*peerConn]struct{} // every live connection, mapped or not
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type dialOp struct {
+	done chan struct{}
+	err  error
+}
+
+type retireKey struct {
+	addr netip.AddrPort
+	key  chanKey
+}
+
+// NewEndpoint binds the socket and starts accepting connections.
+func NewEndpoint(cfg Config) (*Endpoint, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	id, err := loadIdentity(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	bind, err := net.ResolveUDPAddr("udp", cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bind address %q: %w", ErrBadAddress, cfg.BindAddr, err)
+	}
+	resetKey, err := statelessResetKey(&cfg, id)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bind %s: %w", ErrConnection, cfg.BindAddr, err)
+	}
+	e := &Endpoint{
+		cfg:      cfg,
+		id:       id,
+		udp:      udp,
+		queue:    newRecvQueue(cfg.MaxQueueBytes, cfg.MaxQueueMessages),
+		conns:    make(map[netip.AddrPort]*peerConn),
+		dials:    make(map[netip.AddrPort]*dialOp),
+		retiring: make(map[retireKey]chan struct{}),
+		all:      make(map[*peerConn]struct{}),
+		log:      cfg.Logger,
+	}
+	if _, err := rand.Read(e.instance[:]); err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("%w: instance id: %w", ErrInvalidConfig, err)
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.local = normalize(udp.LocalAddr().(*net.UDPAddr).AddrPort())
+	qrk := quic.StatelessResetKey(resetKey)
+	e.tr = &quic.Transport{Conn: udp, StatelessResetKey: &qrk}
+	keepAlive := cfg.KeepAlive
+	if keepAlive < 0 {
+		keepAlive = 0
+	}
+	e.qconf = &quic.Config{
+		HandshakeIdleTimeout:       cfg.HandshakeTimeout,
+		MaxIdleTimeout:             cfg.IdleTimeout,
+		KeepAlivePeriod:            keepAlive,
+		MaxIncomingStreams:         int64(cfg.MaxChannelsPerPeer),
+		MaxIncomingUniStreams:      1, // the control stream
+		MaxStreamReceiveWindow:     4 << 20,
+		MaxConnectionReceiveWindow: 8 << 20,
+	}
+	serverTLS := id.serverTLS()
+	serverTLS.VerifyPeerCertificate = e.countingVerify(id.verifyPeer)
+	e.ln, err = e.tr.Listen(serverTLS, e.qconf)
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("%w: listen: %w", ErrConnection, err)
+	}
+	go e.acceptLoop()
+	return e, nil
+}
+
+func statelessResetKey(cfg *Config, id *identity) ([32]byte, error) {
+	if cfg.StatelessResetKey != nil {
+		return *cfg.StatelessResetKey, nil
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(id.cert.PrivateKey)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("%w: private key: %w", ErrInvalidConfig, err)
+	}
+	return deriveResetKey(der)
+}
+
+func (e *Endpoint) countingVerify(verify func([][]byte, [][]*x509.Certificate) error) func([][]byte, [][]*x509.Certificate) error {
+	return func(raw [][]byte, chains [][]*x509.Certificate) error {
+		err := verify(raw, chains)
+		if err != nil {
+			e.stats.handshakeFailures.Add(1)
+			e.logf("rejected peer certificate: %v", err)
+		}
+		return err
+	}
+}
+
+func (e *Endpoint) logf(format string, args ...any) {
+	if e.log != nil {
+		e.log.Debug(fmt.Sprintf(format, args...))
+	}
+}
+
+// LocalAddr is the address the endpoint listens and dials from.
+func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
+
+// ParseAddr parses "ip:port" or "[ipv6]:port". Host names are not
+// accepted: a channel is keyed by the address the peer listens on.
+func ParseAddr(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("%w: %q: %w", ErrBadAddress, s, err)
+	}
+	if err := checkPeerAddr(ap); err != nil {
+		return netip.AddrPort{}, err
+	}
+	return normalize(ap), nil
+}
+
+func checkPeerAddr(ap netip.AddrPort) error {
+	a := ap.Addr()
+	switch {
+	case !ap.IsValid():
+		return fmt.Errorf("%w: invalid address", ErrBadAddress)
+	case ap.Port() == 0:
+		return fmt.Errorf("%w: %s: port 0", ErrBadAddress, ap)
+	case a.IsUnspecified(), a.IsMulticast(), a == netip.IPv4Unspecified(), a.Unmap() == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("%w: %s: not a unicast address", ErrBadAddress, ap)
+	case a.Zone() != "":
+		return fmt.Errorf("%w: %s: zoned addresses are not supported", ErrBadAddress, ap)
+	}
+	return nil
+}
+
+// normalize makes the map key of an address: an IPv4-mapped IPv6
+// address and its IPv4 form are the same peer.
+func normalize(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// Send sends msg on the channel (addr, teamID, label). It returns once the
+// message is in the channel's send buffer, from which the transport takes
+// it in order; it waits under backpressure up to the send timeout.
+func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, teamID TeamID, label string, msg []byte) error {
+	if err := wire.ValidateLabel(label); err != nil {
+		return err
+	}
+	key := chanKey{kind: KindChannel, teamID: teamID, label: label}
+	hdr := &wire.QuicMessage{Kind: KindChannel, Channel: &wire.ChannelMessage{TeamID: teamID, Label: label}}
+	return e.send(ctx, addr, key, hdr, msg)
+}
+
+// SendSync sends an Aranya sync message of the given sync type.
+func (e *Endpoint) SendSync(ctx context.Context, addr netip.AddrPort, syncType uint32, msg []byte) error {
+	key := chanKey{kind: KindSync, syncType: syncType}
+	hdr := &wire.QuicMessage{Kind: KindSync, Sync: &wire.SyncMessage{SyncType: syncType}}
+	return e.send(ctx, addr, key, hdr, msg)
+}
+
+func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, msg []byte) error {
+	if err := checkPeerAddr(addr); err != nil {
+		return err
+	}
+	addr = normalize(addr)
+	if uint64(len(msg)) > e.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
+	}
+	if e.isClosed() {
+		return ErrClosed
+	}
+	if e.cfg.SendTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.SendTimeout)
+		defer cancel()
+	}
+	var lastErr error
+	for attempt := 0; attempt < maxSendAttempts; attempt++ {
+		c, err := e.conn(ctx, addr)
+		if err != nil {
+			return err
+		}
+		s, err := e.channelStream(ctx, c, addr, key, hdr)
+		if err == nil {
+			err = s.send(ctx, msg)
+		}
+		switch {
+		case err == nil:
+			c.touch()
+			s.lastUse.Store(e.clock.Load())
+			e.stats.messagesSent.Add(1)
+			e.stats.bytesSent.Add(uint64(len(msg)))
+			return nil
+		case errors.Is(err, errDraining), errors.Is(err, errStreamRetired):
+			// Not written: move to the connection that replaces this one.
+			lastErr = err
+			if !c.alive() {
+				e.connGone(c)
+			} else {
+				e.forget(c)
+			}
+			continue
+		case errors.Is(err, ErrTimeout):
+			return err
+		case ctx.Err() != nil:
+			return fmt.Errorf("%w: %w", ErrTimeout, err)
+		default:
+			return err
+		}
+	}
+	if e.isClosed() {
+		return ErrClosed
+	}
+	return fmt.Errorf("%w: connection kept closing under the send: %w", ErrConnection, lastErr)
+}
+
+// channelStream returns c's stream for key, first waiting for the same
+// channel's stream on a draining connection to be read by the peer.
+func (e *Endpoint) channelStream(ctx context.Context, c *peerConn, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage) (*sendStream, error) {
+	c.mu.Lock()
+	s := c.streams[key]
+	c.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	e.mu.Lock()
+	wait := e.retiring[retireKey{addr, key}]
+	e.mu.Unlock()
+	if wait != nil {
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: waiting for the previous connection's stream to drain: %w", ErrTimeout, ctx.Err())
+		}
+	}
+	header, err := wire.AppendHeader(nil, hdr)
+	if err != nil {
+		return nil, err
+	}
+	return c.stream(ctx, key, header)
+}
+
+// retireStreams registers the streams of a draining connection; each
+// returned channel must be closed once its stream is done.
+func (e *Endpoint) retireStreams(addr netip.AddrPort, streams []*sendStream) []chan struct{} {
+	out := make([]chan struct{}, len(streams))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, s := range streams {
+		ch := make(chan struct{})
+		out[i] = ch
+		k := retireKey{addr, s.key}
+		e.retiring[k] = ch
+		go func() {
+			<-ch
+			e.mu.Lock()
+			if e.retiring[k] == ch {
+				delete(e.retiring, k)
+			}
+			e.mu.Unlock()
+		}()
+	}
+	return out
+}
+
+// conn returns a ready connection to addr, dialing if there is none. Sends
+// that find a dial in progress wait for it rather than dialing again.
+func (e *Endpoint) conn(ctx context.Context, addr netip.AddrPort) (*peerConn, error) {
+	for {
+		e.mu.Lock()
+		if e.closed {
+			e.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if c := e.conns[addr]; c != nil {
+			e.mu.Unlock()
+			return c, nil
+		}
+		d := e.dials[addr]
+		if d == nil {
+			d = &dialOp{done: make(chan struct{})}
+			e.dials[addr] = d
+			e.makeRoomLocked(addr)
+			go e.dial(addr, d)
+		}
+		e.mu.Unlock()
+		select {
+		case <-d.done:
+			if d.err != nil {
+				return nil, d.err
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: connecting to %s: %w", ErrTimeout, addr, ctx.Err())
+		}
+	}
+}
+
+// makeRoomLocked evicts the least recently used connection when the map
+// (counting dials in progress) is full. e.mu is held.
+func (e *Endpoint) makeRoomLocked(adding netip.AddrPort) {
+	for {
+		n := len(e.conns)
+		for a := range e.dials {
+			if _, mapped := e.conns[a]; !mapped && a != adding {
+				n++
+			}
+		}
+		if _, mapped := e.conns[adding]; !mapped {
+			n++ // the one being added
+		}
+		if n <= e.cfg.MaxConnections {
+			return
+		}
+		var victim *peerConn
+		for a, c := range e.conns {
+			if a == adding {
+				continue
+			}
+			if victim == nil || c.lastUse.Load() < victim.lastUse.Load() {
+				victim = c
+			}
+		}
+		if victim == nil {
+			return // only dials in flight; they are counted when they land
+		}
+		delete(e.conns, victim.addr)
+		e.stats.evictions.Add(1)
+		e.logf("evicting %s", victim.addr)
+		victim.drain(true)
+	}
+}
+
+// dial makes a connection for the waiting senders. It runs detached from
+// any one sender's context so that one caller giving up does not fail the
+// others.
+func (e *Endpoint) dial(addr netip.AddrPort, d *dialOp) {
+	e.stats.dials.Add(1)
+	c, err := e.dialConn(addr)
+	e.mu.Lock()
+	delete(e.dials, addr)
+	if err == nil {
+		e.insertLocked(c)
+	}
+	d.err = err
+	close(d.done)
+	e.mu.Unlock()
+}
+
+func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.HandshakeTimeout)
+	defer cancel()
+	clientTLS := e.id.clientTLS()
+	clientTLS.VerifyPeerCertificate = e.countingVerify(e.id.verifyPeer)
+	qc, err := e.tr.Dial(ctx, net.UDPAddrFromAddrPort(addr), clientTLS, e.qconf)
+	if err != nil {
+		if e.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
+		err = classifyConnError(err)
+		if errors.Is(err, ErrTLS) {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w: handshake with %s timed out: %w", ErrConnection, addr, err)
+		}
+		return nil, err
+	}
+	c := newPeerConn(e, qc, addr, true)
+	if !e.track(c) {
+		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "closing")
+		return nil, ErrClosed
+	}
+	c.start()
+	if err := c.waitReady(ctx); err != nil {
+		if errors.Is(err, ErrTLS) {
+			e.stats.handshakeFailures.Add(1)
+		}
+		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeHelloTimeout), "no hello")
+		return nil, err
+	}
+	return c, nil
+}
+
+func (e *Endpoint) acceptLoop() {
+	for {
+		qc, err := e.ln.Accept(e.ctx)
+		if err != nil {
+			return
+		}
+		go e.accept(qc)
+	}
+}
+
+func (e *Endpoint) accept(qc *quic.Conn) {
+	ua, ok := qc.RemoteAddr().(*net.UDPAddr)
+	if !ok {
+		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeControlError), "bad address")
+		return
+	}
+	c := newPeerConn(e, qc, normalize(ua.AddrPort()), false)
+	if !e.track(c) {
+		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "closing")
+		return
+	}
+	c.start()
+	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := c.waitReady(ctx); err != nil {
+		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeHelloTimeout), "no hello")
+		return
+	}
+	e.stats.accepts.Add(1)
+	e.mu.Lock()
+	e.insertLocked(c)
+	e.mu.Unlock()
+}
+
+// track records a live connection so Close can find it; false once the
+// endpoint is closing.
+func (e *Endpoint) track(c *peerConn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.all[c] = struct{}{}
+	return true
+}
+
+// insertLocked puts a ready connection in the map. When the peer already
+// has a live connection there, one of the two is drained: on a
+// simultaneous open both ends keep the connection dialed by the endpoint
+// with the smaller instance id, so they agree without talking; otherwise
+// the newer connection wins (the peer restarted, or re-dialed after a
+// GOAWAY we have not read yet).
+func (e *Endpoint) insertLocked(c *peerConn) {
+	if e.closed {
+		c.drain(true)
+		return
+	}
+	if !c.alive() {
+		return
+	}
+	old := e.conns[c.addr]
+	if old != nil && old != c {
+		if old.alive() && old.peerInstance == c.peerInstance && old.dialed != c.dialed {
+			if lessInstance(dialerInstance(e, old), dialerInstance(e, c)) {
+				c.drain(true)
+				return
+			}
+		}
+		delete(e.conns, old.addr)
+		old.drain(true)
+	}
+	e.makeRoomLocked(c.addr)
+	e.conns[c.addr] = c
+}
+
+func dialerInstance(e *Endpoint, c *peerConn) [wire.InstanceIDLen]byte {
+	if c.dialed {
+		return e.instance
+	}
+	return c.peerInstance
+}
+
+func lessInstance(a, b [wire.InstanceIDLen]byte) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return false
+}
+
+// forget takes c out of the map if it is still there.
+func (e *Endpoint) forget(c *peerConn) {
+	e.mu.Lock()
+	if e.conns[c.addr] == c {
+		delete(e.conns, c.addr)
+	}
+	e.mu.Unlock()
+}
+
+// connGone cleans up after a connection ended, for whatever reason.
+func (e *Endpoint) connGone(c *peerConn) {
+	e.mu.Lock()
+	if e.conns[c.addr] == c {
+		delete(e.conns, c.addr)
+	}
+	_, tracked := e.all[c]
+	delete(e.all, c)
+	e.mu.Unlock()
+	if !tracked {
+		return
+	}
+	if !c.graceful.Load() {
+		var ae *quic.ApplicationError
+		cause := context.Cause(c.qc.Context())
+		if !(errors.As(cause, &ae) && uint64(ae.ErrorCode) == wire.ConnCodeGraceful) {
+			e.stats.connectionsLost.Add(1)
+			e.logf("connection to %s lost: %v", c.addr, cause)
+		}
+	}
+	c.failStreams()
+}
+
+// Receive copies the oldest queued message into buf. It returns
+// ErrWouldBlock when the queue is empty, and ErrBufferTooSmall with the
+// needed size (the message stays queued) when buf is too short.
+func (e *Endpoint) Receive(buf []byte) (Channel, int, error) {
+	return e.queue.pop(buf)
+}
+
+// ReceiveContext is Receive that waits for a message until ctx ends
+// (ErrTimeout) or the endpoint closes (ErrClosed).
+func (e *Endpoint) ReceiveContext(ctx context.Context, buf []byte) (Channel, int, error) {
+	ch, n, err := e.queue.popWait(ctx, buf)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return ch, n, fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return ch, n, err
+}
+
+// SetQueueNotify registers fn, called under the queue's lock with true
+// when the receive queue becomes non-empty (and at close) and false when it
+// becomes empty; it is called once at registration with the current state.
+// SetQueueNotify(nil) detaches; after it returns fn is not called again.
+// fn must not call back into the endpoint.
+func (e *Endpoint) SetQueueNotify(fn func(nonEmpty bool)) { e.queue.setNotify(fn) }
+
+// CloseConnection closes the connection to addr gracefully: our streams
+// are written and read by the peer, the peer finishes its own, then the
+// connection closes with code 0 (bounded by the drain timeout). With no
+// connection to addr it does nothing.
+func (e *Endpoint) CloseConnection(addr netip.AddrPort) error {
+	if err := checkPeerAddr(addr); err != nil {
+		return err
+	}
+	addr = normalize(addr)
+	e.mu.Lock()
+	c := e.conns[addr]
+	if c != nil {
+		delete(e.conns, addr)
+	}
+	e.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.drain(true)
+	<-c.drained
+	return nil
+}
+
+// Close drains every connection (bounded by the drain timeout), closes the
+// socket and wakes blocked receivers with ErrClosed. Queued messages are
+// dropped. It is safe to call more than once.
+func (e *Endpoint) Close() error {
+	e.closeOnce.Do(func() {
+		e.mu.Lock()
+		e.closed = true
+		conns := make([]*peerConn, 0, len(e.all))
+		for c := range e.all {
+			conns = append(conns, c)
+		}
+		e.conns = map[netip.AddrPort]*peerConn{}
+		e.mu.Unlock()
+		e.ln.Close()
+		for _, c := range conns {
+			c.drain(true)
+		}
+		deadline := time.After(e.cfg.DrainTimeout + time.Second)
+	wait:
+		for _, c := range conns {
+			select {
+			case <-c.drained:
+			case <-deadline:
+				break wait
+			}
+		}
+		for _, c := range conns {
+			c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "endpoint closed")
+		}
+		e.queue.close()
+		e.cancel()
+		e.closeErr = e.tr.Close()
+		e.udp.Close()
+	})
+	return e.closeErr
+}
+
+func (e *Endpoint) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+// Stats returns the counters and gauges.
+func (e *Endpoint) Stats() Stats {
+	e.mu.Lock()
+	open := len(e.conns)
+	e.mu.Unlock()
+	qm, qb := e.queue.depth()
+	return Stats{
+		OpenConnections:   uint64(open),
+		Dials:             e.stats.dials.Load(),
+		Accepts:           e.stats.accepts.Load(),
+		Evictions:         e.stats.evictions.Load(),
+		HandshakeFailures: e.stats.handshakeFailures.Load(),
+		OpenStreams:       uint64(max(e.stats.openStreams.Load(), 0)),
+		MessagesSent:      e.stats.messagesSent.Load(),
+		BytesSent:         e.stats.bytesSent.Load(),
+		MessagesReceived:  e.stats.messagesReceived.Load(),
+		BytesReceived:     e.stats.bytesReceived.Load(),
+		QueueMessages:     qm,
+		QueueBytes:        qb,
+		StreamsReset:      e.stats.streamsReset.Load(),
+		ConnectionsLost:   e.stats.connectionsLost.Load(),
+		CongestionControl: CongestionControl(),
+	}
+}

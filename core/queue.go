@@ -1,0 +1,185 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// message is one received message waiting in the queue.
+type message struct {
+	ch      Channel
+	payload []byte
+}
+
+// recvQueue is the FIFO of received messages across all peers. It is
+// bounded in bytes and messages; a stream reader that finds it full waits,
+// which stops reading its QUIC stream, so flow control pushes back on the
+// sender instead of anything being dropped.
+type recvQueue struct {
+	maxBytes uint64
+	maxMsgs  int
+
+	mu     sync.Mutex
+	buf    []message // ring buffer
+	head   int
+	n      int
+	bytes  uint64
+	closed bool
+	// space is closed (and replaced) when a pop makes room; data is closed
+	// (and replaced) when a push adds a message or the queue closes.
+	space  chan struct{}
+	data   chan struct{}
+	notify func(nonEmpty bool)
+}
+
+func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
+	initial := min(maxMsgs, 64)
+	return &recvQueue{
+		maxBytes: maxBytes,
+		maxMsgs:  maxMsgs,
+		buf:      make([]message, initial),
+		space:    make(chan struct{}),
+		data:     make(chan struct{}),
+	}
+}
+
+// push adds m, waiting while the queue is full. A message always fits an
+// empty queue, because the queue limit is at least the message limit.
+func (q *recvQueue) push(ctx context.Context, m message) error {
+	size := uint64(len(m.payload))
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
+		if q.n == 0 || (q.n < q.maxMsgs && q.bytes+size <= q.maxBytes) {
+			q.append(m)
+			q.bytes += size
+			if q.n == 1 && q.notify != nil {
+				q.notify(true)
+			}
+			close(q.data)
+			q.data = make(chan struct{})
+			q.mu.Unlock()
+			return nil
+		}
+		wait := q.space
+		q.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (q *recvQueue) append(m message) {
+	if q.n == len(q.buf) {
+		grown := make([]message, min(max(2*len(q.buf), 1), q.maxMsgs))
+		for i := 0; i < q.n; i++ {
+			grown[i] = q.buf[(q.head+i)%len(q.buf)]
+		}
+		q.buf, q.head = grown, 0
+	}
+	q.buf[(q.head+q.n)%len(q.buf)] = m
+	q.n++
+}
+
+// pop copies the oldest message into dst. It returns ErrWouldBlock when
+// empty and ErrBufferTooSmall (with the needed size) without removing the
+// message when dst is short.
+func (q *recvQueue) pop(dst []byte) (Channel, int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.popLocked(dst)
+}
+
+func (q *recvQueue) popLocked(dst []byte) (Channel, int, error) {
+	if q.closed {
+		return Channel{}, 0, ErrClosed
+	}
+	if q.n == 0 {
+		return Channel{}, 0, ErrWouldBlock
+	}
+	m := &q.buf[q.head]
+	if len(dst) < len(m.payload) {
+		return m.ch, len(m.payload), fmt.Errorf("%w: need %d bytes, have %d", ErrBufferTooSmall, len(m.payload), len(dst))
+	}
+	n := copy(dst, m.payload)
+	ch := m.ch
+	*m = message{}
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
+	q.bytes -= uint64(n)
+	if q.n == 0 {
+		q.head = 0
+		if q.notify != nil {
+			q.notify(false)
+		}
+		// Give back the memory a burst grew the ring to.
+		if len(q.buf) > 1024 {
+			q.buf = make([]message, 64)
+		}
+	}
+	close(q.space)
+	q.space = make(chan struct{})
+	return ch, n, nil
+}
+
+// popWait is pop that waits for a message until ctx ends or the queue
+// closes.
+func (q *recvQueue) popWait(ctx context.Context, dst []byte) (Channel, int, error) {
+	for {
+		q.mu.Lock()
+		ch, n, err := q.popLocked(dst)
+		if !errors.Is(err, ErrWouldBlock) {
+			q.mu.Unlock()
+			return ch, n, err
+		}
+		wait := q.data
+		q.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return Channel{}, 0, ctx.Err()
+		}
+	}
+}
+
+// setNotify installs fn and calls it with the current state, under the
+// lock, so the caller's view never misses a transition.
+func (q *recvQueue) setNotify(fn func(nonEmpty bool)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.notify = fn
+	if fn != nil {
+		fn(q.n > 0 && !q.closed)
+	}
+}
+
+// close wakes every waiter; queued messages are dropped.
+func (q *recvQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return
+	}
+	q.closed = true
+	q.buf, q.n, q.head, q.bytes = nil, 0, 0, 0
+	if q.notify != nil {
+		// Readable at close, so a poller wakes and learns of the close from
+		// its next receive call.
+		q.notify(true)
+	}
+	close(q.space)
+	close(q.data)
+}
+
+func (q *recvQueue) depth() (msgs, bytes uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return uint64(q.n), q.bytes
+}
