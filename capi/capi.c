@@ -1,0 +1,72 @@
+// The functions of the C API that need no Go: config_init, strerror,
+// last_error, version, and the thread-local last-error buffer that the Go
+// exports fill through aq_set_last_error.
+
+#include <string.h>
+
+#include "aranya_quic.h"
+#include "capi.h"
+
+static __thread char aq_last_error_buf[AQ_LAST_ERROR_MAX];
+
+void aq_set_last_error(const char *msg, size_t len) {
+    if (len >= sizeof aq_last_error_buf) {
+        len = sizeof aq_last_error_buf - 1;
+    }
+    if (len > 0) {
+        memcpy(aq_last_error_buf, msg, len);
+    }
+    aq_last_error_buf[len] = '\0';
+}
+
+const char *aranya_quic_last_error(void) {
+    return aq_last_error_buf;
+}
+
+int32_t aranya_quic_config_init(aranya_quic_config *cfg) {
+    static const char msg[] = "aranya_quic_config_init: cfg is NULL";
+    if (cfg == NULL) {
+        aq_set_last_error(msg, sizeof msg - 1);
+        return ARANYA_QUIC_ERR_INVALID_ARGUMENT;
+    }
+    memset(cfg, 0, sizeof *cfg);
+    cfg->struct_size = (uint32_t)sizeof *cfg;
+    return ARANYA_QUIC_OK;
+}
+
+const char *aranya_quic_strerror(int32_t code) {
+    switch (code) {
+    case ARANYA_QUIC_OK:
+        return "success";
+    case ARANYA_QUIC_ERR_WOULD_BLOCK:
+        return "no message queued";
+    case ARANYA_QUIC_ERR_BUFFER_TOO_SMALL:
+        return "buffer too small";
+    case ARANYA_QUIC_ERR_INVALID_ARGUMENT:
+        return "invalid argument";
+    case ARANYA_QUIC_ERR_INVALID_HANDLE:
+        return "invalid handle";
+    case ARANYA_QUIC_ERR_CLOSED:
+        return "endpoint closed";
+    case ARANYA_QUIC_ERR_TIMEOUT:
+        return "timed out";
+    case ARANYA_QUIC_ERR_TOO_LARGE:
+        return "message too large";
+    case ARANYA_QUIC_ERR_CONNECTION:
+        return "connection failed";
+    case ARANYA_QUIC_ERR_TLS:
+        return "TLS authentication failed";
+    case ARANYA_QUIC_ERR_INTERNAL:
+        return "internal error";
+    case ARANYA_QUIC_ERR_BAD_ADDRESS:
+        return "bad address";
+    case ARANYA_QUIC_ERR_IO:
+        return "I/O error";
+    default:
+        return "unknown error code";
+    }
+}
+
+const char *aranya_quic_version(void) {
+    return ARANYA_QUIC_VERSION_STRING;
+}

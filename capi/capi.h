@@ -1,0 +1,23 @@
+// Private declarations shared by the cgo preambles and capi.c. Not installed.
+#ifndef ARANYA_QUIC_CAPI_H
+#define ARANYA_QUIC_CAPI_H
+
+#include <stddef.h>
+
+#include "aranya_quic.h"
+
+// Size of the thread-local last-error buffer, NUL included.
+#define AQ_LAST_ERROR_MAX 1024
+
+// aq_set_last_error copies len bytes of msg (truncated to fit) into the
+// calling thread's last-error buffer.
+void aq_set_last_error(const char *msg, size_t len);
+
+// cgo writes its own prototypes of the exports without const; these
+// typedefs give the Go exports the header's const-qualified types, so the
+// generated prototypes match include/aranya_quic.h exactly.
+typedef const char aq_cchar;
+typedef const uint8_t aq_cbytes;
+typedef const aranya_quic_config aq_cconfig;
+
+#endif

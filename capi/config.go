@@ -1,0 +1,193 @@
+package main
+
+/*
+#include "aranya_quic.h"
+#include "capi.h"
+*/
+import "C"
+
+import (
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+	"unsafe"
+
+	"github.com/aranya-quic/aranya-quic/core"
+)
+
+// The defaults written in the header must equal core's: each line fails to
+// compile (constant index out of range) when they differ.
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_CONNECTIONS)-int64(core.DefaultMaxConnections)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_IDLE_TIMEOUT_MS)-int64(core.DefaultIdleTimeout/time.Millisecond)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS)-int64(core.DefaultHandshakeTimeout/time.Millisecond)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS)-int64(core.DefaultSendTimeout/time.Millisecond)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS)-int64(core.DefaultDrainTimeout/time.Millisecond)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE)-int64(core.DefaultMaxMessageSize)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES)-int64(core.DefaultMaxQueueBytes)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES)-int64(core.DefaultMaxQueueMessages)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_CHANNELS_PER_PEER)-int64(core.DefaultMaxChannelsPerPeer)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES)-int64(core.DefaultSendBufferBytes)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_TEAM_ID_LEN)-int64(len(core.TeamID{}))]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_PEER_ID_LEN)-int64(len(core.PeerID{}))]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_KIND_CHANNEL)-int64(core.KindChannel)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_KIND_SYNC)-int64(core.KindSync)]
+
+// maxPEMLen bounds each PEM input, so a garbage length fails cleanly
+// instead of reading far out of bounds.
+const maxPEMLen = 16 << 20
+
+// maxPinnedPeers bounds pinned_peers_len for the same reason.
+const maxPinnedPeers = 1 << 20
+
+// cBytes views n bytes at p as a Go slice without copying. p may be nil only
+// if n is 0. limit bounds n.
+func cBytes(name string, p unsafe.Pointer, n C.size_t, limit uint64) ([]byte, error) {
+	switch {
+	case n == 0:
+		return nil, nil
+	case p == nil:
+		return nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "%s is NULL with length %d", name, uint64(n))
+	case uint64(n) > limit:
+		return nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "%s length %d is over the limit %d", name, uint64(n), limit)
+	}
+	return unsafe.Slice((*byte)(p), int(n)), nil
+}
+
+// cString reads a NUL-terminated string of fewer than max bytes. It never
+// reads past the NUL or past max bytes.
+func cString(p *C.aq_cchar, max int) (string, bool) {
+	b := make([]byte, 0, 64)
+	for i := 0; i < max; i++ {
+		c := *(*byte)(unsafe.Add(unsafe.Pointer(p), i))
+		if c == 0 {
+			return string(b), true
+		}
+		b = append(b, c)
+	}
+	return "", false
+}
+
+// peerAddr parses a peer address argument.
+func peerAddr(p *C.aq_cchar) (netip.AddrPort, error) {
+	if p == nil {
+		return netip.AddrPort{}, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL")
+	}
+	s, ok := cString(p, C.ARANYA_QUIC_ADDR_MAX)
+	if !ok {
+		return netip.AddrPort{}, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "addr is not NUL-terminated within %d bytes", C.ARANYA_QUIC_ADDR_MAX)
+	}
+	return core.ParseAddr(s)
+}
+
+// millis converts a config field in milliseconds; ARANYA_QUIC_DISABLED
+// becomes disabled (negative) when allowed.
+func millis(v C.uint32_t, disable bool) time.Duration {
+	if disable && v == C.ARANYA_QUIC_DISABLED {
+		return -1
+	}
+	return time.Duration(v) * time.Millisecond
+}
+
+// configFrom converts the C config into core's, copying every buffer.
+func configFrom(c *C.aq_cconfig) (core.Config, error) {
+	var cfg core.Config
+	if c == nil {
+		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg is NULL")
+	}
+	if uint64(c.struct_size) < uint64(C.sizeof_aranya_quic_config) {
+		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+			"cfg->struct_size is %d, this library needs at least %d: initialize it with aranya_quic_config_init",
+			uint64(c.struct_size), uint64(C.sizeof_aranya_quic_config))
+	}
+	if c.bind_addr == nil {
+		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->bind_addr is NULL")
+	}
+	bind, ok := cString(c.bind_addr, C.ARANYA_QUIC_ADDR_MAX)
+	if !ok {
+		return cfg, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "cfg->bind_addr is not NUL-terminated within %d bytes", C.ARANYA_QUIC_ADDR_MAX)
+	}
+	if _, err := netip.ParseAddrPort(bind); err != nil {
+		return cfg, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "cfg->bind_addr %q: %v", bind, err)
+	}
+	cfg.BindAddr = bind
+
+	pems := []struct {
+		name string
+		p    *C.uint8_t
+		n    C.size_t
+		dst  *[]byte
+	}{
+		{"cfg->cert_pem", c.cert_pem, c.cert_pem_len, &cfg.CertPEM},
+		{"cfg->key_pem", c.key_pem, c.key_pem_len, &cfg.KeyPEM},
+		{"cfg->ca_pem", c.ca_pem, c.ca_pem_len, &cfg.CAPEM},
+	}
+	for _, f := range pems {
+		b, err := cBytes(f.name, unsafe.Pointer(f.p), f.n, maxPEMLen)
+		if err != nil {
+			return cfg, err
+		}
+		if len(b) == 0 {
+			return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "%s is empty", f.name)
+		}
+		*f.dst = append([]byte(nil), b...)
+	}
+
+	if c.pinned_peers_len > maxPinnedPeers {
+		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->pinned_peers_len %d is over the limit %d", uint64(c.pinned_peers_len), maxPinnedPeers)
+	}
+	pins, err := cBytes("cfg->pinned_peers", unsafe.Pointer(c.pinned_peers), c.pinned_peers_len*C.ARANYA_QUIC_FINGERPRINT_LEN, maxPinnedPeers*C.ARANYA_QUIC_FINGERPRINT_LEN)
+	if err != nil {
+		return cfg, err
+	}
+	for i := 0; i+C.ARANYA_QUIC_FINGERPRINT_LEN <= len(pins); i += C.ARANYA_QUIC_FINGERPRINT_LEN {
+		cfg.PinnedPeers = append(cfg.PinnedPeers, [32]byte(pins[i:i+C.ARANYA_QUIC_FINGERPRINT_LEN]))
+	}
+
+	cfg.MaxConnections = int(c.max_connections)
+	cfg.IdleTimeout = millis(c.idle_timeout_ms, false)
+	cfg.SendTimeout = millis(c.send_timeout_ms, true)
+	cfg.KeepAlive = millis(c.keep_alive_ms, true)
+	cfg.DrainTimeout = millis(c.drain_timeout_ms, false)
+	cfg.HandshakeTimeout = millis(c.handshake_timeout_ms, false)
+	cfg.MaxMessageSize = uint64(c.max_message_size)
+	cfg.MaxQueueBytes = uint64(c.max_queue_bytes)
+	cfg.MaxQueueMessages = int(c.max_queue_messages)
+	cfg.MaxChannelsPerPeer = int(c.max_channels_per_peer)
+	cfg.SendBufferBytes = int(c.send_buffer_bytes)
+	if cfg.MaxMessageSize > C.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT {
+		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->max_message_size %d is over the limit %d", cfg.MaxMessageSize, uint64(C.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT))
+	}
+
+	switch c.congestion_control {
+	case C.ARANYA_QUIC_CC_DEFAULT, C.ARANYA_QUIC_CC_RENO:
+		// quic-go's only algorithm, NewReno.
+	case C.ARANYA_QUIC_CC_BBR2:
+		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->congestion_control: BBRv2 is not available in this version")
+	default:
+		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->congestion_control %d is unknown", uint32(c.congestion_control))
+	}
+
+	if c.log_level != C.ARANYA_QUIC_LOG_OFF {
+		var level slog.Level
+		switch c.log_level {
+		case C.ARANYA_QUIC_LOG_ERROR:
+			level = slog.LevelError
+		case C.ARANYA_QUIC_LOG_WARN:
+			level = slog.LevelWarn
+		case C.ARANYA_QUIC_LOG_INFO:
+			level = slog.LevelInfo
+		case C.ARANYA_QUIC_LOG_DEBUG:
+			level = slog.LevelDebug
+		default:
+			return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->log_level %d is unknown", uint32(c.log_level))
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+
+	if c.stateless_reset_key != nil {
+		key := [C.ARANYA_QUIC_RESET_KEY_LEN]byte(unsafe.Slice((*byte)(unsafe.Pointer(c.stateless_reset_key)), C.ARANYA_QUIC_RESET_KEY_LEN))
+		cfg.StatelessResetKey = &key
+	}
+	return cfg, nil
+}

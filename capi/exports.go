@@ -1,0 +1,326 @@
+package main
+
+/*
+#include "aranya_quic.h"
+#include "capi.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/aranya-quic/aranya-quic/core"
+)
+
+// maxRecvView bounds the Go view of a receive buffer; no message is larger
+// (ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT), so a bigger buffer loses nothing.
+const maxRecvView = 2 * C.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT
+
+//export aranya_quic_new
+func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
+	const fn = "aranya_quic_new"
+	defer recoverPanic(fn, &rc)
+	if out == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out is NULL"))
+	}
+	c, err := configFrom(cfg)
+	if err != nil {
+		return fail(fn, err)
+	}
+	ep, err := core.NewEndpoint(c)
+	if err != nil {
+		return fail(fn, err)
+	}
+	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1}
+	if e.maxMessageSize == 0 {
+		e.maxMessageSize = core.DefaultMaxMessageSize
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	*out = C.aranya_quic_t(register(e))
+	return C.ARANYA_QUIC_OK
+}
+
+//export aranya_quic_free
+func aranya_quic_free(ep C.aranya_quic_t) (rc C.int32_t) {
+	const fn = "aranya_quic_free"
+	defer recoverPanic(fn, &rc)
+	if ep == 0 {
+		return C.ARANYA_QUIC_OK
+	}
+	e, issued := unregister(uint64(ep))
+	if e == nil {
+		if issued {
+			return C.ARANYA_QUIC_OK // freed before, or being freed by another thread
+		}
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_HANDLE, "handle %d was never issued", uint64(ep)))
+	}
+	e.destroy()
+	return C.ARANYA_QUIC_OK
+}
+
+//export aranya_quic_local_addr
+func aranya_quic_local_addr(ep C.aranya_quic_t, buf *C.char, bufLen C.size_t, outLen *C.size_t) (rc C.int32_t) {
+	const fn = "aranya_quic_local_addr"
+	defer recoverPanic(fn, &rc)
+	if outLen == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_len is NULL"))
+	}
+	dst, err := cBytes("buf", unsafe.Pointer(buf), bufLen, maxRecvView)
+	if err != nil {
+		return fail(fn, err)
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return fail(fn, err)
+	}
+	defer e.inflight.Done()
+	s := e.ep.LocalAddr().String()
+	*outLen = C.size_t(len(s))
+	if len(dst) < len(s)+1 {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_BUFFER_TOO_SMALL, "the address needs %d bytes with its NUL, buf_len is %d", len(s)+1, len(dst)))
+	}
+	copy(dst, s)
+	dst[len(s)] = 0
+	return C.ARANYA_QUIC_OK
+}
+
+//export aranya_quic_send
+func aranya_quic_send(ep C.aranya_quic_t, addr *C.aq_cchar, teamID *C.aq_cbytes, label *C.aq_cchar, labelLen C.size_t, msg *C.aq_cbytes, msgLen C.size_t) (rc C.int32_t) {
+	const fn = "aranya_quic_send"
+	defer recoverPanic(fn, &rc)
+	if teamID == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "team_id is NULL"))
+	}
+	if labelLen > C.ARANYA_QUIC_LABEL_MAX {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "label_len %d is over ARANYA_QUIC_LABEL_MAX (%d)", uint64(labelLen), C.ARANYA_QUIC_LABEL_MAX))
+	}
+	lb, err := cBytes("label", unsafe.Pointer(label), labelLen, C.ARANYA_QUIC_LABEL_MAX)
+	if err != nil {
+		return fail(fn, err)
+	}
+	if !utf8.Valid(lb) {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "label is not valid UTF-8"))
+	}
+	team := core.TeamID(unsafe.Slice((*byte)(unsafe.Pointer(teamID)), C.ARANYA_QUIC_TEAM_ID_LEN))
+	lab := string(lb)
+	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to netip.AddrPort, m []byte) error {
+		return e.ep.Send(ctx, to, team, lab, m)
+	})
+}
+
+//export aranya_quic_send_sync
+func aranya_quic_send_sync(ep C.aranya_quic_t, addr *C.aq_cchar, syncType C.uint32_t, msg *C.aq_cbytes, msgLen C.size_t) (rc C.int32_t) {
+	const fn = "aranya_quic_send_sync"
+	defer recoverPanic(fn, &rc)
+	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to netip.AddrPort, m []byte) error {
+		return e.ep.SendSync(ctx, to, uint32(syncType), m)
+	})
+}
+
+// doSend is the part send and send_sync share: argument checks, handle,
+// address, message limit, and turning cancellation by free into CLOSED.
+func doSend(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msg *C.aq_cbytes, msgLen C.size_t, send func(context.Context, *endpoint, netip.AddrPort, []byte) error) C.int32_t {
+	if addr == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL"))
+	}
+	if msg == nil && msgLen != 0 {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msg is NULL with msg_len %d", uint64(msgLen)))
+	}
+	to, err := peerAddr(addr)
+	if err != nil {
+		return fail(fn, err)
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return fail(fn, err)
+	}
+	defer e.inflight.Done()
+	if uint64(msgLen) > e.maxMessageSize {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_TOO_LARGE, "msg_len %d is over max_message_size %d", uint64(msgLen), e.maxMessageSize))
+	}
+	// The engine copies the message (or finishes writing it) before Send
+	// returns, so the caller's buffer is used in place.
+	var m []byte
+	if msgLen > 0 {
+		m = unsafe.Slice((*byte)(unsafe.Pointer(msg)), int(msgLen))
+	}
+	if err := send(e.ctx, e, to, m); err != nil {
+		return fail(fn, closedIfFreed(e, err))
+	}
+	return C.ARANYA_QUIC_OK
+}
+
+// closedIfFreed reports err as ARANYA_QUIC_ERR_CLOSED when free cancelled
+// the call.
+func closedIfFreed(e *endpoint, err error) error {
+	if e.ctx.Err() != nil && !errors.Is(err, core.ErrClosed) {
+		return fmt.Errorf("%w: the endpoint is being freed (%w)", core.ErrClosed, err)
+	}
+	return err
+}
+
+//export aranya_quic_receive
+func aranya_quic_receive(ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, outChannel *C.aranya_quic_channel, outLen *C.size_t) (rc C.int32_t) {
+	const fn = "aranya_quic_receive"
+	defer recoverPanic(fn, &rc)
+	return doReceive(fn, ep, buf, bufLen, outChannel, outLen, 0, false)
+}
+
+//export aranya_quic_receive_timeout
+func aranya_quic_receive_timeout(ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, outChannel *C.aranya_quic_channel, outLen *C.size_t, timeoutMs C.int32_t) (rc C.int32_t) {
+	const fn = "aranya_quic_receive_timeout"
+	defer recoverPanic(fn, &rc)
+	return doReceive(fn, ep, buf, bufLen, outChannel, outLen, timeoutMs, true)
+}
+
+func doReceive(fn string, ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, outChannel *C.aranya_quic_channel, outLen *C.size_t, timeoutMs C.int32_t, wait bool) C.int32_t {
+	if outChannel == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_channel is NULL"))
+	}
+	if outLen == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_len is NULL"))
+	}
+	if buf == nil && bufLen != 0 {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "buf is NULL with buf_len %d", uint64(bufLen)))
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return fail(fn, err)
+	}
+	defer e.inflight.Done()
+	var dst []byte
+	if bufLen > 0 {
+		dst = unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(min(uint64(bufLen), maxRecvView)))
+	}
+
+	ch, n, err := e.ep.Receive(dst)
+	if wait && errors.Is(err, core.ErrWouldBlock) {
+		if timeoutMs == 0 {
+			err = fmt.Errorf("%w: no message queued (timeout 0)", core.ErrTimeout)
+		} else {
+			ctx := e.ctx
+			if timeoutMs > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, time.Duration(timeoutMs)*time.Millisecond)
+				defer cancel()
+			}
+			ch, n, err = e.ep.ReceiveContext(ctx, dst)
+			if err != nil {
+				err = closedIfFreed(e, err)
+			}
+		}
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, core.ErrBufferTooSmall):
+		*outLen = C.size_t(n)
+		return fail(fn, err)
+	default:
+		return fail(fn, err)
+	}
+	fillChannel(outChannel, ch)
+	*outLen = C.size_t(n)
+	return C.ARANYA_QUIC_OK
+}
+
+// fillChannel writes ch into the C struct, zeroing what does not apply.
+func fillChannel(out *C.aranya_quic_channel, ch core.Channel) {
+	*out = C.aranya_quic_channel{}
+	addr := unsafe.Slice((*byte)(unsafe.Pointer(&out.addr[0])), len(out.addr))
+	copy(addr[:len(addr)-1], ch.Addr.String())
+	out.kind = C.uint32_t(ch.Kind)
+	switch ch.Kind {
+	case core.KindChannel:
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out.team_id[0])), len(out.team_id)), ch.TeamID[:])
+		label := unsafe.Slice((*byte)(unsafe.Pointer(&out.label[0])), len(out.label))
+		out.label_len = C.size_t(copy(label[:len(label)-1], ch.Label))
+	case core.KindSync:
+		out.sync_type = C.uint32_t(ch.SyncType)
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&out.peer_id[0])), len(out.peer_id)), ch.PeerID[:])
+}
+
+//export aranya_quic_receive_fd
+func aranya_quic_receive_fd(ep C.aranya_quic_t, outFD *C.int) (rc C.int32_t) {
+	const fn = "aranya_quic_receive_fd"
+	defer recoverPanic(fn, &rc)
+	if outFD == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_fd is NULL"))
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return fail(fn, err)
+	}
+	defer e.inflight.Done()
+	fd, err := e.receiveFD()
+	if err != nil {
+		return fail(fn, err)
+	}
+	*outFD = C.int(fd)
+	return C.ARANYA_QUIC_OK
+}
+
+//export aranya_quic_close
+func aranya_quic_close(ep C.aranya_quic_t, addr *C.aq_cchar) (rc C.int32_t) {
+	const fn = "aranya_quic_close"
+	defer recoverPanic(fn, &rc)
+	to, err := peerAddr(addr)
+	if err != nil {
+		return fail(fn, err)
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return fail(fn, err)
+	}
+	defer e.inflight.Done()
+	if err := e.ep.CloseConnection(to); err != nil {
+		return fail(fn, closedIfFreed(e, err))
+	}
+	return C.ARANYA_QUIC_OK
+}
+
+//export aranya_quic_get_stats
+func aranya_quic_get_stats(ep C.aranya_quic_t, out *C.aranya_quic_stats) (rc C.int32_t) {
+	const fn = "aranya_quic_get_stats"
+	defer recoverPanic(fn, &rc)
+	if out == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out is NULL"))
+	}
+	if uint64(out.struct_size) < uint64(C.sizeof_aranya_quic_stats) {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+			"out->struct_size is %d, this library needs at least %d: set it to sizeof(aranya_quic_stats)",
+			uint64(out.struct_size), uint64(C.sizeof_aranya_quic_stats)))
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return fail(fn, err)
+	}
+	defer e.inflight.Done()
+	s := e.ep.Stats()
+	*out = C.aranya_quic_stats{
+		struct_size:        C.uint32_t(C.sizeof_aranya_quic_stats),
+		open_connections:   C.uint64_t(s.OpenConnections),
+		dials:              C.uint64_t(s.Dials),
+		accepts:            C.uint64_t(s.Accepts),
+		evictions:          C.uint64_t(s.Evictions),
+		handshake_failures: C.uint64_t(s.HandshakeFailures),
+		open_streams:       C.uint64_t(s.OpenStreams),
+		messages_sent:      C.uint64_t(s.MessagesSent),
+		bytes_sent:         C.uint64_t(s.BytesSent),
+		messages_received:  C.uint64_t(s.MessagesReceived),
+		bytes_received:     C.uint64_t(s.BytesReceived),
+		queue_messages:     C.uint64_t(s.QueueMessages),
+		queue_bytes:        C.uint64_t(s.QueueBytes),
+		streams_reset:      C.uint64_t(s.StreamsReset),
+		connections_lost:   C.uint64_t(s.ConnectionsLost),
+	}
+	cc := unsafe.Slice((*byte)(unsafe.Pointer(&out.congestion_control[0])), len(out.congestion_control))
+	copy(cc[:len(cc)-1], s.CongestionControl)
+	return C.ARANYA_QUIC_OK
+}
