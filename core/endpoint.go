@@ -6,6 +6,7 @@ package core
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -674,3 +675,6 @@ func (e *Endpoint) Stats() Stats {
 		CongestionControl: CongestionControl(),
 	}
 }
+
+// peerFingerprint is the SHA-256 of our leaf certificate, as peers see it.
+func (e *Endpoint) peerFingerprint() PeerID { return sha256.Sum256(e.id.cert.Certificate[0]) }
