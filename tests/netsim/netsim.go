@@ -75,7 +75,7 @@ type Proxy struct {
 	byProxy  map[netip.AddrPort]*port // proxy address -> port
 	ports    []*port
 	links    map[[2]*port]*pipe
-	parted   bool          // everything black-holed
+	parted   bool           // everything black-holed
 	isolated map[*port]bool // traffic to or from these black-holed
 	cut      map[[2]*port]bool
 	stats    Stats
