@@ -1,0 +1,240 @@
+//! Raw FFI declarations for `libaranya_quic`, written by hand to mirror
+//! `include/aranya_quic.h` (the source of truth of the ABI). Read the header
+//! for the meaning of every item; the names are the C names.
+//!
+//! `tests/layout.rs` checks every struct's size and field offsets, and every
+//! constant, against the C compiler's view of the header.
+//!
+//! Use the safe `aranya-quic` crate unless you need the raw calls.
+
+#![no_std]
+#![allow(non_camel_case_types)]
+
+use core::ffi::{c_char, c_int};
+
+// ---------------------------------------------------------------------------
+// Version
+// ---------------------------------------------------------------------------
+
+pub const ARANYA_QUIC_VERSION_MAJOR: u32 = 0;
+pub const ARANYA_QUIC_VERSION_MINOR: u32 = 1;
+pub const ARANYA_QUIC_VERSION_PATCH: u32 = 0;
+/// Without the NUL; compare with `aranya_quic_version()`.
+pub const ARANYA_QUIC_VERSION_STRING: &str = "0.1.0";
+pub const ARANYA_QUIC_VERSION_NUMBER: u32 = 1000;
+
+// ---------------------------------------------------------------------------
+// Limits
+// ---------------------------------------------------------------------------
+
+pub const ARANYA_QUIC_TEAM_ID_LEN: usize = 32;
+pub const ARANYA_QUIC_LABEL_MAX: usize = 255;
+pub const ARANYA_QUIC_ADDR_MAX: usize = 64;
+pub const ARANYA_QUIC_PEER_ID_LEN: usize = 32;
+pub const ARANYA_QUIC_FINGERPRINT_LEN: usize = 32;
+pub const ARANYA_QUIC_RESET_KEY_LEN: usize = 32;
+
+// ---------------------------------------------------------------------------
+// Return codes
+// ---------------------------------------------------------------------------
+
+pub const ARANYA_QUIC_OK: i32 = 0;
+pub const ARANYA_QUIC_ERR_WOULD_BLOCK: i32 = -1;
+pub const ARANYA_QUIC_ERR_BUFFER_TOO_SMALL: i32 = -2;
+pub const ARANYA_QUIC_ERR_INVALID_ARGUMENT: i32 = -3;
+pub const ARANYA_QUIC_ERR_INVALID_HANDLE: i32 = -4;
+pub const ARANYA_QUIC_ERR_CLOSED: i32 = -5;
+pub const ARANYA_QUIC_ERR_TIMEOUT: i32 = -6;
+pub const ARANYA_QUIC_ERR_TOO_LARGE: i32 = -7;
+pub const ARANYA_QUIC_ERR_CONNECTION: i32 = -8;
+pub const ARANYA_QUIC_ERR_TLS: i32 = -9;
+pub const ARANYA_QUIC_ERR_INTERNAL: i32 = -10;
+pub const ARANYA_QUIC_ERR_BAD_ADDRESS: i32 = -11;
+pub const ARANYA_QUIC_ERR_IO: i32 = -12;
+
+// ---------------------------------------------------------------------------
+// Message kinds, congestion control, log levels
+// ---------------------------------------------------------------------------
+
+pub const ARANYA_QUIC_KIND_CHANNEL: u32 = 1;
+pub const ARANYA_QUIC_KIND_SYNC: u32 = 2;
+
+pub const ARANYA_QUIC_CC_DEFAULT: u32 = 0;
+pub const ARANYA_QUIC_CC_RENO: u32 = 1;
+pub const ARANYA_QUIC_CC_BBR2: u32 = 2;
+
+pub const ARANYA_QUIC_LOG_OFF: u32 = 0;
+pub const ARANYA_QUIC_LOG_ERROR: u32 = 1;
+pub const ARANYA_QUIC_LOG_WARN: u32 = 2;
+pub const ARANYA_QUIC_LOG_INFO: u32 = 3;
+pub const ARANYA_QUIC_LOG_DEBUG: u32 = 4;
+
+// ---------------------------------------------------------------------------
+// Defaults
+// ---------------------------------------------------------------------------
+
+pub const ARANYA_QUIC_DEFAULT_MAX_CONNECTIONS: u32 = 32;
+pub const ARANYA_QUIC_DEFAULT_IDLE_TIMEOUT_MS: u32 = 30000;
+pub const ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS: u32 = 10000;
+pub const ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS: u32 = 10000;
+pub const ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS: u32 = 5000;
+pub const ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE: u32 = 16 * 1024 * 1024;
+pub const ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES: u32 = 64 * 1024 * 1024;
+pub const ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES: u32 = 65536;
+pub const ARANYA_QUIC_DEFAULT_MAX_CHANNELS_PER_PEER: u32 = 1024;
+pub const ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES: u32 = 256 * 1024;
+pub const ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT: u32 = 1024 * 1024 * 1024;
+pub const ARANYA_QUIC_DISABLED: u32 = u32::MAX;
+
+// ---------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------
+
+/// An endpoint handle; 0 is never valid.
+pub type aranya_quic_t = u64;
+
+/// `struct aranya_quic_config`. Initialize with [`aranya_quic_config_init`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct aranya_quic_config {
+    pub struct_size: u32,
+    pub bind_addr: *const c_char,
+    pub cert_pem: *const u8,
+    pub cert_pem_len: usize,
+    pub key_pem: *const u8,
+    pub key_pem_len: usize,
+    pub ca_pem: *const u8,
+    pub ca_pem_len: usize,
+    pub max_connections: u32,
+    pub idle_timeout_ms: u32,
+    pub send_timeout_ms: u32,
+    pub max_message_size: u64,
+    pub max_queue_bytes: u64,
+    pub pinned_peers: *const u8,
+    pub pinned_peers_len: usize,
+    pub keep_alive_ms: u32,
+    pub drain_timeout_ms: u32,
+    pub handshake_timeout_ms: u32,
+    pub max_queue_messages: u32,
+    pub max_channels_per_peer: u32,
+    pub congestion_control: u32,
+    pub log_level: u32,
+    pub send_buffer_bytes: u32,
+    pub stateless_reset_key: *const u8,
+}
+
+impl Default for aranya_quic_config {
+    /// All zeroes and NULLs (struct_size 0: still call
+    /// [`aranya_quic_config_init`]).
+    fn default() -> Self {
+        // SAFETY: integers and raw pointers, for which all-zero is valid.
+        unsafe { core::mem::zeroed() }
+    }
+}
+
+/// `struct aranya_quic_channel`: where a received message came from.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct aranya_quic_channel {
+    pub addr: [c_char; ARANYA_QUIC_ADDR_MAX],
+    pub kind: u32,
+    pub sync_type: u32,
+    pub team_id: [u8; ARANYA_QUIC_TEAM_ID_LEN],
+    pub label: [c_char; ARANYA_QUIC_LABEL_MAX + 1],
+    pub label_len: usize,
+    pub peer_id: [u8; ARANYA_QUIC_PEER_ID_LEN],
+}
+
+impl Default for aranya_quic_channel {
+    fn default() -> Self {
+        // SAFETY: integers and integer arrays, for which all-zero is valid.
+        unsafe { core::mem::zeroed() }
+    }
+}
+
+/// `struct aranya_quic_stats`. Set `struct_size` to
+/// `size_of::<aranya_quic_stats>()` before [`aranya_quic_get_stats`]
+/// (`Default` does).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct aranya_quic_stats {
+    pub struct_size: u32,
+    pub open_connections: u64,
+    pub dials: u64,
+    pub accepts: u64,
+    pub evictions: u64,
+    pub handshake_failures: u64,
+    pub open_streams: u64,
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
+    pub queue_messages: u64,
+    pub queue_bytes: u64,
+    pub streams_reset: u64,
+    pub connections_lost: u64,
+    pub congestion_control: [c_char; 16],
+}
+
+impl Default for aranya_quic_stats {
+    /// Zeroes, with `struct_size` set to this struct's size.
+    fn default() -> Self {
+        // SAFETY: integers and integer arrays, for which all-zero is valid.
+        let mut s: Self = unsafe { core::mem::zeroed() };
+        s.struct_size = core::mem::size_of::<Self>() as u32;
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Functions
+// ---------------------------------------------------------------------------
+
+extern "C" {
+    pub fn aranya_quic_config_init(cfg: *mut aranya_quic_config) -> i32;
+    pub fn aranya_quic_new(cfg: *const aranya_quic_config, out: *mut aranya_quic_t) -> i32;
+    pub fn aranya_quic_free(ep: aranya_quic_t) -> i32;
+    pub fn aranya_quic_local_addr(
+        ep: aranya_quic_t,
+        buf: *mut c_char,
+        buf_len: usize,
+        out_len: *mut usize,
+    ) -> i32;
+    pub fn aranya_quic_send(
+        ep: aranya_quic_t,
+        addr: *const c_char,
+        team_id: *const u8,
+        label: *const c_char,
+        label_len: usize,
+        msg: *const u8,
+        msg_len: usize,
+    ) -> i32;
+    pub fn aranya_quic_send_sync(
+        ep: aranya_quic_t,
+        addr: *const c_char,
+        sync_type: u32,
+        msg: *const u8,
+        msg_len: usize,
+    ) -> i32;
+    pub fn aranya_quic_receive(
+        ep: aranya_quic_t,
+        buf: *mut u8,
+        buf_len: usize,
+        out_channel: *mut aranya_quic_channel,
+        out_len: *mut usize,
+    ) -> i32;
+    pub fn aranya_quic_receive_timeout(
+        ep: aranya_quic_t,
+        buf: *mut u8,
+        buf_len: usize,
+        out_channel: *mut aranya_quic_channel,
+        out_len: *mut usize,
+        timeout_ms: i32,
+    ) -> i32;
+    pub fn aranya_quic_receive_fd(ep: aranya_quic_t, out_fd: *mut c_int) -> i32;
+    pub fn aranya_quic_close(ep: aranya_quic_t, addr: *const c_char) -> i32;
+    pub fn aranya_quic_get_stats(ep: aranya_quic_t, out: *mut aranya_quic_stats) -> i32;
+    pub fn aranya_quic_strerror(code: i32) -> *const c_char;
+    pub fn aranya_quic_last_error() -> *const c_char;
+    pub fn aranya_quic_version() -> *const c_char;
+}

@@ -1,0 +1,118 @@
+/* Prints the C compiler's view of include/aranya_quic.h as "name value"
+ * lines: struct sizes, alignments, field offsets and sizes, and every
+ * constant. tests/layout.rs compiles and runs it and compares with Rust. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aranya_quic.h"
+
+#define SIZE(T) printf("size %s %zu\nalign %s %zu\n", #T, sizeof(T), #T, _Alignof(T))
+#define FIELD(T, F) printf("offset %s.%s %zu\nfsize %s.%s %zu\n", #T, #F, offsetof(T, F), #T, #F, sizeof(((T *)0)->F))
+#define CONST(C) printf("const %s %lld\n", #C, (long long)(C))
+
+int main(void) {
+    SIZE(aranya_quic_t);
+
+    SIZE(aranya_quic_config);
+    FIELD(aranya_quic_config, struct_size);
+    FIELD(aranya_quic_config, bind_addr);
+    FIELD(aranya_quic_config, cert_pem);
+    FIELD(aranya_quic_config, cert_pem_len);
+    FIELD(aranya_quic_config, key_pem);
+    FIELD(aranya_quic_config, key_pem_len);
+    FIELD(aranya_quic_config, ca_pem);
+    FIELD(aranya_quic_config, ca_pem_len);
+    FIELD(aranya_quic_config, max_connections);
+    FIELD(aranya_quic_config, idle_timeout_ms);
+    FIELD(aranya_quic_config, send_timeout_ms);
+    FIELD(aranya_quic_config, max_message_size);
+    FIELD(aranya_quic_config, max_queue_bytes);
+    FIELD(aranya_quic_config, pinned_peers);
+    FIELD(aranya_quic_config, pinned_peers_len);
+    FIELD(aranya_quic_config, keep_alive_ms);
+    FIELD(aranya_quic_config, drain_timeout_ms);
+    FIELD(aranya_quic_config, handshake_timeout_ms);
+    FIELD(aranya_quic_config, max_queue_messages);
+    FIELD(aranya_quic_config, max_channels_per_peer);
+    FIELD(aranya_quic_config, congestion_control);
+    FIELD(aranya_quic_config, log_level);
+    FIELD(aranya_quic_config, send_buffer_bytes);
+    FIELD(aranya_quic_config, stateless_reset_key);
+
+    SIZE(aranya_quic_channel);
+    FIELD(aranya_quic_channel, addr);
+    FIELD(aranya_quic_channel, kind);
+    FIELD(aranya_quic_channel, sync_type);
+    FIELD(aranya_quic_channel, team_id);
+    FIELD(aranya_quic_channel, label);
+    FIELD(aranya_quic_channel, label_len);
+    FIELD(aranya_quic_channel, peer_id);
+
+    SIZE(aranya_quic_stats);
+    FIELD(aranya_quic_stats, struct_size);
+    FIELD(aranya_quic_stats, open_connections);
+    FIELD(aranya_quic_stats, dials);
+    FIELD(aranya_quic_stats, accepts);
+    FIELD(aranya_quic_stats, evictions);
+    FIELD(aranya_quic_stats, handshake_failures);
+    FIELD(aranya_quic_stats, open_streams);
+    FIELD(aranya_quic_stats, messages_sent);
+    FIELD(aranya_quic_stats, bytes_sent);
+    FIELD(aranya_quic_stats, messages_received);
+    FIELD(aranya_quic_stats, bytes_received);
+    FIELD(aranya_quic_stats, queue_messages);
+    FIELD(aranya_quic_stats, queue_bytes);
+    FIELD(aranya_quic_stats, streams_reset);
+    FIELD(aranya_quic_stats, connections_lost);
+    FIELD(aranya_quic_stats, congestion_control);
+
+    CONST(ARANYA_QUIC_VERSION_MAJOR);
+    CONST(ARANYA_QUIC_VERSION_MINOR);
+    CONST(ARANYA_QUIC_VERSION_PATCH);
+    CONST(ARANYA_QUIC_VERSION_NUMBER);
+    printf("str ARANYA_QUIC_VERSION_STRING %s\n", ARANYA_QUIC_VERSION_STRING);
+    CONST(ARANYA_QUIC_TEAM_ID_LEN);
+    CONST(ARANYA_QUIC_LABEL_MAX);
+    CONST(ARANYA_QUIC_ADDR_MAX);
+    CONST(ARANYA_QUIC_PEER_ID_LEN);
+    CONST(ARANYA_QUIC_FINGERPRINT_LEN);
+    CONST(ARANYA_QUIC_RESET_KEY_LEN);
+    CONST(ARANYA_QUIC_OK);
+    CONST(ARANYA_QUIC_ERR_WOULD_BLOCK);
+    CONST(ARANYA_QUIC_ERR_BUFFER_TOO_SMALL);
+    CONST(ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CONST(ARANYA_QUIC_ERR_INVALID_HANDLE);
+    CONST(ARANYA_QUIC_ERR_CLOSED);
+    CONST(ARANYA_QUIC_ERR_TIMEOUT);
+    CONST(ARANYA_QUIC_ERR_TOO_LARGE);
+    CONST(ARANYA_QUIC_ERR_CONNECTION);
+    CONST(ARANYA_QUIC_ERR_TLS);
+    CONST(ARANYA_QUIC_ERR_INTERNAL);
+    CONST(ARANYA_QUIC_ERR_BAD_ADDRESS);
+    CONST(ARANYA_QUIC_ERR_IO);
+    CONST(ARANYA_QUIC_KIND_CHANNEL);
+    CONST(ARANYA_QUIC_KIND_SYNC);
+    CONST(ARANYA_QUIC_CC_DEFAULT);
+    CONST(ARANYA_QUIC_CC_RENO);
+    CONST(ARANYA_QUIC_CC_BBR2);
+    CONST(ARANYA_QUIC_LOG_OFF);
+    CONST(ARANYA_QUIC_LOG_ERROR);
+    CONST(ARANYA_QUIC_LOG_WARN);
+    CONST(ARANYA_QUIC_LOG_INFO);
+    CONST(ARANYA_QUIC_LOG_DEBUG);
+    CONST(ARANYA_QUIC_DEFAULT_MAX_CONNECTIONS);
+    CONST(ARANYA_QUIC_DEFAULT_IDLE_TIMEOUT_MS);
+    CONST(ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS);
+    CONST(ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS);
+    CONST(ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS);
+    CONST(ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE);
+    CONST(ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES);
+    CONST(ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES);
+    CONST(ARANYA_QUIC_DEFAULT_MAX_CHANNELS_PER_PEER);
+    CONST(ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES);
+    CONST(ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT);
+    CONST(ARANYA_QUIC_DISABLED);
+    return 0;
+}
