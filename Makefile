@@ -1,0 +1,93 @@
+# aranya-quic: build, demo and tests.
+#
+#   make run        demo: two peers (two processes) exchange messages
+#   make test       everything: go vet, gofmt, go test -race, ctest, bindings
+#   make lib        build/libaranya_quic.so
+#   make check-abi  exported symbols == header functions; header compiles alone
+#   make certs      throwaway certificates in build/certs
+#   make clean
+
+GO    ?= go
+CC    ?= cc
+CXX   ?= c++
+CMAKE ?= cmake
+BUILD := build
+LIB   := $(BUILD)/libaranya_quic.so
+CMAKE_BUILD := $(BUILD)/cmake
+
+CWARN := -Wall -Wextra -Werror -pedantic
+GO_SOURCES := $(shell find core capi -type f \( -name '*.go' -o -name '*.c' -o -name '*.h' -o -name '*.map' \) 2>/dev/null) \
+	include/aranya_quic.h go.mod go.sum
+# Only the header's functions are exported (capi/exports.map); cgo refuses a
+# version script in #cgo LDFLAGS, so it goes through -extldflags.
+LIB_LDFLAGS := -extldflags=-Wl,--version-script=$(CURDIR)/capi/exports.map,-soname=libaranya_quic.so
+
+.PHONY: all lib certs run test go-vet fmt-check go-test ctest test-rust test-python check-abi clean
+
+all: lib
+
+lib: $(LIB)
+
+# The cgo-generated header lands beside the library in build/ and is never
+# committed: the public header is include/aranya_quic.h.
+$(LIB): $(GO_SOURCES)
+	@mkdir -p $(BUILD)
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -ldflags='$(LIB_LDFLAGS)' -o $@ ./capi
+
+certs: $(BUILD)/certs/ca.pem
+
+$(BUILD)/certs/ca.pem:
+	$(GO) run ./examples/certgen -other-ca -out $(BUILD)/certs alice bob carol
+
+$(BUILD)/demo: examples/c/demo.c include/aranya_quic.h $(LIB)
+	$(CC) -std=c99 $(CWARN) -Iinclude -o $@ examples/c/demo.c -L$(BUILD) -laranya_quic -Wl,-rpath,'$$ORIGIN'
+
+run: $(BUILD)/demo
+	@rm -rf $(BUILD)/run
+	@$(GO) run ./examples/certgen -out $(BUILD)/run/certs alice bob
+	@examples/c/run-demo.sh $(BUILD)/demo $(BUILD)/run/certs $(BUILD)/run
+
+test: go-vet fmt-check go-test ctest test-rust test-python
+
+go-vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+go-test:
+	$(GO) test -race ./...
+
+ctest:
+	$(CMAKE) -S . -B $(CMAKE_BUILD) -DCMAKE_BUILD_TYPE=Debug
+	$(CMAKE) --build $(CMAKE_BUILD) -j
+	cd $(CMAKE_BUILD) && ctest --output-on-failure
+
+# Hooks for the bindings' own tests; skipped while the bindings are absent.
+# Both get the library's directory and path in the environment.
+test-rust: lib
+	@if [ -d bindings/rust ]; then \
+		cd bindings/rust && ARANYA_QUIC_LIB_DIR=$(CURDIR)/$(BUILD) ARANYA_QUIC_LIB=$(CURDIR)/$(LIB) \
+			LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} cargo test; \
+	else echo "test-rust: bindings/rust not present, skipped"; fi
+
+test-python: lib
+	@if [ -d bindings/python ]; then \
+		ARANYA_QUIC_LIB_DIR=$(CURDIR)/$(BUILD) ARANYA_QUIC_LIB=$(CURDIR)/$(LIB) \
+			python3 -m pytest -q bindings/python; \
+	else echo "test-python: bindings/python not present, skipped"; fi
+
+check-abi: $(LIB)
+	@nm -D --defined-only $(LIB) | awk '{print $$NF}' | sort > $(BUILD)/abi-lib.txt
+	@grep -oE '^(int32_t|const char \*)[[:space:]]*aranya_quic_[a-z_]+\(' include/aranya_quic.h \
+		| grep -oE 'aranya_quic_[a-z_]+' | sort > $(BUILD)/abi-header.txt
+	@test -s $(BUILD)/abi-header.txt || { echo "check-abi: no functions found in the header"; exit 1; }
+	@diff -u $(BUILD)/abi-header.txt $(BUILD)/abi-lib.txt \
+		|| { echo "check-abi: exported symbols (+) differ from the header's functions (-)"; exit 1; }
+	@printf '#include "aranya_quic.h"\n' | $(CC) -std=c99 $(CWARN) -Iinclude -x c -fsyntax-only -
+	@printf '#include "aranya_quic.h"\n' | $(CXX) -std=c++11 $(CWARN) -Iinclude -x c++ -fsyntax-only -
+	@echo "check-abi: ok: $$(wc -l < $(BUILD)/abi-lib.txt) exported functions match the header; header compiles as C99 and C++11"
+
+clean:
+	rm -rf $(BUILD)
