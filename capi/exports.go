@@ -35,6 +35,10 @@ func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
 	}
 	ep, err := core.NewEndpoint(c)
 	if err != nil {
+		if isOSError(err) && !errors.Is(err, core.ErrBadAddress) {
+			// The socket could not be bound: not a connection to anyone.
+			err = errorf(C.ARANYA_QUIC_ERR_IO, "%v", err)
+		}
 		return fail(fn, err)
 	}
 	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1}
