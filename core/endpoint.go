@@ -223,23 +223,17 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 	if uint64(len(msg)) > e.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
 	}
-	if e.isClosed() {
-		return ErrClosed
-	}
-	if e.cfg.SendTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.cfg.SendTimeout)
-		defer cancel()
-	}
+	lctx := newLazyContext(ctx, e.cfg.SendTimeout)
+	defer lctx.release()
 	var lastErr error
 	for attempt := 0; attempt < maxSendAttempts; attempt++ {
-		c, err := e.conn(ctx, addr)
+		c, err := e.conn(lctx, addr)
 		if err != nil {
 			return err
 		}
-		s, err := e.channelStream(ctx, c, addr, key, hdr)
+		s, err := e.channelStream(lctx, c, addr, key, hdr)
 		if err == nil {
-			err = s.send(ctx, msg)
+			err = s.send(lctx, msg)
 		}
 		switch {
 		case err == nil:
@@ -259,7 +253,7 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 			continue
 		case errors.Is(err, ErrTimeout):
 			return err
-		case ctx.Err() != nil:
+		case lctx.err() != nil:
 			return fmt.Errorf("%w: %w", ErrTimeout, err)
 		default:
 			return err
@@ -273,7 +267,7 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 
 // channelStream returns c's stream for key, first waiting for the same
 // channel's stream on a draining connection to be read by the peer.
-func (e *Endpoint) channelStream(ctx context.Context, c *peerConn, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage) (*sendStream, error) {
+func (e *Endpoint) channelStream(lctx *lazyContext, c *peerConn, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage) (*sendStream, error) {
 	c.mu.Lock()
 	s := c.streams[key]
 	c.mu.Unlock()
@@ -284,6 +278,7 @@ func (e *Endpoint) channelStream(ctx context.Context, c *peerConn, addr netip.Ad
 	wait := e.retiring[retireKey{addr, key}]
 	e.mu.Unlock()
 	if wait != nil {
+		ctx := lctx.get()
 		select {
 		case <-wait:
 		case <-ctx.Done():
@@ -294,7 +289,7 @@ func (e *Endpoint) channelStream(ctx context.Context, c *peerConn, addr netip.Ad
 	if err != nil {
 		return nil, err
 	}
-	return c.stream(ctx, key, header)
+	return c.stream(lctx, key, header)
 }
 
 // retireStreams registers the streams of a draining connection; each
@@ -322,7 +317,7 @@ func (e *Endpoint) retireStreams(addr netip.AddrPort, streams []*sendStream) []c
 
 // conn returns a ready connection to addr, dialing if there is none. Sends
 // that find a dial in progress wait for it rather than dialing again.
-func (e *Endpoint) conn(ctx context.Context, addr netip.AddrPort) (*peerConn, error) {
+func (e *Endpoint) conn(lctx *lazyContext, addr netip.AddrPort) (*peerConn, error) {
 	for {
 		e.mu.Lock()
 		if e.closed {
@@ -341,6 +336,7 @@ func (e *Endpoint) conn(ctx context.Context, addr netip.AddrPort) (*peerConn, er
 			go e.dial(addr, d)
 		}
 		e.mu.Unlock()
+		ctx := lctx.get()
 		select {
 		case <-d.done:
 			if d.err != nil {

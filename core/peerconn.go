@@ -180,7 +180,7 @@ func (c *peerConn) sendControl(typ uint64) {
 }
 
 // stream returns the send stream for key, opening it if needed.
-func (c *peerConn) stream(ctx context.Context, key chanKey, header []byte) (*sendStream, error) {
+func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendStream, error) {
 	c.mu.Lock()
 	if s := c.streams[key]; s != nil {
 		c.mu.Unlock()
@@ -198,6 +198,7 @@ func (c *peerConn) stream(ctx context.Context, key chanKey, header []byte) (*sen
 			return nil, fmt.Errorf("%w: %w", errDraining, err)
 		}
 		// The peer's stream limit: wait for credit without holding the lock.
+		ctx := lctx.get()
 		if str, err = c.qc.OpenStreamSync(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("%w: waiting for the peer's stream credit: %w", ErrTimeout, err)

@@ -31,7 +31,10 @@ type recvQueue struct {
 	// (and replaced) when a push adds a message or the queue closes.
 	space  chan struct{}
 	data   chan struct{}
-	notify func(nonEmpty bool)
+	// Waiter counts let push and pop skip replacing a channel nobody
+	// waits on, which would cost an allocation per message.
+	spaceWaiters, dataWaiters int
+	notify                    func(nonEmpty bool)
 }
 
 func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
@@ -61,17 +64,27 @@ func (q *recvQueue) push(ctx context.Context, m message) error {
 			if q.n == 1 && q.notify != nil {
 				q.notify(true)
 			}
-			close(q.data)
-			q.data = make(chan struct{})
+			if q.dataWaiters > 0 {
+				close(q.data)
+				q.data = make(chan struct{})
+			}
 			q.mu.Unlock()
 			return nil
 		}
 		wait := q.space
+		q.spaceWaiters++
 		q.mu.Unlock()
+		var err error
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		}
+		q.mu.Lock()
+		q.spaceWaiters--
+		q.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -124,8 +137,10 @@ func (q *recvQueue) popLocked(dst []byte) (Channel, int, error) {
 			q.buf = make([]message, 64)
 		}
 	}
-	close(q.space)
-	q.space = make(chan struct{})
+	if q.spaceWaiters > 0 {
+		close(q.space)
+		q.space = make(chan struct{})
+	}
 	return ch, n, nil
 }
 
@@ -140,11 +155,19 @@ func (q *recvQueue) popWait(ctx context.Context, dst []byte) (Channel, int, erro
 			return ch, n, err
 		}
 		wait := q.data
+		q.dataWaiters++
 		q.mu.Unlock()
+		var waitErr error
 		select {
 		case <-wait:
 		case <-ctx.Done():
-			return Channel{}, 0, ctx.Err()
+			waitErr = ctx.Err()
+		}
+		q.mu.Lock()
+		q.dataWaiters--
+		q.mu.Unlock()
+		if waitErr != nil {
+			return Channel{}, 0, waitErr
 		}
 	}
 }

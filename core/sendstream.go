@@ -48,6 +48,7 @@ type sendStream struct {
 	// changed is closed and replaced whenever flushing, buf or err changes,
 	// waking senders waiting for room and a drain waiting for the flush.
 	changed chan struct{}
+	waiters int // goroutines waiting on changed
 	lastUse atomic.Uint64
 }
 
@@ -58,8 +59,27 @@ func newSendStream(key chanKey, str *quic.Stream, header []byte, limit int, stat
 }
 
 func (s *sendStream) signalLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if s.waiters > 0 {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+}
+
+// waitLocked releases s.mu until the next signal or ctx's end, and takes
+// it again.
+func (s *sendStream) waitLocked(ctx context.Context) error {
+	wait := s.changed
+	s.waiters++
+	s.mu.Unlock()
+	var err error
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.mu.Lock()
+	s.waiters--
+	return err
 }
 
 // send queues msg as one frame. It returns once the whole frame is in the
@@ -67,10 +87,10 @@ func (s *sendStream) signalLocked() {
 // nothing: a message that timed out left no bytes behind, so the stream
 // stays well formed and the caller may retry without a duplicate. A
 // message larger than the buffer is admitted into an empty buffer.
-func (s *sendStream) send(ctx context.Context, msg []byte) error {
+func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 	frameLen := wire.FrameHeaderLen(len(msg)) + len(msg)
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
 		switch {
 		case s.err != nil:
 			// This message was not written: the caller may safely retry
@@ -94,12 +114,9 @@ func (s *sendStream) send(ctx context.Context, msg []byte) error {
 			s.mu.Unlock()
 			return nil
 		}
-		wait := s.changed
-		s.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return fmt.Errorf("%w: channel send buffer stayed full: %w", ErrTimeout, ctx.Err())
+		if err := s.waitLocked(ctx.get()); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("%w: channel send buffer stayed full: %w", ErrTimeout, err)
 		}
 	}
 }
@@ -141,15 +158,11 @@ func (s *sendStream) retire(ctx context.Context) error {
 	s.mu.Lock()
 	s.retired = true
 	for s.flushing || (len(s.buf) > 0 && s.err == nil) {
-		wait := s.changed
-		s.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
+		if err := s.waitLocked(ctx); err != nil {
+			s.mu.Unlock()
 			s.str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
-			return ctx.Err()
+			return err
 		}
-		s.mu.Lock()
 	}
 	err := s.err
 	s.mu.Unlock()
