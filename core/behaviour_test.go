@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -322,5 +323,58 @@ func TestReceiveUnblocksOnClose(t *testing.T) {
 		require.ErrorIs(t, err, ErrClosed)
 	case <-time.After(5 * time.Second):
 		t.Fatal("receive still blocked after Close")
+	}
+}
+
+func TestConcurrentSendsShareOneDial(t *testing.T) {
+	a := newTestEndpoint(t, "alice")
+	b := newTestEndpoint(t, "bob")
+	const senders = 20
+	var wg sync.WaitGroup
+	for i := 0; i < senders; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.Send(sendCtx(t), b.LocalAddr(), team(1), fmt.Sprintf("s%d", i), []byte("x")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	recvN(t, b, senders, 5*time.Second)
+	require.Equal(t, uint64(1), a.Stats().Dials)
+	require.Equal(t, uint64(1), b.Stats().Accepts)
+}
+
+func TestSlowDialDoesNotBlockOtherPeers(t *testing.T) {
+	cfg := peerConfig(t, "alice")
+	cfg.HandshakeTimeout = 2 * time.Second
+	a := newEndpoint(t, cfg)
+	b := newTestEndpoint(t, "bob")
+	// A UDP socket that never answers: dials to it hang until the
+	// handshake timeout.
+	hole, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	require.NoError(t, err)
+	defer hole.Close()
+	holeAddr := hole.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	stuck := make(chan error, 1)
+	go func() { stuck <- a.Send(context.Background(), holeAddr, team(1), "void", []byte("x")) }()
+	time.Sleep(100 * time.Millisecond) // let the dial start
+	select {
+	case err := <-stuck:
+		t.Fatalf("send to a silent peer returned early: %v", err)
+	default:
+	}
+	// While that dial hangs, another peer is served.
+	for i := 0; i < 10; i++ {
+		require.NoError(t, a.Send(sendCtx(t), b.LocalAddr(), team(1), "live", []byte(fmt.Sprintf("live %d", i))))
+	}
+	checkInOrder(t, recvN(t, b, 10, 5*time.Second), []string{"live"}, 10)
+	select {
+	case err := <-stuck:
+		require.ErrorIs(t, err, ErrConnection)
+	case <-time.After(10 * time.Second):
+		t.Fatal("send to a silent peer never gave up")
 	}
 }
