@@ -74,8 +74,8 @@ test-rust: lib
 
 test-python: lib
 	@if [ -d bindings/python ]; then \
-		ARANYA_QUIC_LIB_DIR=$(CURDIR)/$(BUILD) ARANYA_QUIC_LIB=$(CURDIR)/$(LIB) \
-			python3 -m pytest -q bindings/python; \
+		cd bindings/python && ARANYA_QUIC_LIB_DIR=$(CURDIR)/$(BUILD) ARANYA_QUIC_LIB=$(CURDIR)/$(LIB) \
+			python3 -m pytest -q; \
 	else echo "test-python: bindings/python not present, skipped"; fi
 
 check-abi: $(LIB)
