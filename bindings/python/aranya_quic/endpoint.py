@@ -1,0 +1,667 @@
+"""The safe Python API: :class:`Endpoint`, :class:`Config`, :class:`Message`, :class:`Stats`."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import dataclasses
+import enum
+import math
+import os
+import threading
+import time
+from collections.abc import Sequence
+from ctypes import POINTER, byref, c_int, c_size_t, c_uint8
+from typing import Any, Union
+
+from . import _ffi
+from .errors import Closed, InvalidArgument, check, error_from_code, last_error
+
+__all__ = [
+    "Address",
+    "PemSource",
+    "Kind",
+    "CongestionControl",
+    "LogLevel",
+    "Config",
+    "Message",
+    "Stats",
+    "Endpoint",
+    "RECEIVE_BUFFER_INITIAL",
+]
+
+#: A peer address: ``"ip:port"``, ``"[ipv6]:port"`` or a ``(host, port)`` tuple
+#: whose host is an IP address literal (no name resolution is done).
+Address = Union[str, tuple[str, int]]
+
+#: Certificate/key material: ``bytes``/``bytearray``/``memoryview`` hold PEM
+#: contents; a ``str`` starting with ``-----BEGIN`` is PEM text; any other
+#: ``str`` or an :class:`os.PathLike` is the path of a PEM file.
+PemSource = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]"]
+
+#: Size of the receive buffer :meth:`Endpoint.receive` starts with.
+RECEIVE_BUFFER_INITIAL = 64 * 1024
+#: Largest receive buffer kept between calls (per thread); bigger buffers,
+#: grown for one large message, are dropped after use.
+RECEIVE_BUFFER_KEEP_MAX = 1024 * 1024
+#: Longest single wait in the library while :meth:`Endpoint.receive` blocks,
+#: so that signals (Ctrl-C) are handled at least this often. Milliseconds.
+_WAIT_SLICE_MS = 1000
+
+_U8P = POINTER(c_uint8)
+_UINT32_MAX = 0xFFFFFFFF
+_UINT64_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+class Kind(enum.IntEnum):
+    """What a received message is (``aranya_quic_channel.kind``)."""
+
+    #: An application message on a (peer, team id, label) channel.
+    CHANNEL = _ffi.ARANYA_QUIC_KIND_CHANNEL
+    #: An Aranya sync message; :attr:`Message.sync_type` says which.
+    SYNC = _ffi.ARANYA_QUIC_KIND_SYNC
+
+
+class CongestionControl(enum.IntEnum):
+    """Values of :attr:`Config.congestion_control`."""
+
+    DEFAULT = _ffi.ARANYA_QUIC_CC_DEFAULT
+    RENO = _ffi.ARANYA_QUIC_CC_RENO
+    #: Reserved: the library rejects it until a release supports it.
+    BBR2 = _ffi.ARANYA_QUIC_CC_BBR2
+
+
+class LogLevel(enum.IntEnum):
+    """Values of :attr:`Config.log_level` (logs go to stderr)."""
+
+    OFF = _ffi.ARANYA_QUIC_LOG_OFF
+    ERROR = _ffi.ARANYA_QUIC_LOG_ERROR
+    WARN = _ffi.ARANYA_QUIC_LOG_WARN
+    INFO = _ffi.ARANYA_QUIC_LOG_INFO
+    DEBUG = _ffi.ARANYA_QUIC_LOG_DEBUG
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+
+
+def _read_pem(value: PemSource, name: str) -> bytes:
+    """PEM bytes from a :data:`PemSource` (see its rules)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, str) and value.lstrip().startswith("-----BEGIN"):
+        return value.encode("utf-8")
+    if isinstance(value, (str, os.PathLike)):
+        with open(value, "rb") as f:
+            return f.read()
+    raise TypeError(f"{name}: expected PEM bytes, PEM text or a path, got {type(value).__name__}")
+
+
+def _format_addr(addr: Address) -> bytes:
+    """``addr`` as the NUL-free bytes of ``"ip:port"`` / ``"[ipv6]:port"``."""
+    if isinstance(addr, tuple):
+        if len(addr) < 2:
+            raise InvalidArgument(
+                _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT, f"address tuple {addr!r} needs (host, port)"
+            )
+        host, port = str(addr[0]), int(addr[1])
+        text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    elif isinstance(addr, str):
+        text = addr
+    else:
+        raise TypeError(f"address: expected str or (host, port), got {type(addr).__name__}")
+    raw = text.encode("utf-8")
+    if b"\0" in raw:
+        # A C string cannot carry it; the library would see a shorter address.
+        raise error_from_code(
+            _ffi.ARANYA_QUIC_ERR_BAD_ADDRESS, f"address {text!r} contains a NUL byte"
+        )
+    return raw
+
+
+def _as_u8(data: Any, name: str) -> tuple[Any, int, Any]:
+    """A ``uint8_t *`` and length for a bytes-like object, plus what keeps it alive.
+
+    ``bytes`` and writable buffers are passed without a copy.
+    """
+    if isinstance(data, bytes):
+        return ctypes.cast(ctypes.c_char_p(data), _U8P), len(data), data
+    try:
+        mv = memoryview(data).cast("B")
+    except TypeError as e:
+        raise TypeError(f"{name}: expected a bytes-like object, got {type(data).__name__}") from e
+    n = mv.nbytes
+    if n == 0:
+        return None, 0, None
+    arr = (c_uint8 * n).from_buffer_copy(mv) if mv.readonly else (c_uint8 * n).from_buffer(mv)
+    return ctypes.cast(arr, _U8P), n, arr
+
+
+def _check_uint(value: int, name: str, maximum: int) -> int:
+    """``value`` if it fits the C field, else :class:`InvalidArgument` (ctypes
+    would silently truncate it)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected int, got {type(value).__name__}")
+    if not 0 <= value <= maximum:
+        raise InvalidArgument(
+            _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT, f"{name}={value} is out of range 0..{maximum}"
+        )
+    return value
+
+
+# ---------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(kw_only=True)
+class Config:
+    """Endpoint configuration: the fields of ``aranya_quic_config``.
+
+    Integer fields left at 0 take the library's defaults
+    (``ARANYA_QUIC_DEFAULT_*``). ``send_timeout_ms`` and ``keep_alive_ms``
+    accept :data:`aranya_quic.DISABLED`. The library validates ranges
+    (:class:`~aranya_quic.InvalidArgument` from :class:`Endpoint`).
+
+    ``cert``, ``key`` and ``ca`` are :data:`PemSource` values: PEM bytes,
+    PEM text, or a path to a PEM file.
+    """
+
+    #: This endpoint's certificate chain (leaf first).
+    cert: PemSource
+    #: The private key of the leaf certificate.
+    key: PemSource
+    #: Certificates of the CAs whose peers are trusted.
+    ca: PemSource
+    #: Local UDP address, e.g. ``"127.0.0.1:0"`` (port 0: any free port, see
+    #: :attr:`Endpoint.local_addr`) or ``"[::]:4433"``.
+    bind_addr: str = "127.0.0.1:0"
+    max_connections: int = 0
+    idle_timeout_ms: int = 0
+    send_timeout_ms: int = 0
+    max_message_size: int = 0
+    max_queue_bytes: int = 0
+    #: SHA-256 fingerprints (32 bytes each) of the DER leaf certificates of
+    #: the only peers accepted, in addition to the CA check. Empty: no pinning.
+    pinned_peers: Sequence[bytes] = ()
+    keep_alive_ms: int = 0
+    drain_timeout_ms: int = 0
+    handshake_timeout_ms: int = 0
+    max_queue_messages: int = 0
+    max_channels_per_peer: int = 0
+    congestion_control: int = CongestionControl.DEFAULT
+    log_level: int = LogLevel.OFF
+    send_buffer_bytes: int = 0
+    #: 32 bytes used as the QUIC stateless reset key; ``None``: derived from
+    #: the private key.
+    stateless_reset_key: bytes | None = None
+
+    _UINT32_FIELDS = (
+        "max_connections",
+        "idle_timeout_ms",
+        "send_timeout_ms",
+        "keep_alive_ms",
+        "drain_timeout_ms",
+        "handshake_timeout_ms",
+        "max_queue_messages",
+        "max_channels_per_peer",
+        "congestion_control",
+        "log_level",
+        "send_buffer_bytes",
+    )
+    _UINT64_FIELDS = ("max_message_size", "max_queue_bytes")
+
+    def _to_c(self) -> tuple[_ffi.aranya_quic_config, list[Any]]:
+        """The C struct and the objects that must outlive ``aranya_quic_new``."""
+        cfg = _ffi.aranya_quic_config()
+        check(_ffi.lib().aranya_quic_config_init(byref(cfg)), "aranya_quic_config_init")
+        keep: list[Any] = []
+
+        bind = self.bind_addr.encode("utf-8")
+        if b"\0" in bind:
+            raise error_from_code(
+                _ffi.ARANYA_QUIC_ERR_BAD_ADDRESS, f"bind_addr {self.bind_addr!r} contains a NUL byte"
+            )
+        keep.append(bind)
+        cfg.bind_addr = bind
+
+        for field in ("cert", "key", "ca"):
+            pem = _read_pem(getattr(self, field), field)
+            ptr, n, owner = _as_u8(pem, field)
+            keep.append(owner)
+            setattr(cfg, f"{field}_pem", ptr)
+            setattr(cfg, f"{field}_pem_len", n)
+
+        for name in self._UINT32_FIELDS:
+            setattr(cfg, name, _check_uint(int(getattr(self, name)), name, _UINT32_MAX))
+        for name in self._UINT64_FIELDS:
+            setattr(cfg, name, _check_uint(int(getattr(self, name)), name, _UINT64_MAX))
+
+        if self.pinned_peers:
+            fps = list(self.pinned_peers)
+            for i, fp in enumerate(fps):
+                if len(fp) != _ffi.ARANYA_QUIC_FINGERPRINT_LEN:
+                    raise InvalidArgument(
+                        _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+                        f"pinned_peers[{i}] is {len(fp)} bytes, "
+                        f"not {_ffi.ARANYA_QUIC_FINGERPRINT_LEN}",
+                    )
+            ptr, n, owner = _as_u8(b"".join(bytes(fp) for fp in fps), "pinned_peers")
+            keep.append(owner)
+            cfg.pinned_peers = ptr
+            cfg.pinned_peers_len = n
+
+        if self.stateless_reset_key is not None:
+            if len(self.stateless_reset_key) != _ffi.ARANYA_QUIC_RESET_KEY_LEN:
+                raise InvalidArgument(
+                    _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+                    f"stateless_reset_key is {len(self.stateless_reset_key)} bytes, "
+                    f"not {_ffi.ARANYA_QUIC_RESET_KEY_LEN}",
+                )
+            ptr, _, owner = _as_u8(bytes(self.stateless_reset_key), "stateless_reset_key")
+            keep.append(owner)
+            cfg.stateless_reset_key = ptr
+        return cfg, keep
+
+
+# ---------------------------------------------------------------------------
+# Message and Stats
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Message:
+    """A received message and where it came from (``aranya_quic_channel``)."""
+
+    #: The message's bytes.
+    data: bytes
+    #: The peer's listening address, ``"ip:port"`` or ``"[ipv6]:port"``: pass it
+    #: to :meth:`Endpoint.send` to reply on the same connection.
+    addr: str
+    #: :attr:`Kind.CHANNEL` or :attr:`Kind.SYNC` (a plain ``int`` for a kind
+    #: this package does not know).
+    kind: int
+    #: For channel messages: the 32-byte team id; else 32 zero bytes.
+    team_id: bytes
+    #: For channel messages: the label; else ``""``.
+    label: str
+    #: For sync messages: the sync type; else 0.
+    sync_type: int
+    #: SHA-256 of the peer's DER leaf certificate: who sent the message.
+    peer_id: bytes
+
+    @property
+    def is_sync(self) -> bool:
+        """True for an Aranya sync message."""
+        return self.kind == Kind.SYNC
+
+    @classmethod
+    def _from_c(cls, data: bytes, ch: _ffi.aranya_quic_channel) -> Message:
+        try:
+            kind: int = Kind(ch.kind)
+        except ValueError:
+            kind = int(ch.kind)
+        return cls(
+            data=data,
+            addr=ch.addr.decode("utf-8", "replace"),
+            kind=kind,
+            team_id=bytes(ch.team_id),
+            label=_ffi.channel_label_bytes(ch).decode("utf-8", "replace"),
+            sync_type=int(ch.sync_type),
+            peer_id=bytes(ch.peer_id),
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Stats:
+    """Counters since the endpoint started, and current gauges (``aranya_quic_stats``)."""
+
+    open_connections: int  #: gauge: connections in the map
+    dials: int  #: outgoing connections attempted
+    accepts: int  #: incoming connections that completed the handshake
+    evictions: int  #: connections evicted because the map was full
+    handshake_failures: int  #: dials or accepts that failed TLS or the confirmation
+    open_streams: int  #: gauge: channel streams open, both directions
+    messages_sent: int
+    bytes_sent: int  #: payload bytes
+    messages_received: int  #: messages put on the receive queue
+    bytes_received: int  #: payload bytes
+    queue_messages: int  #: gauge: messages queued
+    queue_bytes: int  #: gauge: payload bytes queued
+    streams_reset: int  #: incoming streams reset for protocol errors
+    connections_lost: int  #: connections that ended without a graceful close
+    congestion_control: str  #: algorithm new connections use, e.g. "reno"
+
+    @classmethod
+    def _from_c(cls, s: _ffi.aranya_quic_stats) -> Stats:
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            v = getattr(s, f.name)
+            values[f.name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else int(v)
+        return cls(**values)
+
+
+# ---------------------------------------------------------------------------
+# Endpoint
+# ---------------------------------------------------------------------------
+
+
+class Endpoint:
+    """An Aranya QUIC endpoint: one UDP socket that listens and dials.
+
+    Create it from a :class:`Config` or from the same fields as keyword
+    arguments (keywords override fields of a given config)::
+
+        with Endpoint(cert="alice.crt", key="alice.key", ca="ca.pem") as ep:
+            ep.send("127.0.0.1:4434", team_id, "chat", b"hi")
+            msg = ep.receive(timeout=5)
+
+    Every method may be called from any thread; calls block without holding
+    the GIL. :meth:`close` (or leaving the ``with`` block) frees the endpoint;
+    afterwards every method raises :class:`~aranya_quic.Closed`.
+
+    Do not use an endpoint (or the library) in a child made by ``fork()``:
+    use multiprocessing's ``spawn`` start method.
+    """
+
+    def __init__(self, config: Config | None = None, /, **kwargs: Any) -> None:
+        """Create the endpoint and bind its socket.
+
+        Raises:
+            InvalidArgument: a config field is invalid (e.g. PEM that does
+                not parse, a value out of range).
+            BadAddress: ``bind_addr`` is malformed.
+            IoError: the socket could not be bound.
+        """
+        self._handle = 0
+        if config is None:
+            config = Config(**kwargs)
+        elif kwargs:
+            config = dataclasses.replace(config, **kwargs)
+        self._config = config
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._local_addr: str | None = None
+        self._tls = threading.local()
+        lib = _ffi.lib()
+        cfg, keep = config._to_c()
+        out = _ffi.aranya_quic_t(0)
+        rc = lib.aranya_quic_new(byref(cfg), byref(out))
+        check(rc, "aranya_quic_new")
+        del keep
+        self._handle = int(out.value)
+
+    # -- lifetime -----------------------------------------------------------
+
+    @property
+    def handle(self) -> int:
+        """The raw ``aranya_quic_t`` handle (0 once closed)."""
+        return self._handle
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._handle == 0
+
+    def _live(self) -> int:
+        h = self._handle
+        if h == 0:
+            raise Closed(_ffi.ARANYA_QUIC_ERR_CLOSED, "the endpoint was closed", None)
+        return h
+
+    def _check(self, rc: int, function: str) -> None:
+        """:func:`check`, except that a call that raced with :meth:`close`
+        raises :class:`Closed` (the library may report it as an invalid
+        handle when the free won the race before the call started)."""
+        if rc == _ffi.ARANYA_QUIC_OK:
+            return
+        detail = last_error()
+        if rc == _ffi.ARANYA_QUIC_ERR_INVALID_HANDLE and self._handle == 0:
+            raise Closed(_ffi.ARANYA_QUIC_ERR_CLOSED, f"the endpoint was closed ({detail})", function)
+        raise error_from_code(rc, detail, function)
+
+    def close(self) -> None:
+        """Free the endpoint (``aranya_quic_free``). Idempotent.
+
+        Closes every connection gracefully (bounded by ``drain_timeout_ms``)
+        and drops queued messages. Calls blocked on other threads return
+        with :class:`~aranya_quic.Closed`. The :meth:`fileno` descriptor is
+        closed: unregister it from selectors / ``loop.remove_reader`` first.
+        """
+        with self._lock:
+            h, self._handle = self._handle, 0
+        if h:
+            check(_ffi.lib().aranya_quic_free(h), "aranya_quic_free")
+
+    def __enter__(self) -> Endpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        h = getattr(self, "_handle", 0)
+        if h and not _ffi._forked_child and _ffi._lib is not None:
+            try:
+                _ffi._lib.aranya_quic_free(h)
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<aranya_quic.Endpoint closed>"
+        return f"<aranya_quic.Endpoint handle={self._handle} local_addr={self._local_addr or '?'}>"
+
+    # -- addresses and fd ---------------------------------------------------
+
+    @property
+    def local_addr(self) -> str:
+        """The address the socket is bound to, ``"ip:port"`` (useful with port 0)."""
+        if self._local_addr is not None:
+            self._live()
+            return self._local_addr
+        lib = _ffi.lib()
+        size = _ffi.ARANYA_QUIC_ADDR_MAX
+        while True:
+            buf = ctypes.create_string_buffer(size)
+            n = c_size_t(0)
+            rc = lib.aranya_quic_local_addr(self._live(), buf, size, byref(n))
+            if rc == _ffi.ARANYA_QUIC_ERR_BUFFER_TOO_SMALL and n.value + 1 > size:
+                size = n.value + 1
+                continue
+            self._check(rc, "aranya_quic_local_addr")
+            self._local_addr = buf.raw[: n.value].decode("utf-8")
+            return self._local_addr
+
+    def fileno(self) -> int:
+        """A descriptor that is readable while the receive queue is non-empty.
+
+        For :mod:`selectors`, :func:`select.select` and asyncio's
+        ``loop.add_reader``. It belongs to the library: never read, write or
+        close it. Readiness is a hint: after it, call ``receive(timeout=0)``
+        until it returns ``None``. :meth:`close` closes it, so unregister it
+        first.
+        """
+        h = self._live()
+        if self._fd is None:
+            fd = c_int(-1)
+            self._check(_ffi.lib().aranya_quic_receive_fd(h, byref(fd)), "aranya_quic_receive_fd")
+            self._fd = fd.value
+        return self._fd
+
+    # -- sending ------------------------------------------------------------
+
+    def send(self, addr: Address, team_id: bytes, label: str | bytes, message: Any) -> None:
+        """Send ``message`` on the channel (``addr``, ``team_id``, ``label``).
+
+        Dials ``addr`` if needed and returns once the transport accepted the
+        message. Blocks under backpressure, bounded by ``send_timeout_ms``.
+
+        Args:
+            addr: the peer's address (see :data:`Address`).
+            team_id: exactly 32 bytes.
+            label: at most 255 bytes of UTF-8 (``bytes`` are passed as they are).
+            message: any bytes-like object (``bytes`` is passed without a copy).
+
+        Raises:
+            InvalidArgument: team_id is not 32 bytes; label too long or not UTF-8.
+            BadAddress, TooLarge, Timeout, ConnectionFailed, TlsError, Closed.
+        """
+        if not isinstance(team_id, (bytes, bytearray, memoryview)) or len(team_id) != (
+            _ffi.ARANYA_QUIC_TEAM_ID_LEN
+        ):
+            raise InvalidArgument(
+                _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+                f"team_id must be {_ffi.ARANYA_QUIC_TEAM_ID_LEN} bytes, got "
+                + (f"{len(team_id)} bytes" if hasattr(team_id, "__len__") else type(team_id).__name__),
+                "aranya_quic_send",
+            )
+        label_raw = label.encode("utf-8", "surrogatepass") if isinstance(label, str) else bytes(label)
+        addr_raw = _format_addr(addr)
+        team_ptr, _, team_keep = _as_u8(bytes(team_id), "team_id")
+        msg_ptr, msg_len, msg_keep = _as_u8(message, "message")
+        rc = _ffi.lib().aranya_quic_send(
+            self._live(), addr_raw, team_ptr, label_raw, len(label_raw), msg_ptr, msg_len
+        )
+        self._check(rc, "aranya_quic_send")
+        del team_keep, msg_keep
+
+    def send_sync(self, addr: Address, sync_type: int, message: Any) -> None:
+        """Send an Aranya sync message of type ``sync_type`` (0..2**32-1) to ``addr``.
+
+        Same behaviour and errors as :meth:`send`.
+        """
+        _check_uint(sync_type, "sync_type", _UINT32_MAX)
+        addr_raw = _format_addr(addr)
+        msg_ptr, msg_len, msg_keep = _as_u8(message, "message")
+        rc = _ffi.lib().aranya_quic_send_sync(self._live(), addr_raw, sync_type, msg_ptr, msg_len)
+        self._check(rc, "aranya_quic_send_sync")
+        del msg_keep
+
+    # -- receiving ----------------------------------------------------------
+
+    def _buffer(self, size: int) -> ctypes.Array[c_uint8]:
+        """This thread's receive buffer, at least ``size`` bytes."""
+        buf = getattr(self._tls, "buf", None)
+        if buf is None or len(buf) < size:
+            buf = (c_uint8 * max(size, RECEIVE_BUFFER_INITIAL))()
+            if len(buf) <= RECEIVE_BUFFER_KEEP_MAX:
+                self._tls.buf = buf
+        return buf
+
+    def receive(self, timeout: float | None = None) -> Message | None:
+        """Take the oldest received message, waiting for one if asked.
+
+        The buffer is sized automatically: it starts at 64 KiB and grows to
+        the size the library reports (``ARANYA_QUIC_ERR_BUFFER_TOO_SMALL``
+        leaves the message queued, so nothing is lost).
+
+        Args:
+            timeout: ``None`` (default) waits until a message arrives or the
+                endpoint is closed; ``0`` does not wait; a positive number
+                waits up to that many seconds.
+
+        Returns:
+            The message, or ``None`` when the timeout passed (or, for
+            ``timeout=0``, the queue was empty). Never ``None`` with
+            ``timeout=None``.
+
+        Raises:
+            Closed: the endpoint was closed (possibly by another thread
+                while this call waited).
+            ValueError: ``timeout`` is negative or NaN.
+        """
+        if timeout is not None and not (timeout >= 0):
+            raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+        lib = _ffi.lib()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        ch = _ffi.aranya_quic_channel()
+        n = c_size_t(0)
+        buf = self._buffer(RECEIVE_BUFFER_INITIAL)
+        while True:
+            h = self._live()
+            if timeout == 0:
+                fn = "aranya_quic_receive"
+                rc = lib.aranya_quic_receive(h, buf, len(buf), byref(ch), byref(n))
+            else:
+                fn = "aranya_quic_receive_timeout"
+                if deadline is None:
+                    wait_ms = _WAIT_SLICE_MS
+                else:
+                    left = deadline - time.monotonic()
+                    wait_ms = min(_WAIT_SLICE_MS, max(0, math.ceil(left * 1000)))
+                rc = lib.aranya_quic_receive_timeout(h, buf, len(buf), byref(ch), byref(n), wait_ms)
+            if rc == _ffi.ARANYA_QUIC_OK:
+                data = ctypes.string_at(buf, n.value)
+                return Message._from_c(data, ch)
+            if rc == _ffi.ARANYA_QUIC_ERR_BUFFER_TOO_SMALL:
+                needed = n.value
+                if needed <= len(buf):  # pragma: no cover - library contract broken
+                    raise error_from_code(rc, last_error(), fn, needed=needed)
+                buf = self._buffer(needed)
+                continue  # the message stays queued: take it at once
+            if rc in (_ffi.ARANYA_QUIC_ERR_WOULD_BLOCK, _ffi.ARANYA_QUIC_ERR_TIMEOUT):
+                if deadline is None:
+                    continue
+                if timeout == 0 or time.monotonic() >= deadline:
+                    return None
+                continue
+            self._check(rc, fn)
+
+    def __iter__(self) -> Endpoint:
+        return self
+
+    def __next__(self) -> Message:
+        """Block for the next message; ends the iteration when the endpoint closes."""
+        try:
+            msg = self.receive()
+        except Closed:
+            raise StopIteration from None
+        assert msg is not None
+        return msg
+
+    async def receive_async(self) -> Message:
+        """Wait for the next message without blocking the event loop.
+
+        Registers :meth:`fileno` with the running loop's ``add_reader`` while
+        waiting (no thread, no busy polling). Use one ``receive_async`` at a
+        time per endpoint and loop (asyncio keeps one reader per fd), and
+        cancel it before :meth:`close`.
+        """
+        loop = asyncio.get_running_loop()
+        fd = self.fileno()
+        while True:
+            msg = self.receive(timeout=0)
+            if msg is not None:
+                return msg
+            ready: asyncio.Future[None] = loop.create_future()
+
+            def wake(fut: asyncio.Future[None] = ready) -> None:
+                if not fut.done():
+                    fut.set_result(None)
+
+            loop.add_reader(fd, wake)
+            try:
+                await ready
+            finally:
+                loop.remove_reader(fd)
+
+    # -- connections and stats ----------------------------------------------
+
+    def close_connection(self, addr: Address) -> None:
+        """Close the connection to ``addr`` gracefully (``aranya_quic_close``).
+
+        Finishes its streams and waits (bounded by ``drain_timeout_ms``) until
+        the peer read everything. No connection to ``addr``: nothing to do.
+        The next send to ``addr`` dials again.
+        """
+        addr_raw = _format_addr(addr)
+        self._check(_ffi.lib().aranya_quic_close(self._live(), addr_raw), "aranya_quic_close")
+
+    def stats(self) -> Stats:
+        """The endpoint's counters and gauges (``aranya_quic_get_stats``)."""
+        s = _ffi.aranya_quic_stats()
+        s.struct_size = ctypes.sizeof(_ffi.aranya_quic_stats)
+        self._check(_ffi.lib().aranya_quic_get_stats(self._live(), byref(s)), "aranya_quic_get_stats")
+        return Stats._from_c(s)

@@ -1,0 +1,213 @@
+"""Exceptions mirroring the ``ARANYA_QUIC_ERR_*`` return codes.
+
+Every failing library call raises a subclass of :class:`AranyaQuicError`
+carrying the numeric ``code`` and the library's ``detail`` message (from
+``aranya_quic_last_error()``, read right after the failing call on the same
+thread). Unknown negative codes raise :class:`AranyaQuicError` itself.
+
+:class:`InvalidArgument` and :class:`BadAddress` also derive from
+:class:`ValueError`, so generic argument handlers catch them. (The OSError
+family, e.g. ``TimeoutError``, is deliberately not used as a base: its
+constructor reinterprets positional arguments as errno/strerror/filename.)
+"""
+
+from __future__ import annotations
+
+from . import _ffi
+
+__all__ = [
+    "AranyaQuicError",
+    "WouldBlock",
+    "BufferTooSmall",
+    "InvalidArgument",
+    "InvalidHandle",
+    "Closed",
+    "Timeout",
+    "TooLarge",
+    "ConnectionFailed",
+    "TlsError",
+    "InternalError",
+    "BadAddress",
+    "IoError",
+    "error_from_code",
+    "check",
+]
+
+
+class AranyaQuicError(Exception):
+    """Base class of every error returned by libaranya_quic.
+
+    Attributes:
+        code: the negative ``ARANYA_QUIC_ERR_*`` code.
+        detail: the library's detail message for this failure (may be "").
+        function: the C function that failed, if known.
+    """
+
+    #: The code this class stands for (``None`` on the base class).
+    CODE: int | None = None
+
+    def __init__(self, code: int, detail: str = "", function: str | None = None) -> None:
+        self.code = code
+        self.detail = detail
+        self.function = function
+        super().__init__(code, detail)
+
+    @property
+    def description(self) -> str:
+        """The library's short description of ``code`` (``aranya_quic_strerror``)."""
+        try:
+            raw = _ffi.lib().aranya_quic_strerror(self.code)
+        except Exception:  # pragma: no cover - library unavailable
+            return f"error {self.code}"
+        return (raw or b"").decode("utf-8", "replace")
+
+    def __str__(self) -> str:
+        # The library's details usually start with the function's name already.
+        head = ""
+        if self.function and not self.detail.startswith(self.function):
+            head = f"{self.function}: "
+        desc = self.description
+        if self.detail:
+            return f"{head}{desc} ({self.code}): {self.detail}"
+        return f"{head}{desc} ({self.code})"
+
+
+class WouldBlock(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_WOULD_BLOCK``: the receive queue is empty.
+
+    :meth:`Endpoint.receive` turns this into ``None``; it is only raised by
+    code using the raw API through :func:`check`.
+    """
+
+    CODE = _ffi.ARANYA_QUIC_ERR_WOULD_BLOCK
+
+
+class BufferTooSmall(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_BUFFER_TOO_SMALL``: an output buffer was too small.
+
+    Attributes:
+        needed: the size needed, as reported by the library (``*out_len``).
+    """
+
+    CODE = _ffi.ARANYA_QUIC_ERR_BUFFER_TOO_SMALL
+
+    def __init__(
+        self, code: int, detail: str = "", function: str | None = None, needed: int = 0
+    ) -> None:
+        super().__init__(code, detail, function)
+        self.needed = needed
+
+
+class InvalidArgument(AranyaQuicError, ValueError):
+    """``ARANYA_QUIC_ERR_INVALID_ARGUMENT``: a parameter or config field is invalid
+    (label too long or not UTF-8, PEM that does not parse, field out of range...)."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT
+
+
+class InvalidHandle(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_INVALID_HANDLE``: the handle is 0, unknown, or freed."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_INVALID_HANDLE
+
+
+class Closed(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_CLOSED``: the endpoint is closed or being closed.
+
+    Also raised, without calling the library, when a closed
+    :class:`~aranya_quic.Endpoint` is used.
+    """
+
+    CODE = _ffi.ARANYA_QUIC_ERR_CLOSED
+
+
+class Timeout(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_TIMEOUT``: a time limit passed (for example the send
+    timeout: dial, handshake, peer confirmation or backpressure)."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_TIMEOUT
+
+
+class TooLarge(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_TOO_LARGE``: the message is over ``max_message_size``."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_TOO_LARGE
+
+
+class ConnectionFailed(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_CONNECTION``: the peer could not be reached or the
+    connection died while sending. The next send dials again."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_CONNECTION
+
+
+class TlsError(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_TLS``: either side rejected the other's certificate."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_TLS
+
+
+class InternalError(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_INTERNAL``: the library caught a bug of its own."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_INTERNAL
+
+
+class BadAddress(AranyaQuicError, ValueError):
+    """``ARANYA_QUIC_ERR_BAD_ADDRESS``: an address is not "ip:port" or
+    "[ipv6]:port", has port 0 for a peer, or is not unicast."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_BAD_ADDRESS
+
+
+class IoError(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_IO``: an OS call failed (e.g. the address is in use)."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_IO
+
+
+_BY_CODE: dict[int, type[AranyaQuicError]] = {
+    cls.CODE: cls
+    for cls in (
+        WouldBlock,
+        BufferTooSmall,
+        InvalidArgument,
+        InvalidHandle,
+        Closed,
+        Timeout,
+        TooLarge,
+        ConnectionFailed,
+        TlsError,
+        InternalError,
+        BadAddress,
+        IoError,
+    )
+    if cls.CODE is not None
+}
+
+
+def error_from_code(
+    code: int, detail: str = "", function: str | None = None, needed: int = 0
+) -> AranyaQuicError:
+    """The exception for ``code`` (unknown codes give :class:`AranyaQuicError`)."""
+    cls = _BY_CODE.get(code, AranyaQuicError)
+    if cls is BufferTooSmall:
+        return BufferTooSmall(code, detail, function, needed=needed)
+    return cls(code, detail, function)
+
+
+def last_error() -> str:
+    """The calling thread's detail message (``aranya_quic_last_error()``)."""
+    raw = _ffi.lib().aranya_quic_last_error()
+    return (raw or b"").decode("utf-8", "replace")
+
+
+def check(rc: int, function: str, needed: int = 0) -> None:
+    """Raise the exception for ``rc`` unless it is ``ARANYA_QUIC_OK``.
+
+    Must be called right after the C call, on the same thread, so that the
+    detail message read from ``aranya_quic_last_error()`` is this call's.
+    """
+    if rc == _ffi.ARANYA_QUIC_OK:
+        return
+    raise error_from_code(rc, last_error(), function, needed=needed)
