@@ -183,8 +183,7 @@ fn library_version_matches_header() {
 
 #[test]
 fn config_init_sets_struct_size() {
-    let mut cfg = aranya_quic_config::default();
-    cfg.max_connections = 7;
+    let mut cfg = aranya_quic_config { max_connections: 7, ..Default::default() };
     let rc = unsafe { aranya_quic_config_init(&mut cfg) };
     assert_eq!(rc, ARANYA_QUIC_OK);
     assert_eq!(cfg.struct_size as usize, size_of::<aranya_quic_config>());

@@ -1,0 +1,191 @@
+//! Errors: the library's return code plus its detail message.
+
+use std::ffi::CStr;
+use std::fmt;
+
+use aranya_quic_sys as sys;
+
+/// What went wrong: one variant per `ARANYA_QUIC_ERR_*` code.
+///
+/// `WouldBlock` and `Timeout` from a receive are not errors in this API
+/// (they give `Ok(None)`); they appear only where the library returns them
+/// as failures (a send timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// `ARANYA_QUIC_ERR_WOULD_BLOCK` (-1)
+    WouldBlock,
+    /// `ARANYA_QUIC_ERR_BUFFER_TOO_SMALL` (-2); see [`QuicMessageError::needed`].
+    BufferTooSmall,
+    /// `ARANYA_QUIC_ERR_INVALID_ARGUMENT` (-3)
+    InvalidArgument,
+    /// `ARANYA_QUIC_ERR_INVALID_HANDLE` (-4): the endpoint was shut down.
+    InvalidHandle,
+    /// `ARANYA_QUIC_ERR_CLOSED` (-5): the endpoint is being shut down.
+    Closed,
+    /// `ARANYA_QUIC_ERR_TIMEOUT` (-6)
+    Timeout,
+    /// `ARANYA_QUIC_ERR_TOO_LARGE` (-7)
+    TooLarge,
+    /// `ARANYA_QUIC_ERR_CONNECTION` (-8)
+    Connection,
+    /// `ARANYA_QUIC_ERR_TLS` (-9)
+    Tls,
+    /// `ARANYA_QUIC_ERR_INTERNAL` (-10)
+    Internal,
+    /// `ARANYA_QUIC_ERR_BAD_ADDRESS` (-11)
+    BadAddress,
+    /// `ARANYA_QUIC_ERR_IO` (-12)
+    Io,
+    /// A negative code this version does not know (codes may be added).
+    Unknown(i32),
+}
+
+impl ErrorKind {
+    /// The kind of a (negative) return code.
+    pub fn from_code(code: i32) -> ErrorKind {
+        match code {
+            sys::ARANYA_QUIC_ERR_WOULD_BLOCK => ErrorKind::WouldBlock,
+            sys::ARANYA_QUIC_ERR_BUFFER_TOO_SMALL => ErrorKind::BufferTooSmall,
+            sys::ARANYA_QUIC_ERR_INVALID_ARGUMENT => ErrorKind::InvalidArgument,
+            sys::ARANYA_QUIC_ERR_INVALID_HANDLE => ErrorKind::InvalidHandle,
+            sys::ARANYA_QUIC_ERR_CLOSED => ErrorKind::Closed,
+            sys::ARANYA_QUIC_ERR_TIMEOUT => ErrorKind::Timeout,
+            sys::ARANYA_QUIC_ERR_TOO_LARGE => ErrorKind::TooLarge,
+            sys::ARANYA_QUIC_ERR_CONNECTION => ErrorKind::Connection,
+            sys::ARANYA_QUIC_ERR_TLS => ErrorKind::Tls,
+            sys::ARANYA_QUIC_ERR_INTERNAL => ErrorKind::Internal,
+            sys::ARANYA_QUIC_ERR_BAD_ADDRESS => ErrorKind::BadAddress,
+            sys::ARANYA_QUIC_ERR_IO => ErrorKind::Io,
+            other => ErrorKind::Unknown(other),
+        }
+    }
+
+    /// The C return code.
+    pub fn code(self) -> i32 {
+        match self {
+            ErrorKind::WouldBlock => sys::ARANYA_QUIC_ERR_WOULD_BLOCK,
+            ErrorKind::BufferTooSmall => sys::ARANYA_QUIC_ERR_BUFFER_TOO_SMALL,
+            ErrorKind::InvalidArgument => sys::ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+            ErrorKind::InvalidHandle => sys::ARANYA_QUIC_ERR_INVALID_HANDLE,
+            ErrorKind::Closed => sys::ARANYA_QUIC_ERR_CLOSED,
+            ErrorKind::Timeout => sys::ARANYA_QUIC_ERR_TIMEOUT,
+            ErrorKind::TooLarge => sys::ARANYA_QUIC_ERR_TOO_LARGE,
+            ErrorKind::Connection => sys::ARANYA_QUIC_ERR_CONNECTION,
+            ErrorKind::Tls => sys::ARANYA_QUIC_ERR_TLS,
+            ErrorKind::Internal => sys::ARANYA_QUIC_ERR_INTERNAL,
+            ErrorKind::BadAddress => sys::ARANYA_QUIC_ERR_BAD_ADDRESS,
+            ErrorKind::Io => sys::ARANYA_QUIC_ERR_IO,
+            ErrorKind::Unknown(c) => c,
+        }
+    }
+
+    /// The library's short description of the code (`aranya_quic_strerror`).
+    pub fn description(self) -> &'static str {
+        // SAFETY: strerror returns a static, NUL-terminated string, never NULL.
+        unsafe { CStr::from_ptr(sys::aranya_quic_strerror(self.code())) }
+            .to_str()
+            .unwrap_or("unknown error code")
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+/// An error from the library (or from this crate checking an argument
+/// before the call): the code, the detail message, and for
+/// [`ErrorKind::BufferTooSmall`] the size needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuicMessageError {
+    kind: ErrorKind,
+    message: String,
+    needed: Option<usize>,
+}
+
+impl QuicMessageError {
+    /// Builds the error of a failed call from `rc` and the calling thread's
+    /// `aranya_quic_last_error()`. Call right after the failing call, on the
+    /// same thread, with no library call in between.
+    pub(crate) fn from_last(rc: i32) -> Self {
+        // SAFETY: last_error returns a thread-local NUL-terminated string,
+        // never NULL, valid until the next call on this thread; copied here.
+        let message = unsafe { CStr::from_ptr(sys::aranya_quic_last_error()) }
+            .to_string_lossy()
+            .into_owned();
+        QuicMessageError { kind: ErrorKind::from_code(rc), message, needed: None }
+    }
+
+    /// An error found by this crate before calling the library.
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        QuicMessageError { kind, message: message.into(), needed: None }
+    }
+
+    pub(crate) fn with_needed(mut self, needed: usize) -> Self {
+        self.needed = Some(needed);
+        self
+    }
+
+    /// The kind of error.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The C return code (negative).
+    pub fn code(&self) -> i32 {
+        self.kind.code()
+    }
+
+    /// The library's detail message (`aranya_quic_last_error`), possibly
+    /// empty.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// For [`ErrorKind::BufferTooSmall`]: the buffer size needed (the
+    /// message stays queued; retry with at least this many bytes).
+    pub fn needed(&self) -> Option<usize> {
+        self.needed
+    }
+}
+
+impl fmt::Display for QuicMessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.kind, self.code())?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(n) = self.needed {
+            write!(f, " (needs {n} bytes)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for QuicMessageError {}
+
+impl From<QuicMessageError> for std::io::Error {
+    fn from(e: QuicMessageError) -> Self {
+        use std::io::ErrorKind as K;
+        let k = match e.kind {
+            ErrorKind::WouldBlock => K::WouldBlock,
+            ErrorKind::InvalidArgument | ErrorKind::BadAddress => K::InvalidInput,
+            ErrorKind::Timeout => K::TimedOut,
+            ErrorKind::Connection => K::ConnectionAborted,
+            ErrorKind::Closed | ErrorKind::InvalidHandle => K::NotConnected,
+            _ => K::Other,
+        };
+        std::io::Error::new(k, e)
+    }
+}
+
+/// Ok on `ARANYA_QUIC_OK`, else the error with the thread's detail message.
+pub(crate) fn check(rc: i32) -> Result<(), QuicMessageError> {
+    if rc == sys::ARANYA_QUIC_OK {
+        Ok(())
+    } else {
+        Err(QuicMessageError::from_last(rc))
+    }
+}

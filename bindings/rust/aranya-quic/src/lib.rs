@@ -1,0 +1,38 @@
+//! Safe Rust API for Aranya QUIC Channels, over the C ABI of
+//! `libaranya_quic.so` (see `include/aranya_quic.h`).
+//!
+//! ```no_run
+//! use aranya_quic::{Config, Endpoint, GraphId};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ep = Endpoint::new(Config::new(
+//!     "127.0.0.1:4433".parse()?,
+//!     std::fs::read("alice.crt")?,
+//!     std::fs::read("alice.key")?,
+//!     std::fs::read("ca.pem")?,
+//! ))?;
+//! let team = GraphId([1; 32]);
+//! ep.send("127.0.0.1:4434".parse()?, &team, "chat", b"hello")?;
+//! let mut buf = vec![0u8; 64 * 1024];
+//! if let Some((channel, n)) = ep.receive_timeout(&mut buf, Some(std::time::Duration::from_secs(1)))? {
+//!     println!("{} bytes on {:?} from {}", n, channel.label, channel.addr);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! With the `tokio` feature, [`Endpoint::recv`] waits asynchronously on the
+//! endpoint's pollable fd.
+
+mod config;
+mod endpoint;
+mod error;
+mod types;
+
+pub use aranya_quic_sys as sys;
+pub use config::{CongestionControl, Config, Limit, LogLevel};
+pub use endpoint::Endpoint;
+pub use error::{ErrorKind, QuicMessageError};
+pub use types::{version, ChannelKind, GraphId, QuicChannel, Stats};
+
+/// Longest label, in bytes.
+pub const LABEL_MAX: usize = sys::ARANYA_QUIC_LABEL_MAX;
