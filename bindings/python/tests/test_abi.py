@@ -1,0 +1,90 @@
+"""The ctypes declarations match include/aranya_quic.h: struct sizes and
+field offsets as the C compiler sees them, constants, and every function."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from aranya_quic import _ffi
+from support import REPO_ROOT
+
+HEADER = REPO_ROOT / "include" / "aranya_quic.h"
+STRUCTS = {
+    "aranya_quic_config": _ffi.aranya_quic_config,
+    "aranya_quic_channel": _ffi.aranya_quic_channel,
+    "aranya_quic_stats": _ffi.aranya_quic_stats,
+}
+
+
+def c_layout(tmp_path: Path) -> dict[str, int]:
+    """``{"struct": size, "struct.field": offset, "struct.field#": size}`` from the C compiler."""
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "aranya_quic.h"', "int main(void) {"]
+    for name, cls in STRUCTS.items():
+        lines.append(f'printf("{name} %zu\\n", sizeof({name}));')
+        for field, _ in cls._fields_:
+            lines.append(f'printf("{name}.{field} %zu\\n", offsetof({name}, {field}));')
+            lines.append(f'printf("{name}.{field}# %zu\\n", sizeof((({name} *)0)->{field}));')
+    lines += ["return 0;", "}"]
+    src = tmp_path / "layout.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "layout"
+    subprocess.run([cc, "-std=c11", "-I", str(HEADER.parent), str(src), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    return {k: int(v) for k, v in (line.split() for line in out.splitlines())}
+
+
+def test_struct_layouts_match_c(tmp_path: Path) -> None:
+    want = c_layout(tmp_path)
+    for name, cls in STRUCTS.items():
+        assert ctypes.sizeof(cls) == want[name], name
+        for field, ftype in cls._fields_:
+            assert getattr(cls, field).offset == want[f"{name}.{field}"], f"{name}.{field}"
+            assert ctypes.sizeof(ftype) == want[f"{name}.{field}#"], f"{name}.{field}"
+
+
+def test_field_lists_match_header() -> None:
+    text = HEADER.read_text()
+    for name, cls in STRUCTS.items():
+        body = re.search(r"typedef struct %s \{(.*?)\} %s;" % (name, name), text, re.S)
+        assert body, name
+        no_comments = re.sub(r"/\*.*?\*/", "", body.group(1), flags=re.S)
+        fields = re.findall(r"(\w+)\s*(?:\[[^\]]*\])?\s*;", no_comments)
+        assert [f for f, _ in cls._fields_] == fields, name
+
+
+def test_every_header_function_declared() -> None:
+    text = HEADER.read_text()
+    funcs = set(re.findall(r"^(?:int32_t|const char \*)\s*(aranya_quic_\w+)\(", text, re.M))
+    assert funcs == set(_ffi.FUNCTIONS)
+    lib = _ffi.lib()
+    for name, (restype, argtypes) in _ffi.FUNCTIONS.items():
+        fn = getattr(lib, name)
+        assert fn.restype is restype and fn.argtypes == argtypes
+
+
+def test_constants_match_header() -> None:
+    text = HEADER.read_text()
+    defines = dict(re.findall(r"^#define (ARANYA_QUIC_\w+)\s+(.+?)\s*(?:/\*.*)?$", text, re.M))
+    defines.pop("ARANYA_QUIC_H", None)
+    checked = 0
+    for name, raw in defines.items():
+        assert hasattr(_ffi, name), f"{name} not mirrored"
+        value = raw.replace("u", "") if not raw.startswith('"') else raw
+        if name == "ARANYA_QUIC_DISABLED":
+            assert raw == "UINT32_MAX" and _ffi.ARANYA_QUIC_DISABLED == 2**32 - 1
+        elif raw.startswith('"'):
+            assert getattr(_ffi, name) == raw.strip('"')
+        else:
+            assert getattr(_ffi, name) == eval(value, {}), name  # simple integer expressions
+        checked += 1
+    assert checked > 40
