@@ -145,7 +145,7 @@ impl Config {
     }
 
     /// Builds the C struct. It borrows `self`, `bind` (the NUL-terminated
-    /// address) and `pinned` (the concatenated fingerprints): keep them alive
+    /// address) and `pinned` (`self.pinned_peers` concatenated): keep them alive
     /// while the struct is in use.
     pub(crate) fn to_c(
         &self,
@@ -159,7 +159,11 @@ impl Config {
         (c.cert_pem, c.cert_pem_len) = ptr_len(&self.cert_pem);
         (c.key_pem, c.key_pem_len) = ptr_len(&self.key_pem);
         (c.ca_pem, c.ca_pem_len) = ptr_len(&self.ca_pem);
-        (c.pinned_peers, c.pinned_peers_len) = ptr_len(pinned);
+        // NB: pinned_peers_len counts fingerprints, not bytes (unlike the
+        // *_pem_len fields).
+        debug_assert_eq!(pinned.len(), self.pinned_peers.len() * sys::ARANYA_QUIC_FINGERPRINT_LEN);
+        c.pinned_peers = ptr_len(pinned).0;
+        c.pinned_peers_len = pinned.len() / sys::ARANYA_QUIC_FINGERPRINT_LEN;
         c.max_connections = self.max_connections.unwrap_or(0);
         c.idle_timeout_ms = opt_ms("idle_timeout", self.idle_timeout)?;
         c.send_timeout_ms = limit_ms("send_timeout", self.send_timeout)?;
@@ -292,7 +296,7 @@ mod tests {
         let c = cfg.to_c(&bind, &pinned).unwrap();
         assert_eq!(c.struct_size as usize, std::mem::size_of::<sys::aranya_quic_config>());
         assert_eq!(unsafe { std::ffi::CStr::from_ptr(c.bind_addr) }.to_str().unwrap(), "127.0.0.1:9");
-        assert_eq!((c.cert_pem_len, c.key_pem_len, c.ca_pem_len, c.pinned_peers_len), (1, 2, 3, 64));
+        assert_eq!((c.cert_pem_len, c.key_pem_len, c.ca_pem_len, c.pinned_peers_len), (1, 2, 3, 2));
         assert_eq!(c.max_connections, 3);
         assert_eq!(c.idle_timeout_ms, 4000);
         assert_eq!(c.send_timeout_ms, u32::MAX);

@@ -348,6 +348,28 @@ fn endpoints_are_shared_across_threads() {
 }
 
 #[test]
+fn pinned_peers_accept_only_the_pinned_certificate() {
+    let bob = endpoint("bob");
+    let carol = endpoint("carol");
+    let team = GraphId([8; 32]);
+    // Learn bob's fingerprint: the peer id of a message is the SHA-256 of
+    // the sender's DER leaf certificate, which is what pinning takes.
+    let probe = endpoint("alice");
+    bob.send(probe.local_addr().unwrap(), &team, "id", b"x").unwrap();
+    let bob_id = recv(&probe).0.peer_id;
+
+    let mut c = config("alice");
+    c.pinned_peers = vec![[0xEE; 32], bob_id];
+    let alice = Endpoint::new(c).unwrap();
+    let a_addr = alice.local_addr().unwrap();
+    bob.send(a_addr, &team, "pinned", b"from bob").unwrap();
+    let (ch, m) = recv(&alice);
+    assert_eq!((ch.peer_id, m.as_slice()), (bob_id, &b"from bob"[..]));
+    let e = carol.send(a_addr, &team, "pinned", b"from carol").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Tls, "{e}");
+}
+
+#[test]
 fn version_matches() {
     assert_eq!(aranya_quic::version(), sys::ARANYA_QUIC_VERSION_STRING);
 }
