@@ -68,6 +68,10 @@ type Config struct {
 	// SendBufferBytes bounds what one channel buffers before Send blocks
 	// (default 256 KiB).
 	SendBufferBytes int
+	// CongestionControl names the congestion controller: "bbr2" or
+	// "reno". Empty picks the default: BBRv2 in builds with the quic-go hook
+	// (make lib), NewReno otherwise. "bbr2" without the hook is an error.
+	CongestionControl string
 	// StatelessResetKey, when set, is used as the QUIC stateless reset key.
 	// When nil it is derived from the private key, so that a restarted
 	// endpoint with the same identity resets stale connections at once.
@@ -117,6 +121,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SendBufferBytes == 0 {
 		c.SendBufferBytes = DefaultSendBufferBytes
 	}
+	cc, err := resolveCongestion(c.CongestionControl)
+	if err != nil {
+		return c, err
+	}
+	c.CongestionControl = cc
 	switch {
 	case c.MaxConnections < 1:
 		return c, fmt.Errorf("%w: MaxConnections %d < 1", ErrInvalidConfig, c.MaxConnections)

@@ -37,6 +37,7 @@ type Endpoint struct {
 	ln       *quic.Listener
 	qconf    *quic.Config
 	local    netip.AddrPort
+	cc       *ccState
 	queue    *recvQueue
 	stats    counters
 	clock    atomic.Uint64
@@ -105,6 +106,9 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.local = normalize(udp.LocalAddr().(*net.UDPAddr).AddrPort())
+	// Registered before any connection exists, so the hook finds it.
+	e.cc = &ccState{want: cfg.CongestionControl}
+	ccChoices.Store(udp.LocalAddr().String(), e.cc)
 	qrk := quic.StatelessResetKey(resetKey)
 	e.tr = &quic.Transport{Conn: udp, StatelessResetKey: &qrk}
 	keepAlive := cfg.KeepAlive
@@ -124,6 +128,7 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	serverTLS.VerifyPeerCertificate = e.countingVerify(id.verifyPeer)
 	e.ln, err = e.tr.Listen(serverTLS, e.qconf)
 	if err != nil {
+		ccChoices.Delete(udp.LocalAddr().String())
 		udp.Close()
 		return nil, fmt.Errorf("%w: listen: %w", ErrConnection, err)
 	}
@@ -636,6 +641,7 @@ func (e *Endpoint) Close() error {
 		e.queue.close()
 		e.cancel()
 		e.closeErr = e.tr.Close()
+		ccChoices.CompareAndDelete(e.udp.LocalAddr().String(), e.cc)
 		e.udp.Close()
 	})
 	return e.closeErr
@@ -668,7 +674,7 @@ func (e *Endpoint) Stats() Stats {
 		QueueBytes:        qb,
 		StreamsReset:      e.stats.streamsReset.Load(),
 		ConnectionsLost:   e.stats.connectionsLost.Load(),
-		CongestionControl: CongestionControl(),
+		CongestionControl: e.cc.inUse(),
 	}
 }
 

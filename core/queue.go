@@ -29,8 +29,8 @@ type recvQueue struct {
 	closed bool
 	// space is closed (and replaced) when a pop makes room; data is closed
 	// (and replaced) when a push adds a message or the queue closes.
-	space  chan struct{}
-	data   chan struct{}
+	space chan struct{}
+	data  chan struct{}
 	// Waiter counts let push and pop skip replacing a channel nobody
 	// waits on, which would cost an allocation per message.
 	spaceWaiters, dataWaiters int
