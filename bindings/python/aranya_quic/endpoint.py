@@ -214,8 +214,11 @@ class Config:
 
     def _to_c(self) -> tuple[_ffi.aranya_quic_config, list[Any]]:
         """The C struct and the objects that must outlive ``aranya_quic_new``."""
+        # What aranya_quic_config_init does (ctypes structs start zeroed), done
+        # here because config_init writes the *library's* sizeof: a newer
+        # library with appended fields would write past this smaller struct.
         cfg = _ffi.aranya_quic_config()
-        check(_ffi.lib().aranya_quic_config_init(byref(cfg)), "aranya_quic_config_init")
+        cfg.struct_size = ctypes.sizeof(_ffi.aranya_quic_config)
         keep: list[Any] = []
 
         bind = self.bind_addr.encode("utf-8")

@@ -88,3 +88,15 @@ def test_constants_match_header() -> None:
             assert getattr(_ffi, name) == eval(value, {}), name  # simple integer expressions
         checked += 1
     assert checked > 40
+
+
+def test_config_init_matches_python_init() -> None:
+    """Config._to_c sets struct_size itself; it must equal what config_init writes."""
+    raw = _ffi.aranya_quic_config()
+    ctypes.memset(ctypes.byref(raw), 0xAB, ctypes.sizeof(raw))
+    assert _ffi.lib().aranya_quic_config_init(ctypes.byref(raw)) == _ffi.ARANYA_QUIC_OK
+    assert raw.struct_size == ctypes.sizeof(_ffi.aranya_quic_config)
+    rest = ctypes.string_at(ctypes.addressof(raw) + 4, ctypes.sizeof(raw) - 4)
+    assert rest == bytes(len(rest))
+    assert _ffi.lib().aranya_quic_config_init(None) == _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT
+    assert b"NULL" in _ffi.lib().aranya_quic_last_error()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import ssl
 import threading
 from collections.abc import Callable
@@ -128,8 +129,8 @@ def test_receive_timeout_semantics(alice: aq.Endpoint, bob: aq.Endpoint) -> None
     assert m.data == b"now"
     # A queued message is returned by a non-blocking receive.
     alice.send(bob.local_addr, TEAM_A, "t", b"queued")
-    while bob.stats().queue_messages == 0:
-        threading.Event().wait(0.01)
+    readable, _, _ = select.select([bob], [], [], WAIT)  # queued, not yet taken
+    assert readable == [bob]
     m0 = bob.receive(timeout=0)
     assert m0 is not None and m0.data == b"queued"
 
