@@ -378,3 +378,23 @@ func TestSlowDialDoesNotBlockOtherPeers(t *testing.T) {
 		t.Fatal("send to a silent peer never gave up")
 	}
 }
+
+func TestMoreChannelsThanThePeerStreamLimit(t *testing.T) {
+	a := newTestEndpoint(t, "alice")
+	bcfg := peerConfig(t, "bob")
+	bcfg.MaxChannelsPerPeer = 4
+	b := newEndpoint(t, bcfg)
+	const channels, rounds = 12, 5
+	labels := make([]string, channels)
+	for i := range labels {
+		labels[i] = fmt.Sprintf("c%02d", i)
+	}
+	ctx := sendCtx(t)
+	for r := 0; r < rounds; r++ {
+		for _, l := range labels {
+			require.NoError(t, a.Send(ctx, b.LocalAddr(), team(1), l, []byte(fmt.Sprintf("%s %d", l, r))))
+		}
+	}
+	checkInOrder(t, recvN(t, b, channels*rounds, 10*time.Second), labels, rounds)
+	require.Equal(t, uint64(1), a.Stats().Dials, "one connection carried every channel")
+}

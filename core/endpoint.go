@@ -252,7 +252,7 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 			lastErr = err
 			if !c.alive() {
 				e.connGone(c)
-			} else {
+			} else if c.isDraining() {
 				e.forget(c)
 			}
 			continue

@@ -192,12 +192,17 @@ func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendS
 	}
 	str, err := c.qc.OpenStream()
 	if err != nil {
-		c.mu.Unlock()
-		var se quic.StreamLimitReachedError
+		var se *quic.StreamLimitReachedError // quic-go returns a pointer
 		if !errors.As(err, &se) {
+			c.mu.Unlock()
 			return nil, fmt.Errorf("%w: %w", errDraining, err)
 		}
-		// The peer's stream limit: wait for credit without holding the lock.
+		// The peer's stream limit: channels are unlimited, streams are
+		// not, so the least recently used idle channel gives its stream
+		// back (it reopens one on its next message), and we wait for the
+		// credit without holding the lock.
+		c.retireIdleLocked()
+		c.mu.Unlock()
 		ctx := lctx.get()
 		if str, err = c.qc.OpenStreamSync(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -223,6 +228,37 @@ func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendS
 	c.ep.stats.openStreams.Add(1)
 	c.mu.Unlock()
 	return s, nil
+}
+
+// retireIdleLocked retires the least recently used stream, preferring one
+// with nothing buffered; retiring flushes it first, so nothing is lost, and
+// its channel's next stream waits for the receipt, so order holds. c.mu is
+// held.
+func (c *peerConn) retireIdleLocked() {
+	var victim *sendStream
+	victimIdle := false
+	for _, s := range c.streams {
+		idle := s.idle()
+		better := victim == nil || (idle && !victimIdle) ||
+			(idle == victimIdle && s.lastUse.Load() < victim.lastUse.Load())
+		if better {
+			victim, victimIdle = s, idle
+		}
+	}
+	if victim == nil {
+		return
+	}
+	delete(c.streams, victim.key)
+	done := c.ep.retireStreams(c.addr, []*sendStream{victim})[0]
+	go func() {
+		ctx, cancel := context.WithTimeout(c.qc.Context(), c.ep.cfg.DrainTimeout)
+		defer cancel()
+		if err := victim.retire(ctx); err != nil {
+			c.ep.logf("retiring idle stream to %s: %v", c.addr, err)
+		}
+		c.ep.stats.openStreams.Add(-1)
+		close(done)
+	}()
 }
 
 func (c *peerConn) acceptStreams() {
@@ -408,6 +444,12 @@ func (c *peerConn) drainStarted() bool {
 		close(c.drained)
 	})
 	return started
+}
+
+func (c *peerConn) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
 }
 
 // waitReady waits for the peer's HELLO.

@@ -202,3 +202,10 @@ func (s *sendStream) fail() {
 	s.buf = nil
 	s.signalLocked()
 }
+
+// idle reports that nothing is buffered or being written.
+func (s *sendStream) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.flushing && len(s.buf) == 0 && !s.retired
+}
