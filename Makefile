@@ -34,9 +34,10 @@ $(LIB): $(GO_SOURCES)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -ldflags='$(LIB_LDFLAGS)' -o $@ ./capi
 
-certs: $(BUILD)/certs/ca.pem
-
-$(BUILD)/certs/ca.pem:
+# Always a fresh, consistent set: certgen makes a new CA each run, so files
+# left from an earlier run with other names would not chain to it.
+certs:
+	rm -rf $(BUILD)/certs
 	$(GO) run ./examples/certgen -other-ca -out $(BUILD)/certs alice bob carol
 
 $(BUILD)/demo: examples/c/demo.c include/aranya_quic.h $(LIB)

@@ -1115,6 +1115,28 @@ static void test_many_endpoints(void) {
     }
 }
 
+/* A Go panic inside a call comes back as ARANYA_QUIC_ERR_INTERNAL with a
+ * message, and the endpoint stays usable. A team_id pointer into the first
+ * page makes the library fault while reading it, which Go turns into a
+ * (recovered) nil-dereference panic. */
+static void test_panic_is_caught(void) {
+    char a_addr[ARANYA_QUIC_ADDR_MAX], b_addr[ARANYA_QUIC_ADDR_MAX];
+    aranya_quic_t alice = new_endpoint(&alice_id, a_addr);
+    aranya_quic_t bob = new_endpoint(&bob_id, b_addr);
+    const uint8_t *bad_team = (const uint8_t *)(uintptr_t)16;
+    uint8_t tid[ARANYA_QUIC_TEAM_ID_LEN] = {0};
+    uint8_t buf[16];
+    aranya_quic_channel ch;
+    size_t len;
+    CHECK_RC(aranya_quic_send(alice, b_addr, bad_team, "x", 1, (const uint8_t *)"hi", 2), ARANYA_QUIC_ERR_INTERNAL);
+    CHECK(strstr(aranya_quic_last_error(), "panic") != NULL);
+    CHECK_RC(aranya_quic_send(alice, b_addr, tid, "x", 1, (const uint8_t *)"ok", 2), ARANYA_QUIC_OK);
+    CHECK_RC(recv_wait(bob, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK(len == 2 && memcmp(buf, "ok", 2) == 0);
+    CHECK_RC(aranya_quic_free(alice), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_free(bob), ARANYA_QUIC_OK);
+}
+
 /* ---------------------------------------------------------------- main */
 
 typedef struct {
@@ -1140,6 +1162,7 @@ int main(int argc, char **argv) {
         {"pinning", test_pinning},
         {"unreachable", test_unreachable},
         {"many_endpoints", test_many_endpoints},
+        {"panic_is_caught", test_panic_is_caught},
     };
     size_t i;
     const char *only = argc > 2 ? argv[2] : NULL;
