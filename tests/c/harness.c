@@ -1115,6 +1115,42 @@ static void test_many_endpoints(void) {
     }
 }
 
+/* IPv6 addresses, when the host has a loopback for them. */
+static void test_ipv6(void) {
+    aranya_quic_config cfg;
+    aranya_quic_t a = 0, b = 0;
+    char a_addr[ARANYA_QUIC_ADDR_MAX], b_addr[ARANYA_QUIC_ADDR_MAX];
+    uint8_t tid[ARANYA_QUIC_TEAM_ID_LEN] = {0};
+    uint8_t buf[16];
+    aranya_quic_channel ch;
+    size_t len;
+    int32_t rc;
+
+    base_config(&cfg, &alice_id);
+    cfg.bind_addr = "[::1]:0";
+    rc = aranya_quic_new(&cfg, &a);
+    if (rc == ARANYA_QUIC_ERR_IO) {
+        printf("(no IPv6 loopback: skipped) ");
+        return;
+    }
+    CHECK_RC(rc, ARANYA_QUIC_OK);
+    base_config(&cfg, &bob_id);
+    cfg.bind_addr = "[::1]:0";
+    CHECK_RC(aranya_quic_new(&cfg, &b), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_local_addr(a, a_addr, sizeof a_addr, &len), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_local_addr(b, b_addr, sizeof b_addr, &len), ARANYA_QUIC_OK);
+    CHECK(strncmp(a_addr, "[::1]:", 6) == 0);
+    CHECK_RC(aranya_quic_send(a, b_addr, tid, "v6", 2, (const uint8_t *)"six", 3), ARANYA_QUIC_OK);
+    CHECK_RC(recv_wait(b, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK(len == 3 && memcmp(buf, "six", 3) == 0);
+    CHECK(strcmp(ch.addr, a_addr) == 0);
+    CHECK_RC(aranya_quic_send(b, ch.addr, tid, "v6", 2, (const uint8_t *)"back", 4), ARANYA_QUIC_OK);
+    CHECK_RC(recv_wait(a, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK(len == 4 && memcmp(buf, "back", 4) == 0);
+    CHECK_RC(aranya_quic_free(a), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_free(b), ARANYA_QUIC_OK);
+}
+
 /* A Go panic inside a call comes back as ARANYA_QUIC_ERR_INTERNAL with a
  * message, and the endpoint stays usable. A team_id pointer into the first
  * page makes the library fault while reading it, which Go turns into a
@@ -1162,6 +1198,7 @@ int main(int argc, char **argv) {
         {"pinning", test_pinning},
         {"unreachable", test_unreachable},
         {"many_endpoints", test_many_endpoints},
+        {"ipv6", test_ipv6},
         {"panic_is_caught", test_panic_is_caught},
     };
     size_t i;
