@@ -116,3 +116,61 @@ func TestEndpointCloseInFlight(t *testing.T) {
 	err := a.Send(context.Background(), pb, team(8), "late", []byte("x"))
 	require.ErrorIs(t, err, core.ErrClosed)
 }
+
+// The receiving side closes the connection (GOAWAY) while the sender has
+// messages in flight on several channels: the sender finishes its streams
+// on the old connection and carries on over a new one; everything arrives
+// once, in order.
+func TestPeerClosesConnectionInFlight(t *testing.T) {
+	p := proxy(t, 23, netsim.Link{Delay: 10 * time.Millisecond, Jitter: 2 * time.Millisecond})
+	a, b := endpoint(t, config(t, "alice")), endpoint(t, config(t, "bob"))
+	pa := p.MustAdd(a.LocalAddr())
+	pb := p.MustAdd(b.LocalAddr())
+
+	// Two phases of sends; bob closes the connection during each, after
+	// receiving a quarter of the phase, so the rest is still in flight.
+	const channels, each, size, phases = 4, 300, 1024, 2
+	next := make([]chan struct{}, phases)
+	for i := range next {
+		next[i] = make(chan struct{})
+	}
+	var wg sync.WaitGroup
+	for c := 0; c < channels; c++ {
+		label := fmt.Sprintf("pc%d", c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ph := 0; ph < phases; ph++ {
+				<-next[ph]
+				for i := ph * each; i < (ph+1)*each; i++ {
+					if err := a.Send(context.Background(), pb, team(7), label, payload(label, i, size)); err != nil {
+						t.Errorf("send %s %d: %v", label, i, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	check := newOrderCheck()
+	for ph := 0; ph < phases; ph++ {
+		close(next[ph])
+		for n := 0; n < channels*each; n++ {
+			r := recvN(t, b, 1, 60*time.Second)[0]
+			require.Equal(t, pa, r.ch.Addr)
+			check.add(t, r, size)
+			if n == channels*each/4 {
+				require.NoError(t, b.CloseConnection(pa))
+			}
+		}
+	}
+	wg.Wait()
+	for c := 0; c < channels; c++ {
+		require.Equal(t, phases*each, check.next[fmt.Sprintf("pc%d", c)])
+	}
+	requireQuiet(t, b, 300*time.Millisecond)
+	st := a.Stats()
+	t.Logf("alice: dials=%d lost=%d; bob: accepts=%d dials=%d", st.Dials, st.ConnectionsLost, b.Stats().Accepts, b.Stats().Dials)
+	require.Equal(t, uint64(0), st.ConnectionsLost)
+	require.Equal(t, uint64(0), b.Stats().ConnectionsLost)
+	require.Equal(t, uint64(phases), st.Dials, "the second phase needed a new connection")
+}

