@@ -21,6 +21,11 @@ GO_SOURCES := $(shell find core capi -type f \( -name '*.go' -o -name '*.c' -o -
 # Only the header's functions are exported (capi/exports.map); cgo refuses a
 # version script in #cgo LDFLAGS, so it goes through -extldflags.
 LIB_LDFLAGS := -extldflags=-Wl,--version-script=$(CURDIR)/capi/exports.map,-soname=libaranya_quic.so
+# Extra environment and go build flags for the library, e.g. for the patched
+# quic-go with the congestion-control hook:
+#   make lib LIB_ENV=GOWORK=$PWD/build/quicgo/go.work LIB_GOFLAGS='-tags aranya_cc'
+LIB_ENV     ?=
+LIB_GOFLAGS ?=
 
 .PHONY: all lib certs run test go-vet fmt-check go-test ctest test-rust test-python check-abi clean
 
@@ -32,7 +37,7 @@ lib: $(LIB)
 # committed: the public header is include/aranya_quic.h.
 $(LIB): $(GO_SOURCES)
 	@mkdir -p $(BUILD)
-	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -ldflags='$(LIB_LDFLAGS)' -o $@ ./capi
+	CGO_ENABLED=1 $(LIB_ENV) $(GO) build $(LIB_GOFLAGS) -buildmode=c-shared -ldflags='$(LIB_LDFLAGS)' -o $@ ./capi
 
 # Always a fresh, consistent set: certgen makes a new CA each run, so files
 # left from an earlier run with other names would not chain to it.
@@ -92,3 +97,25 @@ check-abi: $(LIB)
 
 clean:
 	rm -rf $(BUILD)
+
+# Benchmarks (issue 6): the library through its C API against raw quic-go,
+# TLS over TCP and quinn, in the same run. `make bench` takes about 2-3
+# minutes once built (the first quinn build adds about a minute);
+# `make bench-full` runs longer and more rounds. Results: the table on
+# stdout, bench/results/latest.json and bench/results/ratios.png.
+BENCH := $(BUILD)/bench
+BENCH_ARGS ?=
+.PHONY: bench bench-full bench-build
+bench-build: $(LIB)
+	@mkdir -p $(BENCH)
+	@test -f $(BENCH)/certs/ca.pem || $(GO) run ./examples/certgen -out $(BENCH)/certs alice bob
+	$(CC) -std=c11 -O2 $(CWARN) -Iinclude -o $(BENCH)/aqbench-c bench/c/aqbench.c -L$(BUILD) -laranya_quic -lpthread -Wl,-rpath,'$$ORIGIN/..'
+	$(GO) build -o $(BENCH)/aqbench ./bench/cmd/aqbench
+	@if command -v cargo >/dev/null; then \
+		cd bench/quinn && CARGO_TARGET_DIR=$(CURDIR)/$(BENCH)/cargo cargo build --release --locked -q \
+			|| echo "bench: quinn baseline did not build; it is skipped"; \
+	else echo "bench: cargo not found; the quinn baseline is skipped"; fi
+bench: bench-build
+	$(BENCH)/aqbench run $(BENCH_ARGS)
+bench-full: bench-build
+	$(BENCH)/aqbench run -rounds 7 -dur 3 -iters 50 -churn-dur 5 -every-round $(BENCH_ARGS)

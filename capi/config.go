@@ -160,10 +160,13 @@ func configFrom(c *C.aq_cconfig) (core.Config, error) {
 	}
 
 	switch c.congestion_control {
-	case C.ARANYA_QUIC_CC_DEFAULT, C.ARANYA_QUIC_CC_RENO:
-		// quic-go's only algorithm, NewReno.
+	case C.ARANYA_QUIC_CC_DEFAULT:
+		// core picks: BBRv2 where the library has the quic-go hook, else NewReno.
+	case C.ARANYA_QUIC_CC_RENO:
+		cfg.CongestionControl = core.CongestionReno
 	case C.ARANYA_QUIC_CC_BBR2:
-		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->congestion_control: BBRv2 is not available in this version")
+		// core reports ErrInvalidConfig when this build lacks the hook.
+		cfg.CongestionControl = core.CongestionBBR2
 	default:
 		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->congestion_control %d is unknown", uint32(c.congestion_control))
 	}

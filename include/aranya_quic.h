@@ -149,12 +149,14 @@ extern "C" {
  * Congestion control (aranya_quic_config.congestion_control)
  * --------------------------------------------------------------------- */
 
-/* The library's default algorithm (today NewReno). */
+/* The library's default: BBRv2 when the library was built with its
+ * congestion-control hook (make lib), else NewReno. aranya_quic_get_stats
+ * reports which one connections use. */
 #define ARANYA_QUIC_CC_DEFAULT 0
 /* NewReno. */
 #define ARANYA_QUIC_CC_RENO 1
-/* BBRv2. Reserved: aranya_quic_new returns ARANYA_QUIC_ERR_INVALID_ARGUMENT
- * until a release supports it. */
+/* BBRv2. aranya_quic_new returns ARANYA_QUIC_ERR_INVALID_ARGUMENT when this
+ * build of the library lacks it. */
 #define ARANYA_QUIC_CC_BBR2 2
 
 /* ------------------------------------------------------------------------
@@ -263,8 +265,8 @@ typedef struct aranya_quic_config {
     /* Most channel streams a peer may have open on one connection at once.
      * 0: ARANYA_QUIC_DEFAULT_MAX_CHANNELS_PER_PEER. */
     uint32_t max_channels_per_peer;
-    /* ARANYA_QUIC_CC_DEFAULT, ARANYA_QUIC_CC_RENO (ARANYA_QUIC_CC_BBR2 is
-     * reserved). aranya_quic_get_stats reports the algorithm in use. */
+    /* ARANYA_QUIC_CC_DEFAULT, ARANYA_QUIC_CC_RENO or ARANYA_QUIC_CC_BBR2.
+     * aranya_quic_get_stats reports the algorithm in use. */
     uint32_t congestion_control;
     /* ARANYA_QUIC_LOG_OFF (0) .. ARANYA_QUIC_LOG_DEBUG; logs go to stderr. */
     uint32_t log_level;
@@ -317,8 +319,8 @@ typedef struct aranya_quic_stats {
     uint64_t queue_bytes;        /* gauge: payload bytes queued */
     uint64_t streams_reset;      /* incoming streams reset for protocol errors */
     uint64_t connections_lost;   /* connections that ended without a graceful close */
-    /* Name of the congestion control algorithm new connections use, e.g.
-     * "reno", NUL-terminated. */
+    /* Name of the congestion control algorithm the endpoint's connections
+     * use, "reno" or "bbr2", NUL-terminated. */
     char congestion_control[16];
 } aranya_quic_stats;
 
@@ -359,7 +361,8 @@ int32_t aranya_quic_config_init(aranya_quic_config *cfg);
  *       small; a required field missing; a PEM buffer NULL with a non-zero
  *       length or not parsing; a field out of range (max_queue_bytes below
  *       max_message_size, max_message_size over the limit, unknown
- *       congestion_control or log_level).
+ *       congestion_control or log_level, ARANYA_QUIC_CC_BBR2 in a build
+ *       without it).
  *   ARANYA_QUIC_ERR_BAD_ADDRESS  bind_addr malformed.
  *   ARANYA_QUIC_ERR_IO           the socket could not be bound.
  *   ARANYA_QUIC_ERR_INTERNAL
