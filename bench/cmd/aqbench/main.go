@@ -1,0 +1,56 @@
+// Command aqbench is the benchmark suite of aranya-quic (make bench).
+//
+//	aqbench run [flags]        build nothing; run every scenario and baseline,
+//	                           alternating, print the table, write the JSON
+//	                           and the chart
+//	aqbench go SCENARIO [flags] one Go baseline measurement (raw quic-go or
+//	                           TLS over TCP), one JSON line on stdout
+//	aqbench chart -in latest.json -out ratios.png
+//
+// The library side is bench/c/aqbench.c (through the C API) and the quinn
+// baseline is bench/quinn; `run` starts each measurement as its own
+// process, so no measurement shares a runtime or a heap with another.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: aqbench run|go|chart ...")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = runMain(os.Args[2:])
+	case "go":
+		err = baselineMain(os.Args[2:])
+	case "chart":
+		err = chartMain(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "aqbench:", err)
+		os.Exit(1)
+	}
+}
+
+// result is the line every driver (C, Go, Rust) prints.
+type result struct {
+	Scenario string             `json:"scenario"`
+	Impl     string             `json:"impl"`
+	Metrics  map[string]float64 `json:"metrics"`
+}
+
+func printResult(scenario string, m map[string]float64) error {
+	impl := "quic-go"
+	if len(scenario) >= 3 && scenario[:3] == "tls" {
+		impl = "tls-tcp"
+	}
+	return json.NewEncoder(os.Stdout).Encode(result{Scenario: scenario, Impl: impl, Metrics: m})
+}
