@@ -112,8 +112,10 @@ bench-build: $(LIB)
 	$(CC) -std=c11 -O2 $(CWARN) -Iinclude -o $(BENCH)/aqbench-c bench/c/aqbench.c -L$(BUILD) -laranya_quic -lpthread -Wl,-rpath,'$$ORIGIN/..'
 	$(GO) build -o $(BENCH)/aqbench ./bench/cmd/aqbench
 	@if command -v cargo >/dev/null; then \
-		cd bench/quinn && CARGO_TARGET_DIR=$(CURDIR)/$(BENCH)/cargo cargo build --release --locked -q \
-			|| echo "bench: quinn baseline did not build; it is skipped"; \
+		cd bench/quinn && { CARGO_TARGET_DIR=$(CURDIR)/$(BENCH)/cargo cargo build --release --locked -q \
+			|| { echo "bench: quinnbench with the Rust binding did not build; quinn alone"; \
+			     CARGO_TARGET_DIR=$(CURDIR)/$(BENCH)/cargo cargo build --release --locked -q --no-default-features; } \
+			|| echo "bench: quinn baseline did not build; it is skipped"; }; \
 	else echo "bench: cargo not found; the quinn baseline is skipped"; fi
 bench: bench-build
 	$(BENCH)/aqbench run $(BENCH_ARGS)

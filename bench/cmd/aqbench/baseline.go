@@ -223,11 +223,16 @@ func pump(w io.WriteCloser, r io.Reader, size int, dur time.Duration) (streamRes
 	}()
 	start := time.Now()
 	deadline := start.Add(dur)
+	// Small frames look at the clock every 64 writes, large ones every one.
+	every := 64
+	if size >= 4096 {
+		every = 1
+	}
 	for i := 0; ; i++ {
 		if _, err := w.Write(frame); err != nil {
 			return res, err
 		}
-		if i&63 == 0 && time.Now().After(deadline) {
+		if i%every == 0 && time.Now().After(deadline) {
 			break
 		}
 	}

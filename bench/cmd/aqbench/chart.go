@@ -118,7 +118,8 @@ func shortName(c *comparison) string {
 	r := strings.NewReplacer(
 		": msg/s vs ", " vs ", ": Gbit/s vs ", " vs ", ": RTT ", " ", " vs raw quic-go", " vs quic-go",
 		"1 channel", "1 ch", "first message to a new peer", "first msg", "into one endpoint", "",
-		"8 channels x 64 KiB", "8 ch x 64 KiB", "dial+data", "dial", " bulk", " bulk", "ping-pong 64 B", "ping-pong",
+		"8 channels x 64 KiB", "8 ch x 64 KiB", " (both from Rust)", " (Rust)", " (library from C)", " (C)",
+		"diagnostic: engine from Go (no C API), ", "engine/Go: ", "dial+data", "dial", " bulk", " bulk", "ping-pong 64 B", "ping-pong",
 	)
 	return r.Replace(c.Name)
 }

@@ -5,6 +5,8 @@
 //	                           and the chart
 //	aqbench go SCENARIO [flags] one Go baseline measurement (raw quic-go or
 //	                           TLS over TCP), one JSON line on stdout
+//	aqbench engine SCENARIO    the engine (core) from Go, no C API: splits
+//	                           cgo/capi cost from engine cost (diagnostic)
 //	aqbench chart -in latest.json -out ratios.png
 //
 // The library side is bench/c/aqbench.c (through the C API) and the quinn
@@ -29,6 +31,8 @@ func main() {
 		err = runMain(os.Args[2:])
 	case "go":
 		err = baselineMain(os.Args[2:])
+	case "engine":
+		err = engineMain(os.Args[2:])
 	case "chart":
 		err = chartMain(os.Args[2:])
 	default:
@@ -49,8 +53,11 @@ type result struct {
 
 func printResult(scenario string, m map[string]float64) error {
 	impl := "quic-go"
-	if len(scenario) >= 3 && scenario[:3] == "tls" {
+	switch {
+	case len(scenario) >= 3 && scenario[:3] == "tls":
 		impl = "tls-tcp"
+	case len(scenario) >= 6 && scenario[:6] == "engine":
+		impl = "engine-go"
 	}
 	return json.NewEncoder(os.Stdout).Encode(result{Scenario: scenario, Impl: impl, Metrics: m})
 }

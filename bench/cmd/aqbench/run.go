@@ -87,10 +87,14 @@ func runMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	haveQuinn := true
+	haveQuinn, haveRust := true, false
 	if _, err := os.Stat(*binQuinn); err != nil {
 		haveQuinn = false
 		fmt.Fprintf(os.Stderr, "aqbench: %s missing: quinn baselines skipped\n", *binQuinn)
+	} else if out, err := exec.Command(*binQuinn, "features").Output(); err == nil && strings.TrimSpace(string(out)) == "aq" {
+		haveRust = true
+	} else {
+		fmt.Fprintf(os.Stderr, "aqbench: %s built without the Rust binding: its scenarios are skipped\n", *binQuinn)
 	}
 	d := strconv.FormatFloat(*dur, 'f', -1, 64)
 	ct := "certs=" + *certs
@@ -103,11 +107,22 @@ func runMain(args []string) error {
 	qn := func(key, group string, a ...string) job {
 		return job{Key: "quinn/" + key, Group: group, Impl: "quinn", Argv: append(append([]string{*binQuinn}, a...), ct)}
 	}
+	// The library through the Rust binding: the quinn program's aq-* modes.
+	rs := func(key, group string, a ...string) job {
+		j := qn(key, group, a...)
+		j.Key, j.Impl = "rust/"+key, "quinn"
+		return j
+	}
+	eng := func(key, group string, a ...string) job {
+		return job{Key: "engine/" + key, Group: group, Impl: "engine-go", Argv: append(append([]string{self, "engine"}, a...), "-certs="+*certs)}
+	}
 	jobs := []job{
 		lib("msg64", "msg64", "msg", "size=64", "dur="+d),
 		gob("msg64", "msg64", "quic-go", "quic-msg", "-size=64", "-dur="+d+"s"),
 		gob("msg64", "msg64", "tls-tcp", "tls-msg", "-size=64", "-dur="+d+"s"),
 		qn("msg64", "msg64", "msg", "size=64", "dur="+d),
+		rs("msg64", "msg64", "aq-msg", "size=64", "dur="+d),
+		eng("msg64", "msg64", "msg", "-size=64", "-dur="+d+"s"),
 
 		lib("msg1k", "msg1k", "msg", "size=1024", "dur="+d),
 		gob("msg1k", "msg1k", "quic-go", "quic-msg", "-size=1024", "-dur="+d+"s"),
@@ -118,10 +133,13 @@ func runMain(args []string) error {
 		gob("bulk64k", "bulk", "quic-go", "quic-msg", "-size=65536", "-dur="+d+"s"),
 		gob("bulk64k", "bulk", "tls-tcp", "tls-msg", "-size=65536", "-dur="+d+"s"),
 		qn("msg1m", "bulk", "msg", "size=1048576", "dur="+d),
+		rs("msg1m", "bulk", "aq-msg", "size=1048576", "dur="+d),
 
 		lib("pingpong", "pingpong", "pingpong", "size=64", "dur="+d),
 		gob("pingpong", "pingpong", "quic-go", "quic-pingpong", "-size=64", "-dur="+d+"s"),
 		qn("pingpong", "pingpong", "pingpong", "size=64", "dur="+d),
+		rs("pingpong", "pingpong", "aq-pingpong", "size=64", "dur="+d),
+		eng("pingpong", "pingpong", "pingpong", "-size=64", "-dur="+d+"s"),
 
 		lib("first", "first", "first", "iters="+strconv.Itoa(*iters)),
 		gob("dial", "first", "quic-go", "quic-dial", "-iters="+strconv.Itoa(*iters)),
@@ -133,15 +151,14 @@ func runMain(args []string) error {
 		{Key: "lib/memidle", Group: "mem", Impl: "aranya-quic", Argv: []string{*binC, "memidle", "peers=64", ct}, Once: !*everyRound},
 		{Key: "lib/memqueue", Group: "mem", Impl: "aranya-quic", Argv: []string{*binC, "memqueue", ct}, Once: !*everyRound},
 	}
-	if !haveQuinn {
-		var keep []job
-		for _, j := range jobs {
-			if j.Impl != "quinn" {
-				keep = append(keep, j)
-			}
+	var keep []job
+	for _, j := range jobs {
+		if (j.Impl == "quinn" && !haveQuinn) || (strings.HasPrefix(j.Key, "rust/") && !haveRust) {
+			continue
 		}
-		jobs = keep
+		keep = append(keep, j)
 	}
+	jobs = keep
 	var groups []string
 	byGroup := map[string][]job{}
 	for _, j := range jobs {
@@ -192,7 +209,7 @@ func runMain(args []string) error {
 	for k, ss := range rep.Samples {
 		rep.Medians[k] = medians(ss)
 	}
-	rep.Comparisons = comparisons(haveQuinn)
+	rep.Comparisons = comparisons(haveQuinn, haveRust)
 	for _, c := range rep.Comparisons {
 		evaluate(c, rep.Samples)
 	}
@@ -221,7 +238,7 @@ func runMain(args []string) error {
 	return nil
 }
 
-func comparisons(haveQuinn bool) []*comparison {
+func comparisons(haveQuinn, haveRust bool) []*comparison {
 	x := func(name, num, den, metric, op string, target float64) *comparison {
 		return &comparison{Name: name, Num: num, Den: den, Metric: metric, Op: op, Target: target, Unit: "x"}
 	}
@@ -231,16 +248,19 @@ func comparisons(haveQuinn bool) []*comparison {
 	cs := []*comparison{
 		x("64 B, 1 channel: msg/s vs raw quic-go", "lib/msg64", "quic-go/msg64", "msgs_per_s", ">=", 1.0),
 		x("64 B, 1 channel: msg/s vs TLS/TCP", "lib/msg64", "tls-tcp/msg64", "msgs_per_s", ">=", 3.0),
-		x("64 B, 1 channel: msg/s vs quinn", "lib/msg64", "quinn/msg64", "msgs_per_s", ">=", 1.0),
+		x("64 B, 1 channel: msg/s vs quinn (both from Rust)", "rust/msg64", "quinn/msg64", "msgs_per_s", ">=", 1.0),
+		x("64 B, 1 channel: msg/s vs quinn (library from C)", "lib/msg64", "quinn/msg64", "msgs_per_s", "", 0),
 		x("1 KiB, 1 channel: msg/s vs raw quic-go", "lib/msg1k", "quic-go/msg1k", "msgs_per_s", ">=", 3.0),
 		x("1 KiB, 1 channel: msg/s vs TLS/TCP", "lib/msg1k", "tls-tcp/msg1k", "msgs_per_s", "", 0),
 		x("1 MiB, 1 channel: Gbit/s vs raw quic-go bulk", "lib/msg1m", "quic-go/bulk64k", "gbit_s", ">=", 0.9),
-		x("1 MiB, 1 channel: Gbit/s vs quinn 1 MiB", "lib/msg1m", "quinn/msg1m", "gbit_s", "", 0),
+		x("1 MiB, 1 channel: Gbit/s vs quinn 1 MiB (both from Rust)", "rust/msg1m", "quinn/msg1m", "gbit_s", "", 0),
 		x("1 MiB, 1 channel: Gbit/s vs TLS/TCP bulk", "lib/msg1m", "tls-tcp/bulk64k", "gbit_s", "", 0),
 		x("8 channels x 64 KiB: Gbit/s vs raw quic-go bulk", "lib/par8x64k", "quic-go/bulk64k", "gbit_s", ">=", 1.0),
 		x("ping-pong 64 B: RTT p50 vs raw quic-go", "lib/pingpong", "quic-go/pingpong", "p50_us", "<=", 1.3),
 		x("ping-pong 64 B: RTT p99 vs raw quic-go", "lib/pingpong", "quic-go/pingpong", "p99_us", "", 0),
-		x("ping-pong 64 B: RTT p50 vs quinn", "lib/pingpong", "quinn/pingpong", "p50_us", "", 0),
+		x("ping-pong 64 B: RTT p50 vs quinn (both from Rust)", "rust/pingpong", "quinn/pingpong", "p50_us", "", 0),
+		x("diagnostic: engine from Go (no C API), 64 B msg/s vs raw quic-go", "engine/msg64", "quic-go/msg64", "msgs_per_s", "", 0),
+		x("diagnostic: engine from Go (no C API), ping-pong p50 vs raw quic-go", "engine/pingpong", "quic-go/pingpong", "p50_us", "", 0),
 		x("first message to a new peer: p50 vs quic-go dial+data", "lib/first", "quic-go/dial", "p50_us", "<=", 1.3),
 		x("32 peers into one endpoint: msg/s vs 1 peer", "lib/fanin32", "lib/fanin1", "msgs_per_s", ">=", 0.7),
 		v("eviction churn (100 peers, 32 conns): messages lost", "lib/churn", "lost", "<=", 0, "msgs"),
@@ -249,11 +269,12 @@ func comparisons(haveQuinn bool) []*comparison {
 		v("memory: RSS per idle connection (both ends)", "lib/memidle", "kib_per_conn", "", 0, "KiB"),
 		v("memory: peak RSS, full queue / (queue limit + 64 MiB)", "lib/memqueue", "peak_over_limit_plus_64", "<=", 1.0, "x"),
 	}
-	if !haveQuinn {
-		for _, c := range cs {
-			if strings.HasPrefix(c.Den, "quinn/") {
-				c.Skipped = "quinn binary not built"
-			}
+	for _, c := range cs {
+		switch {
+		case !haveQuinn && strings.HasPrefix(c.Den, "quinn/"):
+			c.Skipped = "quinn baseline not built"
+		case !haveRust && strings.HasPrefix(c.Num, "rust/"):
+			c.Skipped = "Rust binding not built"
 		}
 	}
 	return cs

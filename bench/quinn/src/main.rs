@@ -4,9 +4,14 @@
 //! AES-128-GCM) and flow-control windows as the Go baselines and the
 //! library.
 //!
-//!   quinnbench msg|pingpong [size=N] [dur=SECONDS] [certs=DIR]
+//!   quinnbench msg|pingpong|aq-msg|aq-pingpong [size=N] [dur=SECONDS] [certs=DIR]
 //!
-//! Prints one JSON line: {"scenario":..,"impl":"quinn","metrics":{..}}.
+//! aq-*: the same scenarios through this repository's Rust binding of the
+//! library (feature `aq`, on by default).
+//! Prints one JSON line: {"scenario":..,"impl":"quinn"|"aranya-quic-rust","metrics":{..}}.
+
+#[cfg(feature = "aq")]
+mod aq;
 
 use std::io::BufReader;
 use std::net::SocketAddr;
@@ -18,15 +23,15 @@ use quinn::{ClientConfig, Endpoint, ServerConfig, TransportConfig, VarInt};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, BufReader as AsyncBufReader};
 
-type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const ALPN: &[u8] = b"aqbench/1";
 
-struct Opts {
-    scenario: String,
-    size: usize,
-    dur: f64,
-    certs: String,
+pub(crate) struct Opts {
+    pub(crate) scenario: String,
+    pub(crate) size: usize,
+    pub(crate) dur: f64,
+    pub(crate) certs: String,
 }
 
 fn parse() -> Res<Opts> {
@@ -147,10 +152,12 @@ async fn msg(o: &Opts) -> Res<String> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(o.dur);
     let mut i = 0u64;
+    // Small frames look at the clock every 64 writes, large ones every one.
+    let every = if size >= 4096 { 1 } else { 64 };
     loop {
         w.write_all(&f).await?;
         i += 1;
-        if i % 64 == 1 && Instant::now() >= deadline {
+        if i % every == 0 && Instant::now() >= deadline {
             break;
         }
     }
@@ -207,7 +214,23 @@ async fn pingpong(o: &Opts) -> Res<String> {
 
 fn main() {
     let run = || -> Res<()> {
+        if std::env::args().nth(1).as_deref() == Some("features") {
+            println!("{}", if cfg!(feature = "aq") { "aq" } else { "" });
+            return Ok(());
+        }
         let o = parse()?;
+        #[cfg(feature = "aq")]
+        {
+            let m = match o.scenario.as_str() {
+                "aq-msg" => Some(aq::msg(&o)?),
+                "aq-pingpong" => Some(aq::pingpong(&o)?),
+                _ => None,
+            };
+            if let Some(m) = m {
+                println!("{{\"scenario\":\"{}\",\"impl\":\"aranya-quic-rust\",\"metrics\":{{{}}}}}", o.scenario, m);
+                return Ok(());
+            }
+        }
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let m = rt.block_on(async {
             match o.scenario.as_str() {
