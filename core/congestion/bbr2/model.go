@@ -221,7 +221,6 @@ func (s *Sender) enterDrain() {
 	s.mode = modeDrain
 	s.pacingGain = drainPacingGain
 	s.cwndGain = startupCwndGain
-	s.phaseStamp = s.now
 }
 
 func (s *Sender) checkDrainDone(now Time) {
@@ -255,7 +254,6 @@ func (s *Sender) setPhase(m mode, pacingGain, cwndGain float64, now Time) {
 	s.mode = m
 	s.pacingGain = pacingGain
 	s.cwndGain = cwndGain
-	s.phaseStamp = now
 }
 
 func (s *Sender) startProbeBWDown(now Time) {
@@ -288,6 +286,8 @@ func (s *Sender) startProbeBWUp(now Time) {
 	s.ackPhase = acksProbeStarting
 	s.startRound()
 	s.setPhase(modeProbeBWUp, probeBWUpPacingGain, probeBWUpCwndGain, now)
+	s.upFullBW = 0
+	s.upFullBWCnt = 0
 	s.raiseInflightHiSlope()
 }
 
@@ -323,7 +323,7 @@ func (s *Sender) updateProbeBWCyclePhase(rs *rateSample, now Time) {
 			s.startProbeBWUp(now)
 		}
 	case modeProbeBWUp:
-		if s.isTimeToGoDown(now) {
+		if s.isTimeToGoDown(rs) {
 			s.startProbeBWDown(now)
 		}
 	}
@@ -356,15 +356,40 @@ func (s *Sender) isTimeToCruise() bool {
 	return s.inflight <= s.inflightFor(s.bw, 1.0)
 }
 
-// isTimeToGoDown ends UP after at least one min RTT once inflight reached
-// 1.25 BDP: the probe has put its extra quarter BDP into the pipe, and if the
-// bandwidth had grown the samples of this round have already raised max_bw.
-// Losses end UP earlier (handleInflightTooHigh).
-func (s *Sender) isTimeToGoDown(now Time) bool {
-	if s.minRTT == infRTT || time.Duration(now-s.phaseStamp) <= s.minRTT {
+// isTimeToGoDown decides when ProbeBW_UP has finished probing (BBRv3).
+//
+// While the flow is cwnd-limited by inflight_hi, the probe has not yet
+// tested anything beyond the old bound, so UP continues and
+// probeInflightHiUpward keeps raising inflight_hi (1, 2, 4, ... packets per
+// round) until loss says the path is full (handleInflightTooHigh then ends
+// UP). This is what lets a flow whose inflight_hi was set low (for instance
+// by a Startup that met an incumbent flow's queue) grow to its fair share.
+//
+// Otherwise UP ends when the delivery rate has stopped growing: three rounds
+// without 25% growth, the same plateau test Startup uses. Probing for
+// several rounds (instead of stopping as soon as 1.25 BDP is in flight, as
+// BBRv2 did) measurably improves convergence between competing flows in the
+// simulator (the smaller flow gains relatively more from each probe), at
+// the price of a somewhat larger transient queue during UP, which DOWN then
+// drains.
+func (s *Sender) isTimeToGoDown(rs *rateSample) bool {
+	if s.inflightHi != noBound && s.isCwndLimited() && s.cwnd >= s.inflightHi {
+		s.upFullBW = rs.deliveryRate
+		s.upFullBWCnt = 0
 		return false
 	}
-	return s.inflight >= s.inflightFor(s.bw, probeBWUpPacingGain)
+	if rs.isAppLimited {
+		return false
+	}
+	if rs.deliveryRate >= s.upFullBW*fullBWThresh {
+		s.upFullBW = rs.deliveryRate
+		s.upFullBWCnt = 0
+		return false
+	}
+	if s.roundStart {
+		s.upFullBWCnt++
+	}
+	return s.upFullBWCnt >= fullBWCount
 }
 
 // adaptUpperBounds maintains inflight_hi, BBR's long-term safe upper bound on

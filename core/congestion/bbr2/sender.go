@@ -250,12 +250,13 @@ type Sender struct {
 	mode            mode
 	ackPhase        ackPhase
 	cycleStamp      Time
-	phaseStamp      Time
 	bwProbeWait     time.Duration
 	bwProbeSamples  bool
 	bwProbeUpRounds int
 	bwProbeUpAcks   int64
 	probeUpCnt      int64
+	upFullBW        float64
+	upFullBWCnt     int
 
 	// Recovery (reporting only, plus cwnd restore after an RTO).
 	inRecovery    bool
@@ -309,7 +310,6 @@ func (s *Sender) advanceTime(t Time) {
 		s.probeRTTMinStamp = t
 		s.extraAckedStart = t
 		s.cycleStamp = t
-		s.phaseStamp = t
 		s.lastPrune = t
 	}
 	if t > s.now {

@@ -201,12 +201,12 @@ type flow struct {
 	ackTimer   bool
 
 	// statistics
-	statsFrom     Time
-	rcvBytes      int64 // bytes delivered to the receiver since statsFrom
-	ackedBytes    int64
-	lostPackets   int64
-	sentPackets   int64
-	maxStateSize  int
+	statsFrom    Time
+	rcvBytes     int64 // bytes delivered to the receiver since statsFrom
+	ackedBytes   int64
+	lostPackets  int64
+	sentPackets  int64
+	maxStateSize int
 }
 
 const (
