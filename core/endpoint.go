@@ -5,6 +5,7 @@ package core
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -13,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +128,16 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	}
 	serverTLS := id.serverTLS()
 	serverTLS.VerifyPeerCertificate = e.countingVerify(id.verifyPeer)
+	serverTLS.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		// crypto/tls refuses a client without our ALPN by itself; this
+		// only makes the refusal visible in the stats.
+		if !slices.Contains(hello.SupportedProtos, wire.ALPN) {
+			e.stats.handshakeFailures.Add(1)
+			e.logf("refused a client offering ALPN %q", hello.SupportedProtos)
+			return nil, fmt.Errorf("%w: no common application protocol", ErrTLS)
+		}
+		return nil, nil
+	}
 	e.ln, err = e.tr.Listen(serverTLS, e.qconf)
 	if err != nil {
 		ccChoices.Delete(udp.LocalAddr().String())
@@ -413,6 +425,12 @@ func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
 	if err != nil {
 		if e.ctx.Err() != nil {
 			return nil, ErrClosed
+		}
+		var te *quic.TransportError
+		if errors.As(err, &te) && te.Remote && te.ErrorCode.IsCryptoError() {
+			// The peer refused us during the handshake. Refusals by our
+			// own verifier were counted when they happened.
+			e.stats.handshakeFailures.Add(1)
 		}
 		err = classifyConnError(err)
 		if errors.Is(err, ErrTLS) {

@@ -63,15 +63,19 @@ func TestEvictionMidStreamKeepsChannelOrder(t *testing.T) {
 	cfg.MaxConnections = 2
 	hub := newEndpoint(t, cfg)
 	peers := []*Endpoint{newTestEndpoint(t, "p0"), newTestEndpoint(t, "p1"), newTestEndpoint(t, "p2")}
-	ctx := sendCtx(t)
-	const rounds = 300
+	const rounds = 120
 	for r := 0; r < rounds; r++ {
 		for i, p := range peers {
-			require.NoError(t, hub.Send(ctx, p.LocalAddr(), team(9), "churn", []byte(fmt.Sprintf("churn %d", r))), "peer %d round %d", i, r)
+			// Every send here evicts and re-dials: give each its own
+			// deadline, since handshakes are slow under the race detector.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			err := hub.Send(ctx, p.LocalAddr(), team(9), "churn", []byte(fmt.Sprintf("churn %d", r)))
+			cancel()
+			require.NoError(t, err, "peer %d round %d", i, r)
 		}
 	}
 	for _, p := range peers {
-		got := recvN(t, p, rounds, 20*time.Second)
+		got := recvN(t, p, rounds, 60*time.Second)
 		checkInOrder(t, got, []string{"churn"}, rounds)
 	}
 	require.Greater(t, hub.Stats().Evictions, uint64(rounds))

@@ -312,8 +312,8 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			c.streamFailed(str, err)
 			return
 		}
-		p := make([]byte, n)
-		if err := wire.ReadFramePayload(r, p); err != nil {
+		p, err := wire.ReadPayload(r, n)
+		if err != nil {
 			c.streamFailed(str, err)
 			return
 		}

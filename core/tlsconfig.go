@@ -102,10 +102,12 @@ func (id *identity) serverTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
 		Certificates: []tls.Certificate{id.cert},
-		// RequireAnyClientCert plus our own verification: the standard
-		// check would demand the client-auth key usage, which peer
-		// certificates used in both roles need not carry.
-		ClientAuth:            tls.RequireAnyClientCert,
+		// RequestClientCert plus our own verification, which refuses an
+		// empty chain: the standard check would demand the client-auth key
+		// usage, which certificates used in both roles need not carry, and
+		// with RequireAnyClientCert a missing certificate is refused before
+		// our verifier can count it.
+		ClientAuth:            tls.RequestClientCert,
 		VerifyPeerCertificate: id.verifyPeer,
 		NextProtos:            []string{wire.ALPN},
 	}

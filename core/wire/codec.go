@@ -143,10 +143,10 @@ func DecodeHeader(body []byte) (*QuicMessage, error) {
 // ReadHeader reads the stream prologue. io.EOF before the first byte means
 // the peer opened and closed the stream without using it, which is benign.
 func ReadHeader(r *bufio.Reader) (*QuicMessage, error) {
-	n, err := quicvarint.Read(r)
+	n, err := readVarint(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, io.EOF
+		if errors.Is(err, io.EOF) || errors.Is(err, ErrTruncated) {
+			return nil, err
 		}
 		return nil, fmt.Errorf("%w: header length: %w", ErrMalformedHeader, err)
 	}
@@ -173,14 +173,8 @@ func FrameHeaderLen(n int) int {
 // ReadFrameLen reads one frame's length prefix and checks it against max.
 // A clean io.EOF means the stream ended between frames.
 func ReadFrameLen(r *bufio.Reader, max uint64) (uint64, error) {
-	n, err := quicvarint.Read(r)
+	n, err := readVarint(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, io.EOF
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, fmt.Errorf("%w: %w", ErrTruncated, err)
-		}
 		return 0, err
 	}
 	if n > max {
@@ -200,6 +194,40 @@ func ReadFramePayload(r *bufio.Reader, p []byte) error {
 	return nil
 }
 
+// payloadChunk is how much of a frame is allocated ahead of the bytes
+// that arrived: a peer that declares a large frame and stalls holds at
+// most this much of our memory, not the declared size.
+const payloadChunk = 64 << 10
+
+// ReadPayload reads a frame payload of n bytes, growing its buffer as the
+// bytes arrive rather than trusting the declared length up front.
+func ReadPayload(r *bufio.Reader, n uint64) ([]byte, error) {
+	if n <= payloadChunk {
+		p := make([]byte, n)
+		return p, ReadFramePayload(r, p)
+	}
+	p := make([]byte, 0, payloadChunk)
+	for uint64(len(p)) < n {
+		if len(p) == cap(p) {
+			grown := make([]byte, len(p), min(uint64(2*cap(p)), n))
+			copy(grown, p)
+			p = grown
+		}
+		m, err := io.ReadAtLeast(r, p[len(p):cap(p)], 1)
+		p = p[:len(p)+m]
+		if err != nil {
+			if uint64(len(p)) == n {
+				break
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w: %w", ErrTruncated, io.ErrUnexpectedEOF)
+			}
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
 // ReadFrame reads one whole frame; used by tests and fuzzers, while the
 // engine reads length and payload separately to size its buffers.
 func ReadFrame(r *bufio.Reader, max uint64) ([]byte, error) {
@@ -207,11 +235,7 @@ func ReadFrame(r *bufio.Reader, max uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := make([]byte, n)
-	if err := ReadFramePayload(r, p); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return ReadPayload(r, n)
 }
 
 var _ msgp.Marshaler = (*QuicMessage)(nil)

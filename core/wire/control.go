@@ -51,14 +51,14 @@ func AppendControl(b []byte, typ uint64, payload []byte) []byte {
 
 // ReadControl reads one control message.
 func ReadControl(r *bufio.Reader) (ControlMessage, error) {
-	typ, err := quicvarint.Read(r)
+	typ, err := readVarint(r)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return ControlMessage{}, io.EOF
 		}
 		return ControlMessage{}, fmt.Errorf("%w: %w", ErrControl, err)
 	}
-	n, err := quicvarint.Read(r)
+	n, err := readVarint(r)
 	if err != nil {
 		return ControlMessage{}, fmt.Errorf("%w: %w", ErrControl, err)
 	}
