@@ -5,9 +5,9 @@ package core
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
