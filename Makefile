@@ -21,11 +21,23 @@ GO_SOURCES := $(shell find core capi -type f \( -name '*.go' -o -name '*.c' -o -
 # Only the header's functions are exported (capi/exports.map); cgo refuses a
 # version script in #cgo LDFLAGS, so it goes through -extldflags.
 LIB_LDFLAGS := -extldflags=-Wl,--version-script=$(CURDIR)/capi/exports.map,-soname=libaranya_quic.so
-# Extra environment and go build flags for the library, e.g. for the patched
-# quic-go with the congestion-control hook:
-#   make lib LIB_ENV=GOWORK=$PWD/build/quicgo/go.work LIB_GOFLAGS='-tags aranya_cc'
+# The shipped library uses BBRv2: qgpatch copies the quic-go module that the
+# Go module proxy served into build/quicgo, routes its congestion
+# controller's construction through a hook, and writes a go.work that
+# replaces quic-go with that copy; the aranya_cc tag builds our side of the
+# hook. `make lib QUICGO_HOOK=0` builds against upstream quic-go (NewReno).
+QUICGO      := $(BUILD)/quicgo
+QUICGO_WORK := $(CURDIR)/$(QUICGO)/go.work
+QUICGO_HOOK ?= 1
+ifeq ($(QUICGO_HOOK),1)
+LIB_ENV     ?= GOWORK=$(QUICGO_WORK)
+LIB_GOFLAGS ?= -tags aranya_cc
+LIB_DEPS    := $(QUICGO)/go.work
+else
 LIB_ENV     ?=
 LIB_GOFLAGS ?=
+LIB_DEPS    :=
+endif
 
 .PHONY: all lib certs run test go-vet fmt-check go-test ctest test-rust test-python check-abi clean
 
@@ -35,7 +47,10 @@ lib: $(LIB)
 
 # The cgo-generated header lands beside the library in build/ and is never
 # committed: the public header is include/aranya_quic.h.
-$(LIB): $(GO_SOURCES)
+$(QUICGO)/go.work: go.mod go.sum $(wildcard core/congestion/qgpatch/*.go core/congestion/qgpatch/overlay/*)
+	$(GO) run ./core/congestion/qgpatch -out $(QUICGO)
+
+$(LIB): $(GO_SOURCES) $(LIB_DEPS)
 	@mkdir -p $(BUILD)
 	CGO_ENABLED=1 $(LIB_ENV) $(GO) build $(LIB_GOFLAGS) -buildmode=c-shared -ldflags='$(LIB_LDFLAGS)' -o $@ ./capi
 
@@ -62,8 +77,11 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-go-test:
+# The second run builds core against the patched quic-go, so the tests that
+# need the congestion hook (BBRv2 driving real connections) run too.
+go-test: $(QUICGO)/go.work
 	$(GO) test -race ./...
+	GOWORK=$(QUICGO_WORK) $(GO) test -race -tags aranya_cc ./core/...
 
 ctest:
 	$(CMAKE) -S . -B $(CMAKE_BUILD) -DCMAKE_BUILD_TYPE=Debug
@@ -75,7 +93,8 @@ ctest:
 test-rust: lib
 	@if [ -d bindings/rust ]; then \
 		cd bindings/rust && ARANYA_QUIC_LIB_DIR=$(CURDIR)/$(BUILD) ARANYA_QUIC_LIB=$(CURDIR)/$(LIB) \
-			LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} cargo test; \
+			LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
+			sh -c 'cargo test --locked && cargo test --locked --features tokio'; \
 	else echo "test-rust: bindings/rust not present, skipped"; fi
 
 test-python: lib

@@ -203,8 +203,14 @@ typedef uint64_t aranya_quic_t;
  * the defaults above. aranya_quic_new reads the struct and every buffer it
  * points to only during the call; the caller keeps ownership.
  *
- * Fields are only ever appended; struct_size lets a newer library accept a
- * struct from an older caller.
+ * Versioning: fields are only ever appended. aranya_quic_new requires
+ * struct_size to be at least the size of this version's struct and reads
+ * no byte past struct_size; a later version that appends fields will read
+ * them only when struct_size covers them, so callers built against this
+ * header keep working. aranya_quic_config_init writes sizeof the struct of
+ * the library it is called in: a caller built against an older header than
+ * the library must instead zero its struct itself and set struct_size to
+ * its own sizeof(aranya_quic_config).
  */
 typedef struct aranya_quic_config {
     /* sizeof(aranya_quic_config), set by aranya_quic_config_init. */
@@ -244,10 +250,12 @@ typedef struct aranya_quic_config {
 
     /* --- fields added after the contract's first draft (still v0.1) --- */
 
-    /* pinned_peers_len SHA-256 fingerprints (ARANYA_QUIC_FINGERPRINT_LEN
-     * bytes each, concatenated) of the DER leaf certificates of the only
-     * peers accepted, in addition to the CA check. NULL/0: no pinning.
-     * May be NULL only if pinned_peers_len is 0. */
+    /* SHA-256 fingerprints of the DER leaf certificates of the only peers
+     * accepted, in addition to the CA check: pinned_peers_len fingerprints
+     * of ARANYA_QUIC_FINGERPRINT_LEN bytes each, concatenated.
+     * pinned_peers_len is a COUNT of fingerprints, not a byte length (the
+     * buffer holds pinned_peers_len * 32 bytes). NULL/0: no pinning. May be
+     * NULL only if pinned_peers_len is 0. */
     const uint8_t *pinned_peers;
     size_t pinned_peers_len;
     /* Keep-alive period. 0: idle_timeout_ms / 3; ARANYA_QUIC_DISABLED:
@@ -273,7 +281,9 @@ typedef struct aranya_quic_config {
     /* Bytes one channel buffers before send blocks; buffering lets small
      * messages share packets. 0: ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES. */
     uint32_t send_buffer_bytes;
-    /* ARANYA_QUIC_RESET_KEY_LEN bytes used as the QUIC stateless reset key.
+    /* Exactly ARANYA_QUIC_RESET_KEY_LEN (32) bytes, read during
+     * aranya_quic_new, used as the QUIC stateless reset key; a shorter
+     * buffer is the caller's bug (there is no length field to check).
      * NULL: derived from the private key, so that an endpoint restarted
      * with the same identity resets its peers' stale connections at once. */
     const uint8_t *stateless_reset_key;
@@ -376,7 +386,11 @@ int32_t aranya_quic_new(const aranya_quic_config *cfg, aranya_quic_t *out);
  * handle return ARANYA_QUIC_ERR_CLOSED (a blocked receive_timeout wakes up);
  * free waits for them to return. Afterwards the handle is invalid and the
  * fd from aranya_quic_receive_fd is closed: unregister it from your poller
- * before calling free.
+ * before calling free. Both ends of the fd's pipe are closed by free, so a
+ * host that cannot unregister in time (an async runtime with a pending
+ * wait) may keep a dup() of the fd: after free the duplicate reads as end of
+ * file (readable), which wakes the waiter, and its number cannot be reused
+ * until the host closes it.
  *
  * ep: the handle. 0, or a handle already freed (or being freed by another
  *     thread, in which case this returns at once): harmless, returns OK.
@@ -536,7 +550,8 @@ const char *aranya_quic_strerror(int32_t code);
  * aranya_quic_last_error: a detail message about the last non-OK return
  * on the calling thread ("" if there was none). Never NULL. The string is
  * thread-local and valid until the next call into the library on this
- * thread; copy it to keep it.
+ * thread; copy it to keep it. Messages longer than 1023 bytes are cut
+ * there (at a UTF-8 boundary is not guaranteed).
  */
 const char *aranya_quic_last_error(void);
 
