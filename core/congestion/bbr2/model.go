@@ -409,7 +409,7 @@ func (s *Sender) adaptUpperBounds(rs *rateSample, now Time) {
 		s.bwProbeSamples = false
 		s.ackPhase = acksInit
 	}
-	if s.checkInflightTooHigh(rs, now) {
+	if s.checkInflightTooHigh(rs) {
 		return
 	}
 	if s.inflightHi == noBound {
@@ -423,7 +423,7 @@ func (s *Sender) adaptUpperBounds(rs *rateSample, now Time) {
 	}
 }
 
-func (s *Sender) checkInflightTooHigh(rs *rateSample, now Time) bool {
+func (s *Sender) checkInflightTooHigh(rs *rateSample) bool {
 	if !s.isInflightTooHigh(rs) {
 		return false
 	}

@@ -228,7 +228,6 @@ type Sender struct {
 	lossRoundDeliveredAt     int64
 	lastLostPN               int64
 	ecnRoundsInStartup       int
-	lastAckedPN              int64
 	fullBW                   float64
 	fullBWCnt                int
 	fullBWReached            bool
@@ -289,7 +288,6 @@ func NewSender(initialMaxDatagramSize int64) *Sender {
 		probeRTTMinDelay: infRTT,
 		probeUpCnt:       noProbes,
 		lastLostPN:       -2,
-		lastAckedPN:      -1,
 		largestSentPN:    -1,
 		recoveryEndPN:    -1,
 	}
@@ -439,9 +437,6 @@ func (s *Sender) OnPacketAcked(packetNumber int64, ackedBytes int64, priorInFlig
 		s.checkAppLimitedAtAck(priorInFlight, eventTime)
 	}
 	s.inflight = max(0, s.inflight-ackedBytes)
-	if packetNumber > s.lastAckedPN {
-		s.lastAckedPN = packetNumber
-	}
 	if s.inRecovery && packetNumber > s.recoveryEndPN {
 		s.inRecovery = false
 		if s.rtoCwndSaved {
