@@ -139,3 +139,19 @@ func chartMain(args []string) error {
 	}
 	return drawChart(&rep, *out)
 }
+
+func tableMain(args []string) error {
+	fs := flag.NewFlagSet("table", flag.ExitOnError)
+	in := fs.String("in", "bench/results/latest.json", "report")
+	fs.Parse(args)
+	b, err := os.ReadFile(*in)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return err
+	}
+	printTable(os.Stdout, &rep)
+	return nil
+}

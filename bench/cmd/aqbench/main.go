@@ -8,6 +8,7 @@
 //	aqbench engine SCENARIO    the engine (core) from Go, no C API: splits
 //	                           cgo/capi cost from engine cost (diagnostic)
 //	aqbench chart -in latest.json -out ratios.png
+//	aqbench table -in latest.json   the markdown table again
 //
 // The library side is bench/c/aqbench.c (through the C API) and the quinn
 // baseline is bench/quinn; `run` starts each measurement as its own
@@ -35,6 +36,8 @@ func main() {
 		err = engineMain(os.Args[2:])
 	case "chart":
 		err = chartMain(os.Args[2:])
+	case "table":
+		err = tableMain(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

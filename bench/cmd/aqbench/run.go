@@ -70,7 +70,7 @@ type report struct {
 
 func runMain(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	rounds := fs.Int("rounds", 3, "rounds; each runs every job once, library and baselines alternating")
+	rounds := fs.Int("rounds", 5, "rounds; each runs every job once, library and baselines alternating")
 	dur := fs.Float64("dur", 1.0, "seconds per throughput or latency measurement")
 	iters := fs.Int("iters", 20, "new connections per first-message measurement")
 	churnDur := fs.Float64("churn-dur", 1.5, "seconds of eviction churn")
