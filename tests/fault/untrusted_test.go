@@ -23,17 +23,7 @@ type untrusted struct {
 	// dialOnly: a TLS server always has a certificate, so there is no
 	// "us dialing them" direction.
 	dialOnly bool
-	// inBug / outBug: a known engine bug in counting this refusal in
-	// HandshakeFailures (inbound / outbound); the rejection itself is
-	// still checked, only the counter check is skipped.
-	inBug, outBug string
 }
-
-const (
-	noCertCountBug = "an inbound client without a certificate is refused by crypto/tls (RequireAnyClientCert) before VerifyPeerCertificate runs, so HandshakeFailures does not count it"
-	alpnInCountBug = "an inbound ALPN mismatch fails the handshake inside quic-go/crypto/tls; nothing counts it in HandshakeFailures"
-	alpnOutBug     = "Endpoint.dialConn does not count a dial that fails with a TLS alert (ErrTLS from classifyConnError) in HandshakeFailures; only certificate rejections by our own verifier are counted"
-)
 
 func untrustedPeers(t *testing.T) []untrusted {
 	other, err := certgen.NewCA("another CA")
@@ -57,8 +47,8 @@ func untrustedPeers(t *testing.T) []untrusted {
 		{name: "expired certificate", cert: expired},
 		{name: "certificate not yet valid", cert: notYet},
 		{name: "self-signed certificate", cert: self},
-		{name: "no certificate", cert: nil, dialOnly: true, inBug: noCertCountBug},
-		{name: "wrong ALPN", cert: issue(t, "wrong-alpn"), alpn: "h3", inBug: alpnInCountBug, outBug: alpnOutBug},
+		{name: "no certificate", cert: nil, dialOnly: true},
+		{name: "wrong ALPN", cert: issue(t, "wrong-alpn"), alpn: "h3"},
 	}
 }
 
@@ -97,9 +87,6 @@ func TestUntrustedPeersDialingUs(t *testing.T) {
 			require.Error(t, err)
 			requireQuiet(t, e, 200*time.Millisecond)
 			require.Equal(t, uint64(0), e.Stats().MessagesReceived)
-			if u.inBug != "" {
-				t.Skip("core bug: " + u.inBug)
-			}
 			require.Eventually(t, func() bool { return e.Stats().HandshakeFailures > failures },
 				5*time.Second, 5*time.Millisecond, "HandshakeFailures counts the refusal")
 		})
@@ -193,9 +180,6 @@ func TestDialingUntrustedPeers(t *testing.T) {
 			require.NotContains(t, string(srv.got), "for trusted eyes only", "a message reached an untrusted peer")
 			srv.mu.Unlock()
 			require.Equal(t, uint64(0), e.Stats().MessagesSent)
-			if u.outBug != "" {
-				t.Skip("core bug: " + u.outBug)
-			}
 			require.Greater(t, e.Stats().HandshakeFailures, failures, "HandshakeFailures counts the refusal")
 		})
 	}
