@@ -5,7 +5,8 @@
  *
  *   aqbench SCENARIO [key=value ...]
  *
- * Scenarios: msg, par, pingpong, first, fanin, churn, memidle, memqueue.
+ * Scenarios: msg, par, pingpong, first, fanin, churn, memidle, memqueue;
+ * info prints the library's version and congestion control.
  * Keys: certs=DIR (examples/certgen output: ca.pem, alice.*, bob.*),
  * size=BYTES, dur=SECONDS, iters=N, peers=N, channels=N, maxconn=N.
  * Prints one JSON line: {"scenario":..,"impl":"aranya-quic","metrics":{..}}.
@@ -668,7 +669,13 @@ int main(int argc, char **argv) {
         sc_memidle();
     else if (!strcmp(sc, "memqueue"))
         sc_memqueue(argv[0]);
-    else if (!strcmp(sc, "memqueue-child"))
+    else if (!strcmp(sc, "info")) {
+        endpoint a = mk(0, 0, 0);
+        aranya_quic_stats st = {.struct_size = sizeof st};
+        check(aranya_quic_get_stats(a.h, &st), "stats");
+        printf("%s %s\n", aranya_quic_version(), st.congestion_control);
+        check(aranya_quic_free(a.h), "free");
+    } else if (!strcmp(sc, "memqueue-child"))
         sc_memqueue_child();
     else
         die("unknown scenario %s", sc);

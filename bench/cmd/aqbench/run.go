@@ -179,6 +179,15 @@ func runMain(args []string) error {
 		Commands: map[string][]string{},
 		Medians:  map[string]map[string]float64{},
 	}
+	if out, err := exec.Command(*binC, "info", ct).Output(); err == nil {
+		if f := strings.Fields(string(out)); len(f) == 2 {
+			rep.Machine["library_version"] = f[0]
+			rep.Machine["library_congestion_control"] = f[1]
+		}
+	}
+	// The Go and quinn baselines use NewReno (quic-go from the module
+	// proxy, unpatched) and quinn's default (Cubic).
+	rep.Machine["baseline_congestion_control"] = "quic-go: reno, quinn: cubic"
 	start := time.Now()
 	for r := 0; r < *rounds; r++ {
 		fmt.Fprintf(os.Stderr, "round %d/%d\n", r+1, *rounds)
@@ -429,8 +438,8 @@ func printTable(w *os.File, rep *report) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.Name, val, target, met)
 	}
 	m := rep.Machine
-	fmt.Fprintf(w, "\n%s rounds of %v s, %s; %s, %s CPUs, Linux %s, %s, load %s -> %s\n",
-		fmt.Sprint(rep.Settings["rounds"]), rep.Settings["dur_s"], rep.Date, m["cpu_model"], m["nproc"], m["kernel"], m["go"], m["loadavg_start"], m["loadavg_end"])
+	fmt.Fprintf(w, "\n%s rounds of %v s, %s; %s, %s CPUs, Linux %s, %s, load %s -> %s; library congestion control %s\n",
+		fmt.Sprint(rep.Settings["rounds"]), rep.Settings["dur_s"], rep.Date, m["cpu_model"], m["nproc"], m["kernel"], m["go"], m["loadavg_start"], m["loadavg_end"], m["library_congestion_control"])
 }
 
 func machineInfo() map[string]string {
