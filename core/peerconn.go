@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -181,53 +182,61 @@ func (c *peerConn) sendControl(typ uint64) {
 
 // stream returns the send stream for key, opening it if needed.
 func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendStream, error) {
-	c.mu.Lock()
-	if s := c.streams[key]; s != nil {
-		c.mu.Unlock()
-		return s, nil
-	}
-	if c.draining {
-		c.mu.Unlock()
-		return nil, errDraining
-	}
-	str, err := c.qc.OpenStream()
-	if err != nil {
+	for {
+		c.mu.Lock()
+		if s := c.streams[key]; s != nil {
+			c.mu.Unlock()
+			return s, nil
+		}
+		if c.draining {
+			c.mu.Unlock()
+			return nil, errDraining
+		}
+		str, err := c.qc.OpenStream()
+		if err == nil {
+			s := newSendStream(key, str, header, c.ep.cfg.SendBufferBytes, &c.ep.stats)
+			c.streams[key] = s
+			c.ep.stats.openStreams.Add(1)
+			c.mu.Unlock()
+			return s, nil
+		}
 		var se *quic.StreamLimitReachedError // quic-go returns a pointer
 		if !errors.As(err, &se) {
 			c.mu.Unlock()
 			return nil, fmt.Errorf("%w: %w", errDraining, err)
 		}
 		// The peer's stream limit: channels are unlimited, streams are
-		// not, so the least recently used idle channel gives its stream
-		// back (it reopens one on its next message), and we wait for the
-		// credit without holding the lock.
+		// not, so the least recently used channel gives its stream back
+		// (it reopens one on its next message). Several openers may be
+		// waiting for the credit that frees, so each waits only a while
+		// before it retires another stream and tries again.
 		c.retireIdleLocked()
 		c.mu.Unlock()
-		ctx := lctx.get()
-		if str, err = c.qc.OpenStreamSync(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("%w: waiting for the peer's stream credit: %w", ErrTimeout, err)
-			}
-			return nil, fmt.Errorf("%w: %w", errDraining, err)
-		}
-		c.mu.Lock()
-		if c.draining || c.streams[key] != nil {
-			// Lost a race; an unused stream ends with a bare FIN, which
-			// the peer treats as benign.
-			existing := c.streams[key]
-			c.mu.Unlock()
-			_ = str.Close()
-			if existing != nil {
-				return existing, nil
-			}
-			return nil, errDraining
+		if err := c.waitStreamCredit(lctx); err != nil {
+			return nil, err
 		}
 	}
-	s := newSendStream(key, str, header, c.ep.cfg.SendBufferBytes, &c.ep.stats)
-	c.streams[key] = s
-	c.ep.stats.openStreams.Add(1)
-	c.mu.Unlock()
-	return s, nil
+}
+
+// streamCreditPoll is how long an opener waits for stream credit before
+// retiring another stream.
+const streamCreditPoll = 100 * time.Millisecond
+
+// waitStreamCredit waits until the peer may have granted stream credit.
+// It opens no stream itself (an opened stream would have to be registered
+// under c.mu), so it only waits on the connection's signal or a timer.
+func (c *peerConn) waitStreamCredit(lctx *lazyContext) error {
+	ctx := lctx.get()
+	t := time.NewTimer(streamCreditPoll)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-c.qc.Context().Done():
+		return fmt.Errorf("%w: %w", errDraining, context.Cause(c.qc.Context()))
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for the peer's stream credit: %w", ErrTimeout, ctx.Err())
+	}
 }
 
 // retireIdleLocked retires the least recently used stream, preferring one
