@@ -52,6 +52,12 @@ type Link struct {
 	// a router's tail drop.
 	Bandwidth  int
 	QueueBytes int
+	// SharedBottleneck makes every datagram toward one endpoint, whoever
+	// sent it, share one Bandwidth limit and one queue: a single bottleneck
+	// in front of that endpoint (its access link), so flows from several
+	// senders to it compete. False (the default) gives each ordered pair of
+	// endpoints its own limit and queue.
+	SharedBottleneck bool
 }
 
 // Stats counts what happened to datagrams.
@@ -96,10 +102,12 @@ type port struct {
 	proxy *Proxy
 }
 
-// pipe is the bandwidth state of one direction between two ports.
+// pipe is the bandwidth state of one direction between two ports, or of
+// everything toward one port with Link.SharedBottleneck.
 type pipe struct {
 	busyUntil time.Time // when the link finishes sending what is queued
 	queued    []queued  // departure times and sizes still in the FIFO
+	backlog   int       // sum of the sizes in queued
 }
 
 type queued struct {
@@ -324,6 +332,9 @@ func (p *Proxy) route(dst *port, src netip.AddrPort, data []byte) {
 			limit = 64 << 10
 		}
 		key := [2]*port{from, dst}
+		if l.SharedBottleneck {
+			key = [2]*port{nil, dst}
+		}
 		pp := p.links[key]
 		if pp == nil {
 			pp = &pipe{}
@@ -332,14 +343,11 @@ func (p *Proxy) route(dst *port, src netip.AddrPort, data []byte) {
 		// Forget what has left the queue by now.
 		k := 0
 		for k < len(pp.queued) && !pp.queued[k].depart.After(now) {
+			pp.backlog -= pp.queued[k].size
 			k++
 		}
 		pp.queued = pp.queued[k:]
-		backlog := 0
-		for _, q := range pp.queued {
-			backlog += q.size
-		}
-		if backlog+len(data) > limit {
+		if pp.backlog+len(data) > limit {
 			p.stats.QueueDropped++
 			return
 		}
@@ -350,6 +358,7 @@ func (p *Proxy) route(dst *port, src netip.AddrPort, data []byte) {
 		depart = start.Add(time.Duration(float64(len(data)) / float64(l.Bandwidth) * float64(time.Second)))
 		pp.busyUntil = depart
 		pp.queued = append(pp.queued, queued{depart: depart, size: len(data)})
+		pp.backlog += len(data)
 	}
 	copies := 1
 	if l.Duplicate > 0 && p.rng.Float64() < l.Duplicate {

@@ -203,6 +203,46 @@ func TestBandwidthQueueTailDrop(t *testing.T) {
 	}
 }
 
+func TestSharedBottleneck(t *testing.T) {
+	// Two senders, 4 datagrams of 1000 bytes each, toward one receiver
+	// through 10 KB/s with a 4 KiB queue. Per pair (the default) each
+	// sender has its own queue and all 8 fit; with SharedBottleneck both
+	// share one queue, so only 4 fit and they leave one after another.
+	for _, shared := range []bool{false, true} {
+		p := newProxy(t, 4, Link{Bandwidth: 10000, QueueBytes: 4096, SharedBottleneck: shared})
+		a, c, b := newSock(t), newSock(t), newSock(t)
+		p.MustAdd(a.addr)
+		p.MustAdd(c.addr)
+		pb := p.MustAdd(b.addr)
+		start := time.Now()
+		for i := 0; i < 4; i++ {
+			a.sendSeq(pb, i, 1000)
+			c.sendSeq(pb, 100+i, 1000)
+		}
+		waitReceived(t, p, 8)
+		var got []int
+		var last time.Time
+		for {
+			d, _, ok := b.recv(600 * time.Millisecond)
+			if !ok {
+				break
+			}
+			got = append(got, int(binary.BigEndian.Uint32(d)))
+			last = time.Now()
+		}
+		st := p.Stats()
+		if !shared {
+			require.Len(t, got, 8, "per-pair queues: nothing dropped")
+			require.Zero(t, st.QueueDropped)
+			continue
+		}
+		require.Len(t, got, 4, "one shared 4 KiB queue")
+		require.Equal(t, uint64(4), st.QueueDropped)
+		// 4 x 1000 bytes at 10 KB/s through one link take 400 ms.
+		require.GreaterOrEqual(t, last.Sub(start), 390*time.Millisecond)
+	}
+}
+
 func TestPartitionAndHeal(t *testing.T) {
 	p := newProxy(t, 5, Link{})
 	a, b := newSock(t), newSock(t)
