@@ -398,3 +398,21 @@ func TestMoreChannelsThanThePeerStreamLimit(t *testing.T) {
 	checkInOrder(t, recvN(t, b, channels*rounds, 10*time.Second), labels, rounds)
 	require.Equal(t, uint64(1), a.Stats().Dials, "one connection carried every channel")
 }
+
+func TestLargeMessagesFirstOnAChannel(t *testing.T) {
+	a := newTestEndpoint(t, "alice")
+	b := newTestEndpoint(t, "bob")
+	sizes := []int{3 << 20, 64, 1 << 20, DefaultSendBufferBytes + 1, 100 << 10, 0, 5}
+	msgs := make([][]byte, len(sizes))
+	for i, n := range sizes {
+		msgs[i] = make([]byte, n)
+		for j := range msgs[i] {
+			msgs[i][j] = byte(i*31 + j)
+		}
+		require.NoError(t, a.Send(sendCtx(t), b.LocalAddr(), team(1), "big", msgs[i]), "message %d", i)
+	}
+	got := recvN(t, b, len(sizes), 20*time.Second)
+	for i, r := range got {
+		require.Equal(t, msgs[i], r.msg, "message %d", i)
+	}
+}

@@ -251,6 +251,9 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 		s, err := e.channelStream(lctx, c, addr, key, hdr)
 		if err == nil {
 			err = s.send(lctx, msg)
+			if errors.Is(err, errStreamRetired) {
+				c.dropStream(s) // broken: the next attempt opens a new one
+			}
 		}
 		switch {
 		case err == nil:

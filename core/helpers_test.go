@@ -67,7 +67,7 @@ func recvN(t testing.TB, e *Endpoint, n int, timeout time.Duration) []received {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	out := make([]received, 0, n)
-	buf := make([]byte, 1<<20)
+	buf := make([]byte, 4<<20)
 	for len(out) < n {
 		ch, m, err := e.ReceiveContext(ctx, buf)
 		require.NoError(t, err, "after %d of %d messages", len(out), n)

@@ -49,6 +49,16 @@ func (l *lazyContext) err() error {
 	return nil
 }
 
+// writeDeadline is the instant the send must give up by: the earlier of
+// the send timeout and the parent's deadline; zero for none.
+func (l *lazyContext) writeDeadline() time.Time {
+	d := l.deadline
+	if pd, ok := l.parent.Deadline(); ok && (d.IsZero() || pd.Before(d)) {
+		d = pd
+	}
+	return d
+}
+
 func (l *lazyContext) release() {
 	if l.cancel != nil {
 		l.cancel()

@@ -455,6 +455,20 @@ func (c *peerConn) drainStarted() bool {
 	return started
 }
 
+// dropStream forgets s if a write broke it, so the channel opens a new
+// stream; streams retired on purpose already left the map.
+func (c *peerConn) dropStream(s *sendStream) {
+	if !s.broken() {
+		return
+	}
+	c.mu.Lock()
+	if c.streams[s.key] == s {
+		delete(c.streams, s.key)
+		c.ep.stats.openStreams.Add(-1)
+	}
+	c.mu.Unlock()
+}
+
 func (c *peerConn) isDraining() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -29,10 +31,14 @@ type chanKey struct {
 // sendStream is our side of one channel: a QUIC stream that carries the
 // channel header and then every message of the channel, in order.
 //
-// Senders append frames to buf and return; one flusher at a time writes
-// buf to the stream. While a write is in progress new messages gather in
-// the other buffer, so a busy channel sends many messages per packet while
-// an idle one sends each message as soon as it arrives.
+// A message is handed to quic-go at once when the stream has flow-control
+// credit and no write is in progress (TryWriteAll queues it without
+// blocking; quic-go then packs whatever has queued into as few packets as
+// it can). Otherwise it is appended to buf, which one flusher goroutine
+// writes with blocking writes; while it writes, further messages gather in
+// buf. A large message on an idle stream is written from the caller's
+// memory. Admission is all or nothing, so a Send that fails left no part of
+// its frame behind, unless the stream itself broke.
 type sendStream struct {
 	key   chanKey
 	str   *quic.Stream
@@ -42,7 +48,7 @@ type sendStream struct {
 	mu       sync.Mutex
 	buf      []byte
 	spare    []byte
-	flushing bool
+	flushing bool // a write (flusher or a large direct write) is in progress
 	retired  bool
 	err      error
 	// changed is closed and replaced whenever flushing, buf or err changes,
@@ -82,11 +88,9 @@ func (s *sendStream) waitLocked(ctx context.Context) error {
 	return err
 }
 
-// send queues msg as one frame. It returns once the whole frame is in the
-// stream's buffer, waiting while the buffer is full. Admission is all or
-// nothing: a message that timed out left no bytes behind, so the stream
-// stays well formed and the caller may retry without a duplicate. A
-// message larger than the buffer is admitted into an empty buffer.
+// send queues msg as one frame; see sendStream. It returns once quic-go
+// or the stream's buffer holds the whole frame, waiting while the buffer is
+// full.
 func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 	frameLen := wire.FrameHeaderLen(len(msg)) + len(msg)
 	s.mu.Lock()
@@ -94,7 +98,7 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 		switch {
 		case s.err != nil:
 			// This message was not written: the caller may safely retry
-			// it on another connection.
+			// it on another stream.
 			err := s.err
 			s.mu.Unlock()
 			if errors.Is(err, errStreamRetired) {
@@ -104,13 +108,33 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 		case s.retired:
 			s.mu.Unlock()
 			return errStreamRetired
+		case !s.flushing && len(msg) >= directWriteMin:
+			s.flushing = true
+			prefix := wire.AppendFrameHeader(s.takeBufLocked(), len(msg))
+			s.mu.Unlock()
+			return s.writeDirect(ctx, prefix, msg)
+		case !s.flushing:
+			s.buf = wire.AppendFrameHeader(s.buf, len(msg))
+			s.buf = append(s.buf, msg...)
+			err := s.str.TryWriteAll(s.buf)
+			switch {
+			case err == nil:
+				s.buf = s.buf[:0]
+			case errors.Is(err, quic.ErrWouldBlock):
+				// No credit now: the flusher waits for it.
+				s.flushing = true
+				go s.flush(nil)
+			default:
+				s.buf = s.buf[:len(s.buf)-frameLen]
+				s.err = streamWriteError(err)
+				s.mu.Unlock()
+				return fmt.Errorf("%w: %w", errStreamRetired, s.err)
+			}
+			s.mu.Unlock()
+			return nil
 		case len(s.buf) == 0 || len(s.buf)+frameLen <= s.limit:
 			s.buf = wire.AppendFrameHeader(s.buf, len(msg))
 			s.buf = append(s.buf, msg...)
-			if !s.flushing {
-				s.flushing = true
-				go s.flush()
-			}
 			s.mu.Unlock()
 			return nil
 		}
@@ -121,8 +145,94 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 	}
 }
 
-// flush writes buf until it is empty. Only one flush runs per stream.
-func (s *sendStream) flush() {
+// directWriteMin is the message size from which an idle stream writes the
+// message from the caller's memory rather than copying it.
+const directWriteMin = 64 << 10
+
+// takeBufLocked hands the buffer's contents to a writer and leaves an
+// empty buffer (the spare, when there is one) in its place.
+func (s *sendStream) takeBufLocked() []byte {
+	b := s.buf
+	s.buf = s.spare[:0]
+	s.spare = nil
+	return b
+}
+
+// writeDirect writes prefix (what was buffered, then msg's frame header)
+// and msg, holding the writer role, with the send's deadline. If the
+// deadline passes before a byte was written the message is refused with
+// ErrTimeout; once part of it is written the rest is copied and finished in
+// the background, and the message counts as accepted.
+func (s *sendStream) writeDirect(ctx *lazyContext, prefix, msg []byte) error {
+	deadline := ctx.writeDeadline()
+	if !deadline.IsZero() {
+		_ = s.str.SetWriteDeadline(deadline)
+	}
+	n1, err := s.str.Write(prefix)
+	n2 := 0
+	if err == nil {
+		n2, err = s.str.Write(msg)
+	}
+	if !deadline.IsZero() {
+		_ = s.str.SetWriteDeadline(time.Time{})
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case err == nil:
+		if cap(prefix) <= 2*s.limit {
+			s.spare = prefix[:0]
+		}
+		s.continueOrIdleLocked(nil)
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded) && n1 < len(prefix)-wire.FrameHeaderLen(len(msg)):
+		// Not even what was buffered before (the channel header, at most)
+		// went out: give it back and refuse the message.
+		rest := append(prefix[n1:len(prefix)-wire.FrameHeaderLen(len(msg))], s.buf...)
+		s.buf = rest
+		s.continueOrIdleLocked(nil)
+		return fmt.Errorf("%w: stream blocked by flow control", ErrTimeout)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// Part of the frame is out: the rest must follow before anything
+		// else, so it goes first, in a copy the caller does not own.
+		rest := make([]byte, 0, len(prefix)-n1+len(msg)-n2)
+		rest = append(rest, prefix[n1:]...)
+		rest = append(rest, msg[n2:]...)
+		s.continueOrIdleLocked(rest)
+		return nil
+	default:
+		s.err = streamWriteError(err)
+		s.flushing = false
+		s.signalLocked()
+		return fmt.Errorf("%w: %w", errStreamRetired, s.err)
+	}
+}
+
+// continueOrIdleLocked ends a write: with pending bytes or buffered frames
+// a flusher takes over, otherwise the stream goes idle.
+func (s *sendStream) continueOrIdleLocked(pending []byte) {
+	if len(pending) > 0 || len(s.buf) > 0 {
+		s.flushing = true
+		go s.flush(pending)
+		return
+	}
+	s.flushing = false
+	s.signalLocked()
+}
+
+// flush writes pending, then buf until it is empty. Only one flush runs
+// per stream; the caller set flushing.
+func (s *sendStream) flush(pending []byte) {
+	if len(pending) > 0 {
+		if _, err := s.str.Write(pending); err != nil {
+			s.mu.Lock()
+			s.err = streamWriteError(err)
+			s.flushing = false
+			s.signalLocked()
+			s.mu.Unlock()
+			return
+		}
+	}
 	for {
 		s.mu.Lock()
 		if len(s.buf) == 0 || s.err != nil {
@@ -131,9 +241,7 @@ func (s *sendStream) flush() {
 			s.mu.Unlock()
 			return
 		}
-		b := s.buf
-		s.buf = s.spare[:0]
-		s.spare = nil
+		b := s.takeBufLocked()
 		s.signalLocked()
 		s.mu.Unlock()
 
@@ -157,6 +265,10 @@ func (s *sendStream) flush() {
 func (s *sendStream) retire(ctx context.Context) error {
 	s.mu.Lock()
 	s.retired = true
+	if !s.flushing && len(s.buf) > 0 && s.err == nil {
+		s.flushing = true
+		go s.flush(nil)
+	}
 	for s.flushing || (len(s.buf) > 0 && s.err == nil) {
 		if err := s.waitLocked(ctx); err != nil {
 			s.mu.Unlock()
@@ -208,4 +320,11 @@ func (s *sendStream) idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return !s.flushing && len(s.buf) == 0 && !s.retired
+}
+
+// broken reports that a write failed (not that the stream was retired).
+func (s *sendStream) broken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil && !errors.Is(s.err, errStreamRetired)
 }
