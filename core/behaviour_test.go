@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -413,6 +414,7 @@ func TestLargeMessagesFirstOnAChannel(t *testing.T) {
 	}
 	got := recvN(t, b, len(sizes), 20*time.Second)
 	for i, r := range got {
-		require.Equal(t, msgs[i], r.msg, "message %d", i)
+		require.Len(t, r.msg, len(msgs[i]), "message %d", i)
+		require.True(t, bytes.Equal(msgs[i], r.msg), "message %d differs", i)
 	}
 }
