@@ -140,3 +140,15 @@ bench: bench-build
 	$(BENCH)/aqbench run $(BENCH_ARGS)
 bench-full: bench-build
 	$(BENCH)/aqbench run -rounds 7 -dur 3 -iters 50 -churn-dur 5 -every-round $(BENCH_ARGS)
+
+# Congestion control (issue 7): BBRv2 against NewReno through the netsim
+# proxy at 50 Mbit/s, 40 ms RTT (lossy, clean, two flows sharing one
+# bottleneck), engine in-process, built with the hook. About 2 minutes;
+# `make bench-cc BENCH_CC_ARGS=-long` runs longer. Results: the table on
+# stdout, bench/results/cc.json; docs/PERFORMANCE.md explains them.
+BENCH_CC_ARGS ?=
+.PHONY: bench-cc
+bench-cc: $(QUICGO)/go.work
+	@mkdir -p $(BENCH)
+	GOWORK=$(QUICGO_WORK) $(GO) build -tags aranya_cc -o $(BENCH)/cc ./bench/cc
+	$(BENCH)/cc -out bench/results/cc.json $(BENCH_CC_ARGS)
