@@ -43,6 +43,7 @@ type Endpoint struct {
 	queue    *recvQueue
 	stats    counters
 	clock    atomic.Uint64
+	reserved atomic.Uint64 // bytes of large frames being read in full
 	log      *slog.Logger
 
 	ctx    context.Context // canceled when Close finishes
@@ -240,7 +241,8 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 	if uint64(len(msg)) > e.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
 	}
-	lctx := newLazyContext(ctx, e.cfg.SendTimeout)
+	lctxv := newLazyContext(ctx, e.cfg.SendTimeout)
+	lctx := &lctxv
 	defer lctx.release()
 	var lastErr error
 	for attempt := 0; attempt < maxSendAttempts; attempt++ {

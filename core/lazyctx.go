@@ -8,24 +8,32 @@ import (
 // lazyContext is a send's deadline, made into a context only when the send
 // has to wait. Most sends never wait, and a timer per message would cost
 // more than the rest of the send. It is used by one goroutine.
+//
+// Reading the clock is itself a measurable share of a small send, so the
+// timeout starts counting when the send first has to wait (or write with
+// a deadline), which for a send that never waits is the same.
 type lazyContext struct {
 	parent   context.Context
-	deadline time.Time // zero: none beyond parent's
+	timeout  time.Duration // <= 0: none beyond parent's
+	deadline time.Time     // set on first need
 	ctx      context.Context
 	cancel   context.CancelFunc
 }
 
-func newLazyContext(parent context.Context, timeout time.Duration) *lazyContext {
-	l := &lazyContext{parent: parent}
-	if timeout > 0 {
-		l.deadline = time.Now().Add(timeout)
+func newLazyContext(parent context.Context, timeout time.Duration) lazyContext {
+	return lazyContext{parent: parent, timeout: timeout}
+}
+
+func (l *lazyContext) ownDeadline() time.Time {
+	if l.deadline.IsZero() && l.timeout > 0 {
+		l.deadline = time.Now().Add(l.timeout)
 	}
-	return l
+	return l.deadline
 }
 
 func (l *lazyContext) get() context.Context {
 	if l.ctx == nil {
-		if l.deadline.IsZero() {
+		if l.ownDeadline().IsZero() {
 			l.ctx = l.parent
 		} else {
 			l.ctx, l.cancel = context.WithDeadline(l.parent, l.deadline)
@@ -43,7 +51,7 @@ func (l *lazyContext) err() error {
 	if err := l.parent.Err(); err != nil {
 		return err
 	}
-	if !l.deadline.IsZero() && !time.Now().Before(l.deadline) {
+	if d := l.ownDeadline(); !d.IsZero() && !time.Now().Before(d) {
 		return context.DeadlineExceeded
 	}
 	return nil
@@ -52,7 +60,7 @@ func (l *lazyContext) err() error {
 // writeDeadline is the instant the send must give up by: the earlier of
 // the send timeout and the parent's deadline; zero for none.
 func (l *lazyContext) writeDeadline() time.Time {
-	d := l.deadline
+	d := l.ownDeadline()
 	if pd, ok := l.parent.Deadline(); ok && (d.IsZero() || pd.Before(d)) {
 		d = pd
 	}

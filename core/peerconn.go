@@ -321,12 +321,12 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			c.streamFailed(str, err)
 			return
 		}
-		p, err := wire.ReadPayload(r, n)
+		p, err := c.ep.readPayload(r, n)
 		if err != nil {
 			c.streamFailed(str, err)
 			return
 		}
-		if err := c.ep.queue.push(c.ep.ctx, message{ch: ch, payload: p}); err != nil {
+		if err := c.ep.queue.push(c.ep.ctx, message{ch: &ch, payload: p}); err != nil {
 			str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
 			str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
 			return

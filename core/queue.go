@@ -7,9 +7,10 @@ import (
 	"sync"
 )
 
-// message is one received message waiting in the queue.
+// message is one received message waiting in the queue. ch is shared by
+// every message of its stream.
 type message struct {
-	ch      Channel
+	ch      *Channel
 	payload []byte
 }
 
@@ -92,12 +93,15 @@ func (q *recvQueue) push(ctx context.Context, m message) error {
 func (q *recvQueue) append(m message) {
 	if q.n == len(q.buf) {
 		grown := make([]message, min(max(2*len(q.buf), 1), q.maxMsgs))
-		for i := 0; i < q.n; i++ {
-			grown[i] = q.buf[(q.head+i)%len(q.buf)]
-		}
+		k := copy(grown, q.buf[q.head:])
+		copy(grown[k:], q.buf[:q.head])
 		q.buf, q.head = grown, 0
 	}
-	q.buf[(q.head+q.n)%len(q.buf)] = m
+	i := q.head + q.n
+	if i >= len(q.buf) {
+		i -= len(q.buf)
+	}
+	q.buf[i] = m
 	q.n++
 }
 
@@ -119,12 +123,15 @@ func (q *recvQueue) popLocked(dst []byte) (Channel, int, error) {
 	}
 	m := &q.buf[q.head]
 	if len(dst) < len(m.payload) {
-		return m.ch, len(m.payload), fmt.Errorf("%w: need %d bytes, have %d", ErrBufferTooSmall, len(m.payload), len(dst))
+		return *m.ch, len(m.payload), fmt.Errorf("%w: need %d bytes, have %d", ErrBufferTooSmall, len(m.payload), len(dst))
 	}
 	n := copy(dst, m.payload)
-	ch := m.ch
+	ch := *m.ch
+	putPayload(m.payload)
 	*m = message{}
-	q.head = (q.head + 1) % len(q.buf)
+	if q.head++; q.head == len(q.buf) {
+		q.head = 0
+	}
 	q.n--
 	q.bytes -= uint64(n)
 	if q.n == 0 {
@@ -191,7 +198,7 @@ func (q *recvQueue) close() {
 		return
 	}
 	q.closed = true
-	q.buf, q.n, q.head, q.bytes = nil, 0, 0, 0
+	q.buf, q.n, q.head, q.bytes = nil, 0, 0, 0 // the payloads go to the collector, not the pool
 	if q.notify != nil {
 		// Readable at close, so a poller wakes and learns of the close from
 		// its next receive call.

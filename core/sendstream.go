@@ -53,9 +53,10 @@ type sendStream struct {
 	err      error
 	// changed is closed and replaced whenever flushing, buf or err changes,
 	// waking senders waiting for room and a drain waiting for the flush.
-	changed chan struct{}
-	waiters int // goroutines waiting on changed
-	lastUse atomic.Uint64
+	changed      chan struct{}
+	waiters      int // goroutines waiting on changed
+	queuedWrites int // messages handed to quic-go since the flusher last ran
+	lastUse      atomic.Uint64
 }
 
 func newSendStream(key chanKey, str *quic.Stream, header []byte, limit int, stats *counters) *sendStream {
@@ -113,6 +114,16 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 			prefix := wire.AppendFrameHeader(s.takeBufLocked(), len(msg))
 			s.mu.Unlock()
 			return s.writeDirect(ctx, prefix, msg)
+		case !s.flushing && s.burstLocked():
+			// Back-to-back sends: quic-go would queue them in one growing
+			// frame (copied on every growth); the flusher's blocking
+			// writes hand them over in batches instead.
+			s.buf = wire.AppendFrameHeader(s.buf, len(msg))
+			s.buf = append(s.buf, msg...)
+			s.flushing = true
+			go s.flush(nil)
+			s.mu.Unlock()
+			return nil
 		case !s.flushing:
 			s.buf = wire.AppendFrameHeader(s.buf, len(msg))
 			s.buf = append(s.buf, msg...)
@@ -143,6 +154,23 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 			return fmt.Errorf("%w: channel send buffer stayed full: %w", ErrTimeout, err)
 		}
 	}
+}
+
+// maxQueuedWrites bounds how many messages in a row are handed to quic-go
+// without waiting for it to send them: it keeps queued data in one frame
+// that it grows (and copies) as more arrives, so a burst goes through the
+// flusher, whose blocking writes pace themselves to the packer.
+const maxQueuedWrites = 8
+
+// burstLocked reports whether this send continues a burst: too many
+// messages were queued since the flusher last caught up.
+func (s *sendStream) burstLocked() bool {
+	if s.queuedWrites >= maxQueuedWrites {
+		s.queuedWrites = 0
+		return true
+	}
+	s.queuedWrites++
+	return false
 }
 
 // directWriteMin is the message size from which an idle stream writes the

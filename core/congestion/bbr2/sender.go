@@ -185,11 +185,16 @@ type Sender struct {
 	// appLimited is the end of the current application-limited bubble in
 	// delivered bytes, or 0 when not app-limited.
 	appLimited int64
-	inflight   int64
-	now        Time
-	started    bool
-	lastPrune  Time
-	srtt       time.Duration
+	// sendOpportunity: quic-go was last told it may send (window room and
+	// pacing budget: HasPacingBudget returned true, which quic-go asks only
+	// after CanSend did) and no ack-eliciting packet has been sent since.
+	// It is the evidence that an idle sender had nothing to send.
+	sendOpportunity bool
+	inflight        int64
+	now             Time
+	started         bool
+	lastPrune       Time
+	srtt            time.Duration
 
 	largestSentPN int64
 
@@ -326,7 +331,11 @@ func (s *Sender) TimeUntilSend(bytesInFlight int64) Time {
 
 // HasPacingBudget reports whether the pacer allows a full-sized packet now.
 func (s *Sender) HasPacingBudget(now Time) bool {
-	return s.pacer.budget(now, s.pacingRate) >= s.mss
+	ok := s.pacer.budget(now, s.pacingRate) >= s.mss
+	if ok {
+		s.sendOpportunity = true
+	}
+	return ok
 }
 
 // CanSend reports whether the congestion window has room. A refusal also
@@ -359,6 +368,7 @@ func (s *Sender) OnPacketSent(sentTime Time, bytesInFlight int64, packetNumber i
 	if !isRetransmittable {
 		return
 	}
+	s.sendOpportunity = false
 	if bytesInFlight-bytes <= 0 {
 		// Start a fresh sampling interval: time spent idle must not count.
 		s.firstSentTime = sentTime
@@ -417,7 +427,21 @@ func (s *Sender) markAppLimited() {
 // app-limited marking is obtained. A cwnd-limited flow has bytes in flight at
 // the window, and a pacing-limited one has an empty bucket, so neither trips
 // this.
+//
+// The window and the bucket alone are not enough: quic-go processes every
+// queued packet before it sends again, so when a cwnd-limited flow (whose
+// bucket filled while the window was closed) gets several ACK frames in one
+// batch, the first opens the window and the next ones would see room and a
+// full bucket although quic-go never had the chance to send. Marking those
+// made a bulk flow app-limited for an RTT after most congestion-limited
+// stretches, so the max-bandwidth filter ignored its lower samples and never
+// advanced its ProbeBW cycle: an incumbent flow kept the whole link's
+// bandwidth as its estimate and held a newcomer to about a third. So the
+// sender also needs an unused send opportunity (see HasPacingBudget).
 func (s *Sender) checkAppLimitedAtAck(priorInFlight int64, now Time) {
+	if !s.sendOpportunity {
+		return
+	}
 	if priorInFlight+s.mss > s.cwnd {
 		return
 	}

@@ -252,21 +252,15 @@ func (f *flow) hasData() bool {
 }
 
 // trySend sends while the window and the pacer allow, like quic-go's send
-// loop: CanSend first, then HasPacingBudget, else wait for TimeUntilSend.
+// loop: CanSend first, then HasPacingBudget, else wait for TimeUntilSend;
+// only then does it look for data (quic-go's SendMode comes before packing),
+// so an application-limited flow leaves an unused send opportunity.
 func (f *flow) trySend() {
 	now := f.sim.now
 	if f.sendTimerSet && f.sendTimerAt <= now {
 		f.sendTimerSet = false
 	}
 	for {
-		if !f.hasData() {
-			if f.appRate > 0 && (f.stopAt == 0 || now < f.stopAt) {
-				// wake when the application has written a packet
-				need := (float64(f.mss) - f.appBudget) / f.appRate * 1e9
-				f.scheduleSend(now + Time(need) + 1)
-			}
-			return
-		}
 		if !f.cc.CanSend(f.bytesInFlight) {
 			return // an ACK will wake us
 		}
@@ -276,6 +270,14 @@ func (f *flow) trySend() {
 				t = now + Time(time.Microsecond)
 			}
 			f.scheduleSend(t)
+			return
+		}
+		if !f.hasData() {
+			if f.appRate > 0 && (f.stopAt == 0 || now < f.stopAt) {
+				// wake when the application has written a packet
+				need := (float64(f.mss) - f.appBudget) / f.appRate * 1e9
+				f.scheduleSend(now + Time(need) + 1)
+			}
 			return
 		}
 		f.sendPacket(now)
