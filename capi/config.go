@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -73,9 +74,22 @@ func peerAddr(p *C.aq_cchar) (netip.AddrPort, error) {
 	if p == nil {
 		return netip.AddrPort{}, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL")
 	}
-	s, ok := cString(p, C.ARANYA_QUIC_ADDR_MAX)
-	if !ok {
+	// Parsed in place: this runs on every send, and the parsed address
+	// keeps no reference to the text (zoned addresses, which would, are
+	// copied first; the engine refuses them anyway).
+	n := -1
+	for i := 0; i < C.ARANYA_QUIC_ADDR_MAX; i++ {
+		if *(*byte)(unsafe.Add(unsafe.Pointer(p), i)) == 0 {
+			n = i
+			break
+		}
+	}
+	if n < 0 {
 		return netip.AddrPort{}, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "addr is not NUL-terminated within %d bytes", C.ARANYA_QUIC_ADDR_MAX)
+	}
+	s := unsafe.String((*byte)(unsafe.Pointer(p)), n)
+	if strings.IndexByte(s, '%') >= 0 {
+		s = strings.Clone(s)
 	}
 	return core.ParseAddr(s)
 }

@@ -112,7 +112,9 @@ func aranya_quic_send(ep C.aranya_quic_t, addr *C.aq_cchar, teamID *C.aq_cbytes,
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "label is not valid UTF-8"))
 	}
 	team := core.TeamID(unsafe.Slice((*byte)(unsafe.Pointer(teamID)), C.ARANYA_QUIC_TEAM_ID_LEN))
-	lab := string(lb)
+	// The engine copies the label when it keeps it (a new channel), so a
+	// view of the caller's bytes saves an allocation per send.
+	lab := unsafe.String(unsafe.SliceData(lb), len(lb))
 	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to netip.AddrPort, m []byte) error {
 		return e.ep.Send(ctx, to, team, lab, m)
 	})

@@ -41,7 +41,10 @@ type endpoint struct {
 // large offset and only grow, so a stale or made-up number is never
 // mistaken for a live endpoint, and 0 is never valid.
 var registry struct {
-	mu   sync.Mutex
+	// Every call looks its handle up, so lookups share the lock; a handle
+	// found under the read lock was counted in flight before unregister
+	// (which takes the write lock) could remove it, so free waits for it.
+	mu   sync.RWMutex
 	m    map[uint64]*endpoint
 	base uint64 // first handle issued
 	next uint64 // next handle to issue
@@ -71,8 +74,8 @@ func register(e *endpoint) uint64 {
 // acquire returns the endpoint of h and marks a call in flight; the caller
 // must call e.inflight.Done() when finished.
 func acquire(h C.aranya_quic_t) (*endpoint, error) {
-	registry.mu.Lock()
-	defer registry.mu.Unlock()
+	registry.mu.RLock()
+	defer registry.mu.RUnlock()
 	e := registry.m[uint64(h)]
 	if e == nil {
 		return nil, errorf(C.ARANYA_QUIC_ERR_INVALID_HANDLE, "handle %d is not valid (0, never issued, or freed)", uint64(h))

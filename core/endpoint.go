@@ -216,7 +216,8 @@ func normalize(ap netip.AddrPort) netip.AddrPort {
 
 // Send sends msg on the channel (addr, teamID, label). It returns once the
 // message is in the channel's send buffer, from which the transport takes
-// it in order; it waits under backpressure up to the send timeout.
+// it in order; it waits under backpressure up to the send timeout. Neither
+// label nor msg is retained after Send returns.
 func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, teamID TeamID, label string, msg []byte) error {
 	if err := wire.ValidateLabel(label); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,6 +195,7 @@ func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendS
 		}
 		str, err := c.qc.OpenStream()
 		if err == nil {
+			key.label = strings.Clone(key.label) // kept: must not alias the caller's memory
 			s := newSendStream(key, str, header, c.ep.cfg.SendBufferBytes, &c.ep.stats)
 			c.streams[key] = s
 			c.ep.stats.openStreams.Add(1)
