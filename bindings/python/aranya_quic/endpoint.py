@@ -65,9 +65,12 @@ class Kind(enum.IntEnum):
 class CongestionControl(enum.IntEnum):
     """Values of :attr:`Config.congestion_control`."""
 
+    #: BBRv2 in the library ``make lib`` builds (quic-go with the
+    #: congestion hook), NewReno in a build without it.
     DEFAULT = _ffi.ARANYA_QUIC_CC_DEFAULT
+    #: quic-go's NewReno.
     RENO = _ffi.ARANYA_QUIC_CC_RENO
-    #: Reserved: the library rejects it until a release supports it.
+    #: BBRv2; rejected (InvalidArgument) by a build without the hook.
     BBR2 = _ffi.ARANYA_QUIC_CC_BBR2
 
 
@@ -334,7 +337,7 @@ class Stats:
     queue_bytes: int  #: gauge: payload bytes queued
     streams_reset: int  #: incoming streams reset for protocol errors
     connections_lost: int  #: connections that ended without a graceful close
-    congestion_control: str  #: algorithm new connections use, e.g. "reno"
+    congestion_control: str  #: algorithm connections use: "bbr2" or "reno"
 
     @classmethod
     def _from_c(cls, s: _ffi.aranya_quic_stats) -> Stats:

@@ -122,7 +122,6 @@ def test_invalid_pem(certs: Path, field: str, value: bytes) -> None:
     [
         {"max_message_size": 2048, "max_queue_bytes": 1024},  # queue below message size
         {"max_message_size": aq.MAX_MESSAGE_SIZE_LIMIT + 1},
-        {"congestion_control": aq.CongestionControl.BBR2},  # reserved
         {"log_level": 99},
     ],
 )

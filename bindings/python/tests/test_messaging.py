@@ -10,6 +10,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -227,7 +228,7 @@ def test_stats(alice: aq.Endpoint, bob: aq.Endpoint) -> None:
     s0 = bob.stats()
     assert isinstance(s0, aq.Stats)
     assert (s0.messages_received, s0.queue_messages, s0.open_connections) == (0, 0, 0)
-    assert s0.congestion_control  # e.g. "reno"
+    assert s0.congestion_control == "bbr2"  # the shipped library's default
     payloads = [b"a" * 10, b"b" * 20, b"c" * 30]
     for p in payloads:
         alice.send(bob.local_addr, TEAM_A, "stats", p)
@@ -257,3 +258,21 @@ def test_config_pem_forms(certs: Path, make_endpoint: Callable[..., aq.Endpoint]
         with aq.Endpoint(cfg, drain_timeout_ms=500) as ep:
             ep.send(bob.local_addr, TEAM_A, "pem", b"ok")
             assert recv(bob).data == b"ok"
+
+
+@pytest.mark.parametrize(
+    ("cc", "want"),
+    [
+        (aq.CongestionControl.DEFAULT, "bbr2"),
+        (aq.CongestionControl.BBR2, "bbr2"),
+        (aq.CongestionControl.RENO, "reno"),
+    ],
+)
+def test_congestion_control_reported(make_endpoint: Any, cc: int, want: str) -> None:
+    """The shipped library drives connections with BBRv2 by default; stats
+    report what the connection was actually built with."""
+    a = make_endpoint("alice", congestion_control=cc)
+    b = make_endpoint("bob")
+    a.send(b.local_addr, TEAM_A, "cc", b"x")
+    assert recv(b).data == b"x"
+    assert a.stats().congestion_control == want

@@ -24,13 +24,15 @@ pub enum Limit {
 /// Congestion control algorithm of new connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionControl {
-    /// The library's default (today NewReno).
+    /// The library's default: BBRv2 in the library `make lib` builds
+    /// (quic-go with aranya-quic's congestion hook), NewReno in a build
+    /// without the hook.
     #[default]
     Default,
-    /// NewReno.
+    /// quic-go's NewReno.
     Reno,
-    /// BBRv2: reserved; `Endpoint::new` fails with `InvalidArgument` until a
-    /// release supports it.
+    /// BBRv2; `Endpoint::new` fails with `InvalidArgument` in a library
+    /// built without the congestion hook.
     Bbr2,
 }
 

@@ -184,10 +184,6 @@ fn invalid_configs_are_rejected() {
     let mut c = config("alice");
     c.key_pem = read("bob.key");
     assert_eq!(err(c).kind(), ErrorKind::InvalidArgument);
-    // Reserved congestion control.
-    let mut c = config("alice");
-    c.congestion_control = CongestionControl::Bbr2;
-    assert_eq!(err(c).kind(), ErrorKind::InvalidArgument);
     // Queue smaller than a message.
     let mut c = config("alice");
     c.max_message_size = Some(1 << 20);
@@ -265,7 +261,8 @@ fn stats_count_messages_and_bytes() {
     let b_addr = bob.local_addr().unwrap();
     let s0 = alice.stats().unwrap();
     assert_eq!((s0.messages_sent, s0.open_connections, s0.dials), (0, 0, 0));
-    assert_eq!(s0.congestion_control, "reno");
+    // The shipped library drives connections with BBRv2 by default.
+    assert_eq!(s0.congestion_control, "bbr2");
     let team = GraphId([7; 32]);
     let mut total = 0u64;
     for i in 0..10usize {
@@ -372,4 +369,23 @@ fn pinned_peers_accept_only_the_pinned_certificate() {
 #[test]
 fn version_matches() {
     assert_eq!(aranya_quic::version(), sys::ARANYA_QUIC_VERSION_STRING);
+}
+
+#[test]
+fn congestion_control_is_selectable_and_reported() {
+    for (cc, want) in [
+        (CongestionControl::Default, "bbr2"),
+        (CongestionControl::Bbr2, "bbr2"),
+        (CongestionControl::Reno, "reno"),
+    ] {
+        let mut c = config("alice");
+        c.congestion_control = cc;
+        let alice = Endpoint::new(c).unwrap();
+        let bob = endpoint("bob");
+        let b_addr = bob.local_addr().unwrap();
+        alice.send(b_addr, &GraphId([3; 32]), "cc", b"x").unwrap();
+        assert_eq!(recv(&bob).1, b"x");
+        // Reported after a connection exists: what the hook actually built.
+        assert_eq!(alice.stats().unwrap().congestion_control, want, "{cc:?}");
+    }
 }
