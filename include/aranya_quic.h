@@ -40,6 +40,12 @@
  *   ARANYA_QUIC_ERR_INVALID_ARGUMENT.
  * - The library never keeps a pointer the caller passed in after the call
  *   returns: the caller owns all its buffers and may reuse them at once.
+ * - A length is trusted to describe its buffer: the library reads (or
+ *   writes) exactly that many bytes, as memcpy would. A msg_len larger than
+ *   the buffer behind msg is the caller's bug (undefined behaviour) and
+ *   cannot be detected; lengths over a documented limit (label_len over
+ *   ARANYA_QUIC_LABEL_MAX, msg_len over max_message_size) are rejected
+ *   before any byte is read.
  * - Every function may be called from any thread at any time, on the same
  *   or on different handles, including while another thread frees the
  *   handle (that call then returns ARANYA_QUIC_ERR_CLOSED or
