@@ -114,10 +114,10 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 			prefix := wire.AppendFrameHeader(s.takeBufLocked(), len(msg))
 			s.mu.Unlock()
 			return s.writeDirect(ctx, prefix, msg)
-		case !s.flushing && s.burstLocked():
-			// Back-to-back sends: quic-go would queue them in one growing
-			// frame (copied on every growth); the flusher's blocking
-			// writes hand them over in batches instead.
+		case !s.flushing && (len(s.buf)+frameLen > tryWriteMax || s.burstLocked()):
+			// Back-to-back or large sends: quic-go would queue them in one
+			// growing frame (copied on every growth); the flusher's
+			// blocking writes hand them over in batches instead.
 			s.buf = wire.AppendFrameHeader(s.buf, len(msg))
 			s.buf = append(s.buf, msg...)
 			s.flushing = true
@@ -172,6 +172,11 @@ func (s *sendStream) burstLocked() bool {
 	s.queuedWrites++
 	return false
 }
+
+// tryWriteMax bounds what is handed to quic-go without blocking: it copies
+// such data into a frame it grows, while a blocking write of a large
+// buffer is sent from that buffer in place.
+const tryWriteMax = 16 << 10
 
 // directWriteMin is the message size from which an idle stream writes the
 // message from the caller's memory rather than copying it. Measured
