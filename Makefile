@@ -39,7 +39,7 @@ LIB_GOFLAGS ?=
 LIB_DEPS    :=
 endif
 
-.PHONY: all lib certs run test go-vet fmt-check go-test ctest test-rust test-python check-abi clean
+.PHONY: all lib certs run test go-vet fmt-check go-test ctest test-rust test-python test-interop check-abi clean
 
 all: lib
 
@@ -68,7 +68,7 @@ run: $(BUILD)/demo
 	@$(GO) run ./examples/certgen -out $(BUILD)/run/certs alice bob
 	@examples/c/run-demo.sh $(BUILD)/demo $(BUILD)/run/certs $(BUILD)/run
 
-test: go-vet fmt-check go-test ctest test-rust test-python
+test: go-vet fmt-check go-test ctest test-rust test-python test-interop
 
 go-vet:
 	$(GO) vet ./...
@@ -102,6 +102,15 @@ test-python: lib
 		cd bindings/python && ARANYA_QUIC_LIB_DIR=$(CURDIR)/$(BUILD) ARANYA_QUIC_LIB=$(CURDIR)/$(LIB) \
 			python3 -m pytest -q; \
 	else echo "test-python: bindings/python not present, skipped"; fi
+
+# A C, a Python and a Rust peer, three processes, each sending to both
+# others on two channels and a sync type and checking all it receives
+# (tests/interop/run.py builds the Rust peer, an example of bindings/rust).
+test-interop: lib
+	@mkdir -p $(BUILD)/interop
+	$(CC) -std=c99 $(CWARN) -Iinclude -o $(BUILD)/interop/peer_c tests/interop/peer_c.c -L$(BUILD) -laranya_quic -Wl,-rpath,'$$ORIGIN/..'
+	ARANYA_QUIC_LIB_DIR=$(CURDIR)/$(BUILD) ARANYA_QUIC_LIB=$(CURDIR)/$(LIB) \
+		python3 tests/interop/run.py --c $(BUILD)/interop/peer_c --rust-workspace bindings/rust
 
 check-abi: $(LIB)
 	@nm -D --defined-only $(LIB) | awk '{print $$NF}' | sort > $(BUILD)/abi-lib.txt
