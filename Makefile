@@ -161,3 +161,12 @@ bench-cc: $(QUICGO)/go.work
 	@mkdir -p $(BENCH)
 	GOWORK=$(QUICGO_WORK) $(GO) build -tags aranya_cc -o $(BENCH)/cc ./bench/cc
 	$(BENCH)/cc -out bench/results/cc.json $(BENCH_CC_ARGS)
+
+# Micro-benchmarks of the hot paths (header and frame codec, receive queue,
+# payload pool, C API handle lookup), allocations reported; about 1.5
+# minutes. Figures: docs/PERFORMANCE.md. Pass e.g.
+# BENCH_MICRO_ARGS='-bench Queue -count 5' to narrow or repeat.
+BENCH_MICRO_ARGS ?=
+.PHONY: bench-micro
+bench-micro:
+	$(GO) test -run NONE -bench . -benchmem $(BENCH_MICRO_ARGS) ./core/... ./capi/...
