@@ -239,7 +239,8 @@ func doReceive(fn string, ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, o
 func fillChannel(out *C.aranya_quic_channel, ch core.Channel) {
 	*out = C.aranya_quic_channel{}
 	addr := unsafe.Slice((*byte)(unsafe.Pointer(&out.addr[0])), len(out.addr))
-	copy(addr[:len(addr)-1], ch.Addr.String())
+	var text [C.ARANYA_QUIC_ADDR_MAX]byte
+	copy(addr[:len(addr)-1], ch.Addr.AppendTo(text[:0])) // no allocation per message
 	out.kind = C.uint32_t(ch.Kind)
 	switch ch.Kind {
 	case core.KindChannel:

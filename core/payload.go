@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"math/bits"
 	"sync"
+	"unsafe"
 
 	"github.com/aranya-quic/aranya-quic/core/wire"
 )
@@ -35,7 +36,7 @@ func getPayload(n uint64) []byte {
 		return make([]byte, n)
 	}
 	if v := payloadPools[shift].Get(); v != nil {
-		return (*v.(*[]byte))[:n]
+		return unsafe.Slice(v.(*byte), 1<<shift)[:n]
 	}
 	return make([]byte, n, 1<<shift)
 }
@@ -50,8 +51,9 @@ func putPayload(p []byte) {
 	if shift > maxPooledShift {
 		return
 	}
-	p = p[:0]
-	payloadPools[shift].Put(&p)
+	// The pool holds a pointer to the array's first byte, which keeps the
+	// whole array alive; a *[]byte would cost an allocation per Put.
+	payloadPools[shift].Put(unsafe.SliceData(p[:1]))
 }
 
 // readPayload reads a frame's payload of n bytes. A large frame is given

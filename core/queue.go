@@ -28,12 +28,14 @@ type recvQueue struct {
 	n      int
 	bytes  uint64
 	closed bool
-	// space is closed (and replaced) when a pop makes room; data is closed
-	// (and replaced) when a push adds a message or the queue closes.
+	// space and data are doorbells (capacity 1), rung without blocking
+	// when a pop makes room or a push adds a message, and closed when the
+	// queue closes. A waiter that takes the ring and leaves work behind
+	// rings again for the next waiter, so one ring wakes them in turn
+	// without allocating a channel per message.
 	space chan struct{}
 	data  chan struct{}
-	// Waiter counts let push and pop skip replacing a channel nobody
-	// waits on, which would cost an allocation per message.
+	// Waiter counts let push and pop skip ringing when nobody waits.
 	spaceWaiters, dataWaiters int
 	notify                    func(nonEmpty bool)
 }
@@ -44,8 +46,8 @@ func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
 		maxBytes: maxBytes,
 		maxMsgs:  maxMsgs,
 		buf:      make([]message, initial),
-		space:    make(chan struct{}),
-		data:     make(chan struct{}),
+		space:    make(chan struct{}, 1),
+		data:     make(chan struct{}, 1),
 	}
 }
 
@@ -66,8 +68,10 @@ func (q *recvQueue) push(ctx context.Context, m message) error {
 				q.notify(true)
 			}
 			if q.dataWaiters > 0 {
-				close(q.data)
-				q.data = make(chan struct{})
+				ring(q.data)
+			}
+			if q.spaceWaiters > 0 && q.n < q.maxMsgs && q.bytes < q.maxBytes {
+				ring(q.space) // room left for the next waiting pusher
 			}
 			q.mu.Unlock()
 			return nil
@@ -145,8 +149,10 @@ func (q *recvQueue) popLocked(dst []byte) (Channel, int, error) {
 		}
 	}
 	if q.spaceWaiters > 0 {
-		close(q.space)
-		q.space = make(chan struct{})
+		ring(q.space)
+	}
+	if q.n > 0 && q.dataWaiters > 0 {
+		ring(q.data) // more for the next waiting receiver
 	}
 	return ch, n, nil
 }
@@ -212,4 +218,12 @@ func (q *recvQueue) depth() (msgs, bytes uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return uint64(q.n), q.bytes
+}
+
+// ring signals a doorbell without blocking; a pending ring is enough.
+func ring(bell chan struct{}) {
+	select {
+	case bell <- struct{}{}:
+	default:
+	}
 }
