@@ -125,10 +125,13 @@ def main() -> int:
             print(out)
         if rc != 0 and not any(p.startswith(f"peer {name} ") for p in problems):
             problems.append(f"peer {name} exited with {rc}")
+    failed_peers = sum(1 for n in PEERS if procs[n].returncode != 0)
     if problems:
         print(f"interop: FAIL after {elapsed:.1f}s: " + "; ".join(problems), file=sys.stderr)
+        print(f"interop: {len(PEERS) - failed_peers} passed, {max(failed_peers, 1)} failed")
         return 1
     print(f"interop: ok: C, Python and Rust peers exchanged and checked all messages in {elapsed:.1f}s")
+    print(f"interop: {len(PEERS)} passed, 0 failed")
     return 0
 
 
