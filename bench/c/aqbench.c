@@ -8,7 +8,8 @@
  * Scenarios: msg, par, pingpong, first, fanin, churn, memidle, memqueue;
  * info prints the library's version and congestion control.
  * Keys: certs=DIR (examples/certgen output: ca.pem, alice.*, bob.*),
- * size=BYTES, dur=SECONDS, iters=N, peers=N, channels=N, maxconn=N.
+ * size=BYTES, dur=SECONDS, iters=N, peers=N, channels=N, maxconn=N,
+ * cc=reno|bbr2 (congestion control; default: the library's).
  * Prints one JSON line: {"scenario":..,"impl":"aranya-quic","metrics":{..}}.
  * Exit status 0 on success; on failure a message on stderr and status 1.
  */
@@ -116,6 +117,7 @@ static long opt_maxconn = 32;
  * aranya_quic_receive_fd then aranya_quic_receive (no thread parks inside
  * Go). */
 static int opt_poll = 0;
+static uint32_t opt_cc = ARANYA_QUIC_CC_DEFAULT; /* cc=reno|bbr2 */
 
 static void parse_opts(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
@@ -140,6 +142,8 @@ static void parse_opts(int argc, char **argv) {
             opt_maxconn = atol(v);
         else if (!strcmp(k, "wait"))
             opt_poll = !strcmp(v, "poll");
+        else if (!strcmp(k, "cc"))
+            opt_cc = !strcmp(v, "reno") ? ARANYA_QUIC_CC_RENO : !strcmp(v, "bbr2") ? ARANYA_QUIC_CC_BBR2 : (die("cc=reno|bbr2"), 0);
         else
             die("unknown option %s", k);
     }
@@ -179,6 +183,7 @@ static endpoint mk(int who, uint32_t maxconn, uint32_t send_timeout_ms) {
     cfg.ca_pem_len = ca_len;
     cfg.max_connections = maxconn;
     cfg.send_timeout_ms = send_timeout_ms;
+    cfg.congestion_control = opt_cc;
     check(aranya_quic_new(&cfg, &e.h), "new");
     check(aranya_quic_local_addr(e.h, e.addr, sizeof e.addr, &n), "local_addr");
     return e;
