@@ -30,12 +30,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/aranya-quic/aranya-quic/bench/internal/machine"
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -214,7 +213,7 @@ func run(o options) error {
 			ratio[sc+"-total"] = append(ratio[sc+"-total"], res.TotalMbit/o.mbit)
 		}
 	}
-	rep.Machine["loadavg_end"] = loadavg()
+	rep.Machine["loadavg_end"] = machine.Loadavg()
 	rep.Settings["wall_s"] = time.Since(start).Seconds()
 	if v := ratio["lossy"]; v != nil {
 		rep.Claims = append(rep.Claims, mkClaim("lossy: bbr2 / reno goodput", ">= 2", v, func(x float64) bool { return x >= 2 },
@@ -510,49 +509,7 @@ func (h *harness) measure(sc, algo string, round, nflows int) (runResult, error)
 func round2(x float64) float64 { return float64(int64(x*100+0.5)) / 100 }
 
 func machineInfo() map[string]string {
-	m := map[string]string{
-		"nproc":         strconv.Itoa(runtime.NumCPU()),
-		"go":            runtime.Version(),
-		"goos":          runtime.GOOS,
-		"goarch":        runtime.GOARCH,
-		"loadavg_start": loadavg(),
-		"cc_hook":       strconv.FormatBool(core.CongestionHookAvailable()),
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu_model"] = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m["kernel"] = strings.TrimSpace(string(b))
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/quic-go/quic-go" {
-				m["quic-go"] = d.Version
-				if d.Replace != nil {
-					m["quic-go"] += " (replaced by " + d.Replace.Path + ")"
-				}
-			}
-		}
-	}
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m["commit"] = strings.TrimSpace(string(out))
-	}
+	m := machine.Info()
+	m["cc_hook"] = strconv.FormatBool(core.CongestionHookAvailable())
 	return m
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }

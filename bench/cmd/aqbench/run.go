@@ -8,12 +8,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/aranya-quic/aranya-quic/bench/internal/machine"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -214,7 +213,7 @@ func runMain(args []string) error {
 		}
 	}
 	rep.WallSeconds = time.Since(start).Seconds()
-	rep.Machine["loadavg_end"] = loadavg()
+	rep.Machine["loadavg_end"] = machine.Loadavg()
 	for k, ss := range rep.Samples {
 		rep.Medians[k] = medians(ss)
 	}
@@ -443,33 +442,7 @@ func printTable(w *os.File, rep *report) {
 }
 
 func machineInfo() map[string]string {
-	m := map[string]string{
-		"nproc":         strconv.Itoa(runtime.NumCPU()),
-		"go":            runtime.Version(),
-		"goarch":        runtime.GOARCH,
-		"loadavg_start": loadavg(),
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m["cpu_model"] = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m["kernel"] = strings.TrimSpace(string(b))
-	}
-	if h, err := os.Hostname(); err == nil {
-		m["hostname"] = h
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/quic-go/quic-go" {
-				m["quic-go"] = d.Version
-			}
-		}
-	}
+	m := machine.Info()
 	if b, err := os.ReadFile("bench/quinn/Cargo.lock"); err == nil {
 		s := string(b)
 		if i := strings.Index(s, "name = \"quinn\"\nversion = \""); i >= 0 {
@@ -484,16 +457,4 @@ func machineInfo() map[string]string {
 		m["cc"] = strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0]
 	}
 	return m
-}
-
-func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return ""
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return ""
-	}
-	return strings.Join(f[:3], " ")
 }
