@@ -170,3 +170,12 @@ BENCH_MICRO_ARGS ?=
 .PHONY: bench-micro
 bench-micro:
 	$(GO) test -run NONE -bench . -benchmem $(BENCH_MICRO_ARGS) ./core/... ./capi/...
+
+# Soak: the fault, hostile-peer and engine tests over and over, with the
+# race detector, to shake out rare interleavings (about 5 minutes a round
+# on 2 CPUs; make test runs them once).
+SOAK_COUNT ?= 5
+.PHONY: soak
+soak: $(QUICGO)/go.work
+	$(GO) test -race -count=$(SOAK_COUNT) -timeout 2h ./core/... ./tests/...
+	GOWORK=$(QUICGO_WORK) $(GO) test -race -count=$(SOAK_COUNT) -timeout 2h -tags aranya_cc ./core/
