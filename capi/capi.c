@@ -62,6 +62,8 @@ const char *aranya_quic_strerror(int32_t code) {
         return "bad address";
     case ARANYA_QUIC_ERR_IO:
         return "I/O error";
+    case ARANYA_QUIC_ERR_UNCONFIRMED:
+        return "accepted messages not confirmed by the peer";
     default:
         return "unknown error code";
     }

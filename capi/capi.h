@@ -20,4 +20,10 @@ typedef const char aq_cchar;
 typedef const uint8_t aq_cbytes;
 typedef const aranya_quic_config aq_cconfig;
 
+// The struct sizes of version 0.1, the smallest struct_size accepted:
+// fields appended since are read or written only when struct_size covers
+// them.
+#define AQ_CONFIG_V01_SIZE offsetof(aranya_quic_config, connect_timeout_ms)
+#define AQ_STATS_V01_SIZE offsetof(aranya_quic_stats, messages_unconfirmed)
+
 #endif

@@ -24,6 +24,7 @@ var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_IDLE_TIMEOUT_MS)-int64(core.De
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS)-int64(core.DefaultHandshakeTimeout/time.Millisecond)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS)-int64(core.DefaultSendTimeout/time.Millisecond)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS)-int64(core.DefaultDrainTimeout/time.Millisecond)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS)-int64(core.DefaultConnectTimeout/time.Millisecond)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE)-int64(core.DefaultMaxMessageSize)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES)-int64(core.DefaultMaxQueueBytes)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES)-int64(core.DefaultMaxQueueMessages)]
@@ -109,11 +110,14 @@ func configFrom(c *C.aq_cconfig) (core.Config, error) {
 	if c == nil {
 		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg is NULL")
 	}
-	if uint64(c.struct_size) < uint64(C.sizeof_aranya_quic_config) {
+	if uint64(c.struct_size) < uint64(C.AQ_CONFIG_V01_SIZE) {
 		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
 			"cfg->struct_size is %d, this library needs at least %d: initialize it with aranya_quic_config_init",
-			uint64(c.struct_size), uint64(C.sizeof_aranya_quic_config))
+			uint64(c.struct_size), uint64(C.AQ_CONFIG_V01_SIZE))
 	}
+	// covers reports whether the caller's struct has the field that ends
+	// at offset end (fields appended after 0.1).
+	covers := func(end uintptr) bool { return uint64(c.struct_size) >= uint64(end) }
 	if c.bind_addr == nil {
 		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->bind_addr is NULL")
 	}
@@ -121,8 +125,8 @@ func configFrom(c *C.aq_cconfig) (core.Config, error) {
 	if !ok {
 		return cfg, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "cfg->bind_addr is not NUL-terminated within %d bytes", C.ARANYA_QUIC_ADDR_MAX)
 	}
-	if _, err := netip.ParseAddrPort(bind); err != nil {
-		return cfg, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "cfg->bind_addr %q: %v", bind, err)
+	if _, err := core.ParseBindAddr(bind); err != nil {
+		return cfg, err
 	}
 	cfg.BindAddr = bind
 
@@ -169,6 +173,9 @@ func configFrom(c *C.aq_cconfig) (core.Config, error) {
 	cfg.MaxQueueMessages = int(c.max_queue_messages)
 	cfg.MaxChannelsPerPeer = int(c.max_channels_per_peer)
 	cfg.SendBufferBytes = int(c.send_buffer_bytes)
+	if covers(unsafe.Offsetof(c.connect_timeout_ms) + unsafe.Sizeof(c.connect_timeout_ms)) {
+		cfg.ConnectTimeout = millis(c.connect_timeout_ms, false)
+	}
 	if cfg.MaxMessageSize > C.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT {
 		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->max_message_size %d is over the limit %d", cfg.MaxMessageSize, uint64(C.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT))
 	}

@@ -42,6 +42,8 @@ func codeOf(err error) C.int32_t {
 		return C.ARANYA_QUIC_ERR_TOO_LARGE
 	case errors.Is(err, core.ErrTLS):
 		return C.ARANYA_QUIC_ERR_TLS
+	case errors.Is(err, core.ErrUnconfirmed):
+		return C.ARANYA_QUIC_ERR_UNCONFIRMED
 	case errors.Is(err, core.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return C.ARANYA_QUIC_ERR_TIMEOUT
 	case errors.Is(err, core.ErrConnection):

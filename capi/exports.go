@@ -299,10 +299,11 @@ func aranya_quic_get_stats(ep C.aranya_quic_t, out *C.aranya_quic_stats) (rc C.i
 	if out == nil {
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out is NULL"))
 	}
-	if uint64(out.struct_size) < uint64(C.sizeof_aranya_quic_stats) {
+	size := uint64(out.struct_size)
+	if size < uint64(C.AQ_STATS_V01_SIZE) {
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
 			"out->struct_size is %d, this library needs at least %d: set it to sizeof(aranya_quic_stats)",
-			uint64(out.struct_size), uint64(C.sizeof_aranya_quic_stats)))
+			size, uint64(C.AQ_STATS_V01_SIZE)))
 	}
 	e, err := acquire(ep)
 	if err != nil {
@@ -310,24 +311,29 @@ func aranya_quic_get_stats(ep C.aranya_quic_t, out *C.aranya_quic_stats) (rc C.i
 	}
 	defer e.inflight.Done()
 	s := e.ep.Stats()
-	*out = C.aranya_quic_stats{
-		struct_size:        C.uint32_t(C.sizeof_aranya_quic_stats),
-		open_connections:   C.uint64_t(s.OpenConnections),
-		dials:              C.uint64_t(s.Dials),
-		accepts:            C.uint64_t(s.Accepts),
-		evictions:          C.uint64_t(s.Evictions),
-		handshake_failures: C.uint64_t(s.HandshakeFailures),
-		open_streams:       C.uint64_t(s.OpenStreams),
-		messages_sent:      C.uint64_t(s.MessagesSent),
-		bytes_sent:         C.uint64_t(s.BytesSent),
-		messages_received:  C.uint64_t(s.MessagesReceived),
-		bytes_received:     C.uint64_t(s.BytesReceived),
-		queue_messages:     C.uint64_t(s.QueueMessages),
-		queue_bytes:        C.uint64_t(s.QueueBytes),
-		streams_reset:      C.uint64_t(s.StreamsReset),
-		connections_lost:   C.uint64_t(s.ConnectionsLost),
+	// Built whole, then copied up to what the caller's struct holds: a
+	// caller built against 0.1 has a shorter struct.
+	full := C.aranya_quic_stats{
+		struct_size:          C.uint32_t(min(size, uint64(C.sizeof_aranya_quic_stats))),
+		open_connections:     C.uint64_t(s.OpenConnections),
+		dials:                C.uint64_t(s.Dials),
+		accepts:              C.uint64_t(s.Accepts),
+		evictions:            C.uint64_t(s.Evictions),
+		handshake_failures:   C.uint64_t(s.HandshakeFailures),
+		open_streams:         C.uint64_t(s.OpenStreams),
+		messages_sent:        C.uint64_t(s.MessagesSent),
+		bytes_sent:           C.uint64_t(s.BytesSent),
+		messages_received:    C.uint64_t(s.MessagesReceived),
+		bytes_received:       C.uint64_t(s.BytesReceived),
+		queue_messages:       C.uint64_t(s.QueueMessages),
+		queue_bytes:          C.uint64_t(s.QueueBytes),
+		streams_reset:        C.uint64_t(s.StreamsReset),
+		connections_lost:     C.uint64_t(s.ConnectionsLost),
+		messages_unconfirmed: C.uint64_t(s.MessagesUnconfirmed),
 	}
-	cc := unsafe.Slice((*byte)(unsafe.Pointer(&out.congestion_control[0])), len(out.congestion_control))
+	cc := unsafe.Slice((*byte)(unsafe.Pointer(&full.congestion_control[0])), len(full.congestion_control))
 	copy(cc[:len(cc)-1], s.CongestionControl)
+	n := int(full.struct_size)
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(out)), n), unsafe.Slice((*byte)(unsafe.Pointer(&full)), n))
 	return C.ARANYA_QUIC_OK
 }

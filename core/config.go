@@ -13,6 +13,10 @@ const (
 	DefaultHandshakeTimeout   = 10 * time.Second
 	DefaultSendTimeout        = 10 * time.Second
 	DefaultDrainTimeout       = 5 * time.Second
+	// DefaultConnectTimeout bounds a dial (handshake and the peer's HELLO);
+	// it is shorter than the send timeout so that a peer that never answers
+	// is reported as ErrConnection, not as the send's ErrTimeout.
+	DefaultConnectTimeout = 5 * time.Second
 	DefaultMaxMessageSize     = 16 << 20
 	DefaultMaxQueueBytes      = 64 << 20
 	DefaultMaxQueueMessages   = 65536
@@ -46,9 +50,16 @@ type Config struct {
 	// KeepAlive is the keep-alive period. 0 picks IdleTimeout/3; negative
 	// disables keep-alives (idle connections then time out).
 	KeepAlive time.Duration
-	// HandshakeTimeout bounds a dial, the TLS handshake and the peer's
-	// confirmation (default 10s); a send's own timeout also applies.
+	// HandshakeTimeout bounds the TLS handshake and the peer's HELLO of any
+	// connection, incoming or outgoing (default 10s), and how long an
+	// incoming stream may take to deliver its channel header. A dial is
+	// also bounded by ConnectTimeout, and a send by its own timeout.
 	HandshakeTimeout time.Duration
+	// ConnectTimeout bounds one outgoing dial: the QUIC handshake and the
+	// peer's HELLO (default 5s, or half the send timeout when that is
+	// shorter). A peer that does not answer within it fails the send with
+	// ErrConnection. It must be shorter than SendTimeout.
+	ConnectTimeout time.Duration
 	// SendTimeout bounds one Send, including a dial and waiting under
 	// backpressure (default 10s). Negative: no timeout beyond the context.
 	SendTimeout time.Duration
@@ -103,6 +114,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+		if c.SendTimeout > 0 && c.SendTimeout/2 < c.ConnectTimeout {
+			c.ConnectTimeout = c.SendTimeout / 2
+		}
+	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
 	}
@@ -129,8 +146,10 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.MaxConnections < 1:
 		return c, fmt.Errorf("%w: MaxConnections %d < 1", ErrInvalidConfig, c.MaxConnections)
-	case c.IdleTimeout < 0, c.HandshakeTimeout < 0, c.DrainTimeout < 0:
+	case c.IdleTimeout < 0, c.HandshakeTimeout < 0, c.DrainTimeout < 0, c.ConnectTimeout < 0:
 		return c, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
+	case c.SendTimeout > 0 && c.ConnectTimeout >= c.SendTimeout:
+		return c, fmt.Errorf("%w: ConnectTimeout %v must be shorter than SendTimeout %v", ErrInvalidConfig, c.ConnectTimeout, c.SendTimeout)
 	case c.MaxMessageSize > 1<<30:
 		return c, fmt.Errorf("%w: MaxMessageSize %d over 1 GiB", ErrInvalidConfig, c.MaxMessageSize)
 	case c.MaxQueueBytes < c.MaxMessageSize:

@@ -80,10 +80,11 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	if err != nil {
 		return nil, err
 	}
-	bind, err := net.ResolveUDPAddr("udp", cfg.BindAddr)
+	bindAP, err := ParseBindAddr(cfg.BindAddr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: bind address %q: %w", ErrBadAddress, cfg.BindAddr, err)
+		return nil, err
 	}
+	bind := net.UDPAddrFromAddrPort(bindAP)
 	resetKey, err := statelessResetKey(&cfg, id)
 	if err != nil {
 		return nil, err
@@ -179,40 +180,6 @@ func (e *Endpoint) logf(format string, args ...any) {
 
 // LocalAddr is the address the endpoint listens and dials from.
 func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
-
-// ParseAddr parses "ip:port" or "[ipv6]:port". Host names are not
-// accepted: a channel is keyed by the address the peer listens on.
-func ParseAddr(s string) (netip.AddrPort, error) {
-	ap, err := netip.ParseAddrPort(s)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%w: %q: %w", ErrBadAddress, s, err)
-	}
-	if err := checkPeerAddr(ap); err != nil {
-		return netip.AddrPort{}, err
-	}
-	return normalize(ap), nil
-}
-
-func checkPeerAddr(ap netip.AddrPort) error {
-	a := ap.Addr()
-	switch {
-	case !ap.IsValid():
-		return fmt.Errorf("%w: invalid address", ErrBadAddress)
-	case ap.Port() == 0:
-		return fmt.Errorf("%w: %s: port 0", ErrBadAddress, ap)
-	case a.IsUnspecified(), a.IsMulticast(), a == netip.IPv4Unspecified(), a.Unmap() == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return fmt.Errorf("%w: %s: not a unicast address", ErrBadAddress, ap)
-	case a.Zone() != "":
-		return fmt.Errorf("%w: %s: zoned addresses are not supported", ErrBadAddress, ap)
-	}
-	return nil
-}
-
-// normalize makes the map key of an address: an IPv4-mapped IPv6
-// address and its IPv4 form are the same peer.
-func normalize(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
 
 // Send sends msg on the channel (addr, teamID, label). It returns once the
 // message is in the channel's send buffer, from which the transport takes

@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/aranya-quic/aranya-quic/core/wire"
 )
@@ -33,4 +34,27 @@ var (
 	// ErrTLS: the TLS handshake failed or the peer rejected our
 	// certificate (or we rejected its).
 	ErrTLS = errors.New("aranya-quic: TLS authentication failed")
+	// ErrUnconfirmed: messages that Send accepted were not confirmed by
+	// the peer (a close or free whose drain timed out, or a connection
+	// that died); they may not have been delivered. The error is an
+	// *UnconfirmedError with the count.
+	ErrUnconfirmed = errors.New("aranya-quic: accepted messages not confirmed by the peer")
 )
+
+// UnconfirmedError reports accepted messages that the peer did not
+// confirm before the library gave up on them.
+type UnconfirmedError struct {
+	// Messages is how many accepted messages were not confirmed.
+	Messages uint64
+	// Peers is how many connections had unconfirmed messages.
+	Peers int
+	// Detail says why (drain timeout, connection lost, ...).
+	Detail string
+}
+
+func (e *UnconfirmedError) Error() string {
+	return fmt.Sprintf("%v: %d message(s) on %d connection(s): %s", ErrUnconfirmed, e.Messages, e.Peers, e.Detail)
+}
+
+// Is makes errors.Is(err, ErrUnconfirmed) hold.
+func (e *UnconfirmedError) Is(target error) bool { return target == ErrUnconfirmed }

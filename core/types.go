@@ -53,6 +53,10 @@ type Stats struct {
 	QueueBytes        uint64 // gauge
 	StreamsReset      uint64 // incoming streams reset for protocol errors
 	ConnectionsLost   uint64 // connections that ended without a graceful close
+	// MessagesUnconfirmed counts accepted messages the library gave up on
+	// without the peer's confirmation (eviction or a close whose drain
+	// timed out, a connection that died, a stream the peer reset).
+	MessagesUnconfirmed uint64
 	// CongestionControl names the algorithm new connections use.
 	CongestionControl string
 }

@@ -141,6 +141,13 @@ extern "C" {
 /* An operating-system call failed, for example the UDP socket could not be
  * bound (address in use) or the notification pipe could not be made. */
 #define ARANYA_QUIC_ERR_IO (-12)
+/* Messages that send accepted were not confirmed by the peer before the
+ * library gave up on them: aranya_quic_close or aranya_quic_free whose
+ * drain did not finish within drain_timeout_ms, or a connection that died
+ * while draining. They may or may not have been delivered. The detail
+ * message (aranya_quic_last_error) says how many; stats'
+ * messages_unconfirmed counts them too. */
+#define ARANYA_QUIC_ERR_UNCONFIRMED (-13)
 
 /* ------------------------------------------------------------------------
  * Message kinds (aranya_quic_channel.kind)
@@ -185,6 +192,8 @@ extern "C" {
 #define ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS 10000
 #define ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS 5000
+/* connect_timeout_ms 0: this, or send_timeout_ms / 2 when that is shorter. */
+#define ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE (16u * 1024u * 1024u) /* 16 MiB */
 #define ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES (64u * 1024u * 1024u)  /* 64 MiB */
 #define ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES 65536
@@ -293,6 +302,16 @@ typedef struct aranya_quic_config {
      * NULL: derived from the private key, so that an endpoint restarted
      * with the same identity resets its peers' stale connections at once. */
     const uint8_t *stateless_reset_key;
+
+    /* --- fields added in 0.2; read only when struct_size covers them --- */
+
+    /* Bounds one outgoing dial: the handshake and the peer's confirmation.
+     * A peer that does not answer within it fails the send with
+     * ARANYA_QUIC_ERR_CONNECTION. Must be shorter than send_timeout_ms
+     * (else ARANYA_QUIC_ERR_INVALID_ARGUMENT). 0:
+     * ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS, or send_timeout_ms / 2 when
+     * that is shorter. */
+    uint32_t connect_timeout_ms;
 } aranya_quic_config;
 
 /* Where a received message came from. */
@@ -338,6 +357,13 @@ typedef struct aranya_quic_stats {
     /* Name of the congestion control algorithm the endpoint's connections
      * use, "reno" or "bbr2", NUL-terminated. */
     char congestion_control[16];
+
+    /* --- fields added in 0.2; filled only when struct_size covers them --- */
+
+    /* Messages send accepted that the library gave up on without the
+     * peer's confirmation: a close, free or eviction whose drain timed
+     * out, a connection that died, a stream the peer reset. */
+    uint64_t messages_unconfirmed;
 } aranya_quic_stats;
 
 /* Layout checks (fail to compile if a type is not what the ABI says). */
