@@ -8,15 +8,15 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultMaxConnections     = 32
-	DefaultIdleTimeout        = 30 * time.Second
-	DefaultHandshakeTimeout   = 10 * time.Second
-	DefaultSendTimeout        = 10 * time.Second
-	DefaultDrainTimeout       = 5 * time.Second
+	DefaultMaxConnections   = 32
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultSendTimeout      = 10 * time.Second
+	DefaultDrainTimeout     = 5 * time.Second
 	// DefaultConnectTimeout bounds a dial (handshake and the peer's HELLO);
 	// it is shorter than the send timeout so that a peer that never answers
 	// is reported as ErrConnection, not as the send's ErrTimeout.
-	DefaultConnectTimeout = 5 * time.Second
+	DefaultConnectTimeout     = 5 * time.Second
 	DefaultMaxMessageSize     = 16 << 20
 	DefaultMaxQueueBytes      = 64 << 20
 	DefaultMaxQueueMessages   = 65536
