@@ -177,5 +177,5 @@ bench-micro:
 SOAK_COUNT ?= 5
 .PHONY: soak
 soak: $(QUICGO)/go.work
-	$(GO) test -race -count=$(SOAK_COUNT) -timeout 2h ./core/... ./tests/...
-	GOWORK=$(QUICGO_WORK) $(GO) test -race -count=$(SOAK_COUNT) -timeout 2h -tags aranya_cc ./core/
+	ARANYA_QUIC_SOAK=1 $(GO) test -race -count=$(SOAK_COUNT) -timeout 2h ./core/... ./tests/...
+	ARANYA_QUIC_SOAK=1 GOWORK=$(QUICGO_WORK) $(GO) test -race -count=$(SOAK_COUNT) -timeout 2h -tags aranya_cc ./core/

@@ -64,7 +64,9 @@ func aranya_quic_free(ep C.aranya_quic_t) (rc C.int32_t) {
 		}
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_HANDLE, "handle %d was never issued", uint64(ep)))
 	}
-	e.destroy()
+	if err := e.destroy(); err != nil {
+		return fail(fn, err) // the handle is freed all the same
+	}
 	return C.ARANYA_QUIC_OK
 }
 

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"sync"
 	"syscall"
 
@@ -97,9 +98,16 @@ func unregister(h uint64) (e *endpoint, issued bool) {
 // destroy closes everything of an unregistered endpoint: it wakes blocked
 // calls, closes the engine gracefully, waits for calls in flight, then
 // detaches and closes the notification pipe.
-func (e *endpoint) destroy() {
+// destroy closes the endpoint and releases its resources. It reports
+// accepted messages that the peers did not confirm (core.ErrUnconfirmed);
+// anything else that goes wrong while closing a socket changes nothing for
+// the caller and is not reported.
+func (e *endpoint) destroy() error {
 	e.cancel()
-	_ = e.ep.Close()
+	err := e.ep.Close()
+	if !errors.Is(err, core.ErrUnconfirmed) {
+		err = nil
+	}
 	e.inflight.Wait()
 	e.fdMu.Lock()
 	defer e.fdMu.Unlock()
@@ -111,6 +119,7 @@ func (e *endpoint) destroy() {
 		_ = syscall.Close(e.wfd)
 		e.rfd, e.wfd = -1, -1
 	}
+	return err
 }
 
 // receiveFD returns the read end of the notification pipe, creating it and

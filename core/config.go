@@ -14,8 +14,8 @@ const (
 	DefaultSendTimeout      = 10 * time.Second
 	DefaultDrainTimeout     = 5 * time.Second
 	// DefaultConnectTimeout bounds a dial (handshake and the peer's HELLO);
-	// it is shorter than the send timeout so that a peer that never answers
-	// is reported as ErrConnection, not as the send's ErrTimeout.
+	// it is shorter than the default send timeout, so that a peer that
+	// never answers is reported as ErrConnection, not as ErrTimeout.
 	DefaultConnectTimeout     = 5 * time.Second
 	DefaultMaxMessageSize     = 16 << 20
 	DefaultMaxQueueBytes      = 64 << 20
@@ -56,9 +56,10 @@ type Config struct {
 	// also bounded by ConnectTimeout, and a send by its own timeout.
 	HandshakeTimeout time.Duration
 	// ConnectTimeout bounds one outgoing dial: the QUIC handshake and the
-	// peer's HELLO (default 5s, or half the send timeout when that is
-	// shorter). A peer that does not answer within it fails the send with
-	// ErrConnection. It must be shorter than SendTimeout.
+	// peer's HELLO (default 5s). A peer that does not answer within it
+	// fails the send with ErrConnection; a send whose own timeout ends
+	// first gets ErrTimeout, and the dial goes on for the sends after it.
+	// When set, it must be shorter than SendTimeout.
 	ConnectTimeout time.Duration
 	// SendTimeout bounds one Send, including a dial and waiting under
 	// backpressure (default 10s). Negative: no timeout beyond the context.
@@ -114,11 +115,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
 	}
+	if c.ConnectTimeout > 0 && c.SendTimeout > 0 && c.ConnectTimeout >= c.SendTimeout {
+		return c, fmt.Errorf("%w: ConnectTimeout %v must be shorter than SendTimeout %v", ErrInvalidConfig, c.ConnectTimeout, c.SendTimeout)
+	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = DefaultConnectTimeout
-		if c.SendTimeout > 0 && c.SendTimeout/2 < c.ConnectTimeout {
-			c.ConnectTimeout = c.SendTimeout / 2
-		}
 	}
 	if c.MaxMessageSize == 0 {
 		c.MaxMessageSize = DefaultMaxMessageSize
@@ -148,8 +149,6 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: MaxConnections %d < 1", ErrInvalidConfig, c.MaxConnections)
 	case c.IdleTimeout < 0, c.HandshakeTimeout < 0, c.DrainTimeout < 0, c.ConnectTimeout < 0:
 		return c, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
-	case c.SendTimeout > 0 && c.ConnectTimeout >= c.SendTimeout:
-		return c, fmt.Errorf("%w: ConnectTimeout %v must be shorter than SendTimeout %v", ErrInvalidConfig, c.ConnectTimeout, c.SendTimeout)
 	case c.MaxMessageSize > 1<<30:
 		return c, fmt.Errorf("%w: MaxMessageSize %d over 1 GiB", ErrInvalidConfig, c.MaxMessageSize)
 	case c.MaxQueueBytes < c.MaxMessageSize:

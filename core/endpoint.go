@@ -24,10 +24,6 @@ import (
 	"github.com/aranya-quic/aranya-quic/core/wire"
 )
 
-// maxSendAttempts bounds how often one Send moves to a new connection
-// because the one it found was draining or had died before the message
-// was written.
-const maxSendAttempts = 4
 
 // Endpoint sends and receives channel messages over one UDP socket.
 type Endpoint struct {
@@ -49,25 +45,11 @@ type Endpoint struct {
 	ctx    context.Context // canceled when Close finishes
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	closed   bool
-	conns    map[netip.AddrPort]*peerConn
-	dials    map[netip.AddrPort]*dialOp
-	retiring map[retireKey]chan struct{}
-	all      map[*peerConn]struct{} // every live connection, mapped or not
+	conns *connTable[*peerConn]
+	order *channelOrder
 
 	closeOnce sync.Once
 	closeErr  error
-}
-
-type dialOp struct {
-	done chan struct{}
-	err  error
-}
-
-type retireKey struct {
-	addr netip.AddrPort
-	key  chanKey
 }
 
 // NewEndpoint binds the socket and starts accepting connections.
@@ -94,15 +76,13 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("%w: bind %s: %w", ErrConnection, cfg.BindAddr, err)
 	}
 	e := &Endpoint{
-		cfg:      cfg,
-		id:       id,
-		udp:      udp,
-		queue:    newRecvQueue(cfg.MaxQueueBytes, cfg.MaxQueueMessages),
-		conns:    make(map[netip.AddrPort]*peerConn),
-		dials:    make(map[netip.AddrPort]*dialOp),
-		retiring: make(map[retireKey]chan struct{}),
-		all:      make(map[*peerConn]struct{}),
-		log:      cfg.Logger,
+		cfg:   cfg,
+		id:    id,
+		udp:   udp,
+		queue: newRecvQueue(cfg.MaxQueueBytes, cfg.MaxQueueMessages),
+		conns: newConnTable[*peerConn](cfg.MaxConnections),
+		order: newChannelOrder(),
+		log:   cfg.Logger,
 	}
 	if _, err := rand.Read(e.instance[:]); err != nil {
 		udp.Close()
@@ -178,6 +158,13 @@ func (e *Endpoint) logf(format string, args ...any) {
 	}
 }
 
+// warnf logs what a user must hear of: messages given up, streams reset.
+func (e *Endpoint) warnf(format string, args ...any) {
+	if e.log != nil {
+		e.log.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
 // LocalAddr is the address the endpoint listens and dials from.
 func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
 
@@ -206,19 +193,27 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 		return err
 	}
 	addr = normalize(addr)
+	if isOwnAddr(e.local, addr) {
+		return fmt.Errorf("%w: %s is this endpoint's own address", ErrBadAddress, addr)
+	}
 	if uint64(len(msg)) > e.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
 	}
 	lctxv := newLazyContext(ctx, e.cfg.SendTimeout)
 	lctx := &lctxv
 	defer lctx.release()
-	var lastErr error
-	for attempt := 0; attempt < maxSendAttempts; attempt++ {
+	// A connection found draining or dead before the message was written
+	// is replaced and the send tries again, for as long as its timeout
+	// allows: closing a connection never fails a send by itself.
+	for {
 		c, err := e.conn(lctx, addr)
 		if err != nil {
 			return err
 		}
-		s, err := e.channelStream(lctx, c, addr, key, hdr)
+		if uint64(len(msg)) > c.peerMaxMessage {
+			return fmt.Errorf("%w: %d bytes, the peer %s accepts at most %d", ErrMessageTooLarge, len(msg), addr, c.peerMaxMessage)
+		}
+		s, err := e.channelStream(lctx, c, key, hdr)
 		if err == nil {
 			err = s.send(lctx, msg)
 			if errors.Is(err, errStreamRetired) {
@@ -234,11 +229,13 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 			return nil
 		case errors.Is(err, errDraining), errors.Is(err, errStreamRetired):
 			// Not written: move to the connection that replaces this one.
-			lastErr = err
 			if !c.alive() {
 				e.connGone(c)
 			} else if c.isDraining() {
-				e.forget(c)
+				e.conns.remove(c)
+			}
+			if lerr := lctx.err(); lerr != nil {
+				return fmt.Errorf("%w: the connection to %s kept closing under the send: %w", ErrTimeout, addr, err)
 			}
 			continue
 		case errors.Is(err, ErrTimeout):
@@ -249,31 +246,15 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 			return err
 		}
 	}
-	if e.isClosed() {
-		return ErrClosed
-	}
-	return fmt.Errorf("%w: connection kept closing under the send: %w", ErrConnection, lastErr)
 }
 
-// channelStream returns c's stream for key, first waiting for the same
-// channel's stream on a draining connection to be read by the peer.
-func (e *Endpoint) channelStream(lctx *lazyContext, c *peerConn, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage) (*sendStream, error) {
+// channelStream returns c's stream for key, opening one if needed.
+func (e *Endpoint) channelStream(lctx *lazyContext, c *peerConn, key chanKey, hdr *wire.QuicMessage) (*sendStream, error) {
 	c.mu.Lock()
 	s := c.streams[key]
 	c.mu.Unlock()
 	if s != nil {
 		return s, nil
-	}
-	e.mu.Lock()
-	wait := e.retiring[retireKey{addr, key}]
-	e.mu.Unlock()
-	if wait != nil {
-		ctx := lctx.get()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: waiting for the previous connection's stream to drain: %w", ErrTimeout, ctx.Err())
-		}
 	}
 	header, err := wire.AppendHeader(nil, hdr)
 	if err != nil {
@@ -282,50 +263,21 @@ func (e *Endpoint) channelStream(lctx *lazyContext, c *peerConn, addr netip.Addr
 	return c.stream(lctx, key, header)
 }
 
-// retireStreams registers the streams of a draining connection; each
-// returned channel must be closed once its stream is done.
-func (e *Endpoint) retireStreams(addr netip.AddrPort, streams []*sendStream) []chan struct{} {
-	out := make([]chan struct{}, len(streams))
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for i, s := range streams {
-		ch := make(chan struct{})
-		out[i] = ch
-		k := retireKey{addr, s.key}
-		e.retiring[k] = ch
-		go func() {
-			<-ch
-			e.mu.Lock()
-			if e.retiring[k] == ch {
-				delete(e.retiring, k)
-			}
-			e.mu.Unlock()
-		}()
-	}
-	return out
-}
-
 // conn returns a ready connection to addr, dialing if there is none. Sends
 // that find a dial in progress wait for it rather than dialing again.
 func (e *Endpoint) conn(lctx *lazyContext, addr netip.AddrPort) (*peerConn, error) {
 	for {
-		e.mu.Lock()
-		if e.closed {
-			e.mu.Unlock()
-			return nil, ErrClosed
+		c, d, start, evicted, err := e.conns.connOrDial(addr)
+		if err != nil {
+			return nil, err
 		}
-		if c := e.conns[addr]; c != nil {
-			e.mu.Unlock()
+		if d == nil {
 			return c, nil
 		}
-		d := e.dials[addr]
-		if d == nil {
-			d = &dialOp{done: make(chan struct{})}
-			e.dials[addr] = d
-			e.makeRoomLocked(addr)
+		e.evict(evicted)
+		if start {
 			go e.dial(addr, d)
 		}
-		e.mu.Unlock()
 		ctx := lctx.get()
 		select {
 		case <-d.done:
@@ -338,38 +290,12 @@ func (e *Endpoint) conn(lctx *lazyContext, addr netip.AddrPort) (*peerConn, erro
 	}
 }
 
-// makeRoomLocked evicts the least recently used connection when the map
-// (counting dials in progress) is full. e.mu is held.
-func (e *Endpoint) makeRoomLocked(adding netip.AddrPort) {
-	for {
-		n := len(e.conns)
-		for a := range e.dials {
-			if _, mapped := e.conns[a]; !mapped && a != adding {
-				n++
-			}
-		}
-		if _, mapped := e.conns[adding]; !mapped {
-			n++ // the one being added
-		}
-		if n <= e.cfg.MaxConnections {
-			return
-		}
-		var victim *peerConn
-		for a, c := range e.conns {
-			if a == adding {
-				continue
-			}
-			if victim == nil || c.lastUse.Load() < victim.lastUse.Load() {
-				victim = c
-			}
-		}
-		if victim == nil {
-			return // only dials in flight; they are counted when they land
-		}
-		delete(e.conns, victim.addr)
+// evict drains connections the table pushed out to make room.
+func (e *Endpoint) evict(victims []*peerConn) {
+	for _, c := range victims {
 		e.stats.evictions.Add(1)
-		e.logf("evicting %s", victim.addr)
-		victim.drain(true)
+		e.logf("evicting %s", c.addr)
+		c.drain(true)
 	}
 }
 
@@ -379,18 +305,17 @@ func (e *Endpoint) makeRoomLocked(adding netip.AddrPort) {
 func (e *Endpoint) dial(addr netip.AddrPort, d *dialOp) {
 	e.stats.dials.Add(1)
 	c, err := e.dialConn(addr)
-	e.mu.Lock()
-	delete(e.dials, addr)
 	if err == nil {
-		e.insertLocked(c)
+		e.insert(c)
 	}
+	e.conns.dialDone(addr, d)
 	d.err = err
 	close(d.done)
-	e.mu.Unlock()
 }
 
 func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
-	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.HandshakeTimeout)
+	timeout := min(e.cfg.ConnectTimeout, e.cfg.HandshakeTimeout)
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
 	clientTLS := e.id.clientTLS()
 	clientTLS.VerifyPeerCertificate = e.countingVerify(e.id.verifyPeer)
@@ -410,12 +335,12 @@ func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
 			return nil, err
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: handshake with %s timed out: %w", ErrConnection, addr, err)
+			return nil, fmt.Errorf("%w: no answer from %s within the connect timeout (%v): %w", ErrConnection, addr, timeout, err)
 		}
 		return nil, err
 	}
 	c := newPeerConn(e, qc, addr, true)
-	if !e.track(c) {
+	if !e.conns.track(c) {
 		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "closing")
 		return nil, ErrClosed
 	}
@@ -425,7 +350,15 @@ func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
 			e.stats.handshakeFailures.Add(1)
 		}
 		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeHelloTimeout), "no hello")
+		if errors.Is(err, ErrTimeout) {
+			err = fmt.Errorf("%w: %s completed the handshake but sent no HELLO within the connect timeout (%v)", ErrConnection, addr, timeout)
+		}
 		return nil, err
+	}
+	if c.peerInstance == e.instance {
+		// Another address of this host reached our own socket.
+		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "own address")
+		return nil, fmt.Errorf("%w: %s is this endpoint's own address", ErrBadAddress, addr)
 	}
 	return c, nil
 }
@@ -447,7 +380,7 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 		return
 	}
 	c := newPeerConn(e, qc, normalize(ua.AddrPort()), false)
-	if !e.track(c) {
+	if !e.conns.track(c) {
 		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "closing")
 		return
 	}
@@ -458,51 +391,38 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeHelloTimeout), "no hello")
 		return
 	}
+	if c.peerInstance == e.instance {
+		return // our own dial, which fails itself and closes the connection
+	}
 	e.stats.accepts.Add(1)
-	e.mu.Lock()
-	e.insertLocked(c)
-	e.mu.Unlock()
+	e.insert(c)
 }
 
-// track records a live connection so Close can find it; false once the
-// endpoint is closing.
-func (e *Endpoint) track(c *peerConn) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return false
-	}
-	e.all[c] = struct{}{}
-	return true
-}
-
-// insertLocked puts a ready connection in the map. When the peer already
-// has a live connection there, one of the two is drained: on a
-// simultaneous open both ends keep the connection dialed by the endpoint
-// with the smaller instance id, so they agree without talking; otherwise
-// the newer connection wins (the peer restarted, or re-dialed after a
-// GOAWAY we have not read yet).
-func (e *Endpoint) insertLocked(c *peerConn) {
-	if e.closed {
-		c.drain(true)
-		return
-	}
+// insert puts a ready connection in the map. When the peer already has a
+// live connection there, one of the two is drained: on a simultaneous open
+// both ends keep the connection dialed by the endpoint with the smaller
+// instance id, so they agree without talking; otherwise the newer
+// connection wins (the peer restarted, or re-dialed after a GOAWAY we have
+// not read yet).
+func (e *Endpoint) insert(c *peerConn) {
 	if !c.alive() {
 		return
 	}
-	old := e.conns[c.addr]
-	if old != nil && old != c {
-		if old.alive() && old.peerInstance == c.peerInstance && old.dialed != c.dialed {
-			if lessInstance(dialerInstance(e, old), dialerInstance(e, c)) {
-				c.drain(true)
-				return
-			}
-		}
-		delete(e.conns, old.addr)
-		old.drain(true)
+	inserted, evicted := e.conns.insert(c, func(old *peerConn) bool {
+		return old.alive() && old.peerInstance == c.peerInstance && old.dialed != c.dialed &&
+			lessInstance(dialerInstance(e, old), dialerInstance(e, c))
+	})
+	if !inserted {
+		c.drain(true)
+		return
 	}
-	e.makeRoomLocked(c.addr)
-	e.conns[c.addr] = c
+	for _, old := range evicted {
+		if old.addr == c.addr {
+			old.drain(true) // replaced, not evicted
+			continue
+		}
+		e.evict([]*peerConn{old})
+	}
 }
 
 func dialerInstance(e *Endpoint, c *peerConn) [wire.InstanceIDLen]byte {
@@ -521,25 +441,9 @@ func lessInstance(a, b [wire.InstanceIDLen]byte) bool {
 	return false
 }
 
-// forget takes c out of the map if it is still there.
-func (e *Endpoint) forget(c *peerConn) {
-	e.mu.Lock()
-	if e.conns[c.addr] == c {
-		delete(e.conns, c.addr)
-	}
-	e.mu.Unlock()
-}
-
 // connGone cleans up after a connection ended, for whatever reason.
 func (e *Endpoint) connGone(c *peerConn) {
-	e.mu.Lock()
-	if e.conns[c.addr] == c {
-		delete(e.conns, c.addr)
-	}
-	_, tracked := e.all[c]
-	delete(e.all, c)
-	e.mu.Unlock()
-	if !tracked {
+	if !e.conns.gone(c) {
 		return
 	}
 	if !c.graceful.Load() {
@@ -579,93 +483,112 @@ func (e *Endpoint) SetQueueNotify(fn func(nonEmpty bool)) { e.queue.setNotify(fn
 
 // CloseConnection closes the connection to addr gracefully: our streams
 // are written and read by the peer, the peer finishes its own, then the
-// connection closes with code 0 (bounded by the drain timeout). With no
-// connection to addr it does nothing.
+// connection closes with code 0 (bounded by the drain timeout). It also
+// waits for connections to addr that are still draining (after an
+// eviction or a replacement). It returns nil when the peer confirmed every
+// message accepted on them, and an *UnconfirmedError (errors.Is
+// ErrUnconfirmed) with the count when it did not. With no connection to
+// addr it does nothing.
 func (e *Endpoint) CloseConnection(addr netip.AddrPort) error {
 	if err := checkPeerAddr(addr); err != nil {
 		return err
 	}
 	addr = normalize(addr)
-	e.mu.Lock()
-	c := e.conns[addr]
-	if c != nil {
-		delete(e.conns, addr)
+	live, found, draining := e.conns.removeAddr(addr)
+	if found {
+		draining = append(draining, live)
 	}
-	e.mu.Unlock()
-	if c == nil {
+	for _, c := range draining {
+		c.drain(true)
+	}
+	return e.awaitDrains(draining, nil)
+}
+
+// awaitDrains waits for the connections' drains (until deadline fires, if
+// it is not nil) and reports what they left unconfirmed.
+func (e *Endpoint) awaitDrains(conns []*peerConn, deadline <-chan time.Time) error {
+	var total uint64
+	peers := 0
+	pending := 0
+	for _, c := range conns {
+		select {
+		case <-c.drained:
+		case <-deadline:
+		}
+		n := c.unconfirmed.Load()
+		select {
+		case <-c.drained:
+		default:
+			// Still draining at the deadline: whatever is not confirmed
+			// now is given up.
+			pending++
+			n += c.pendingUnconfirmed()
+		}
+		if n > 0 {
+			total += n
+			peers++
+		}
+	}
+	if total == 0 {
 		return nil
 	}
-	c.drain(true)
-	<-c.drained
-	return nil
+	detail := "the drain timed out or the connection ended before the peer confirmed them"
+	if pending > 0 {
+		detail = fmt.Sprintf("%d connection(s) still draining when the endpoint closed", pending)
+	}
+	return &UnconfirmedError{Messages: total, Peers: peers, Detail: detail}
 }
 
 // Close drains every connection (bounded by the drain timeout), closes the
 // socket and wakes blocked receivers with ErrClosed. Queued messages are
-// dropped. It is safe to call more than once.
+// dropped. It returns an *UnconfirmedError when accepted messages were not
+// confirmed by their peers in time. It is safe to call more than once;
+// later calls return the first call's result.
 func (e *Endpoint) Close() error {
 	e.closeOnce.Do(func() {
-		e.mu.Lock()
-		e.closed = true
-		conns := make([]*peerConn, 0, len(e.all))
-		for c := range e.all {
-			conns = append(conns, c)
-		}
-		e.conns = map[netip.AddrPort]*peerConn{}
-		e.mu.Unlock()
+		conns := e.conns.close()
 		e.ln.Close()
 		for _, c := range conns {
 			c.drain(true)
 		}
-		deadline := time.After(e.cfg.DrainTimeout + time.Second)
-	wait:
-		for _, c := range conns {
-			select {
-			case <-c.drained:
-			case <-deadline:
-				break wait
-			}
-		}
+		e.closeErr = e.awaitDrains(conns, time.After(e.cfg.DrainTimeout+time.Second))
 		for _, c := range conns {
 			c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "endpoint closed")
 		}
 		e.queue.close()
 		e.cancel()
-		e.closeErr = e.tr.Close()
+		if err := e.tr.Close(); err != nil && e.closeErr == nil {
+			e.closeErr = err
+		}
 		ccChoices.CompareAndDelete(e.udp.LocalAddr().String(), e.cc)
 		e.udp.Close()
 	})
 	return e.closeErr
 }
 
-func (e *Endpoint) isClosed() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.closed
-}
+func (e *Endpoint) isClosed() bool { return e.conns.isClosed() }
 
 // Stats returns the counters and gauges.
 func (e *Endpoint) Stats() Stats {
-	e.mu.Lock()
-	open := len(e.conns)
-	e.mu.Unlock()
+	open := e.conns.size()
 	qm, qb := e.queue.depth()
 	return Stats{
-		OpenConnections:   uint64(open),
-		Dials:             e.stats.dials.Load(),
-		Accepts:           e.stats.accepts.Load(),
-		Evictions:         e.stats.evictions.Load(),
-		HandshakeFailures: e.stats.handshakeFailures.Load(),
-		OpenStreams:       uint64(max(e.stats.openStreams.Load(), 0)),
-		MessagesSent:      e.stats.messagesSent.Load(),
-		BytesSent:         e.stats.bytesSent.Load(),
-		MessagesReceived:  e.stats.messagesReceived.Load(),
-		BytesReceived:     e.stats.bytesReceived.Load(),
-		QueueMessages:     qm,
-		QueueBytes:        qb,
-		StreamsReset:      e.stats.streamsReset.Load(),
-		ConnectionsLost:   e.stats.connectionsLost.Load(),
-		CongestionControl: e.cc.inUse(),
+		OpenConnections:     uint64(open),
+		Dials:               e.stats.dials.Load(),
+		Accepts:             e.stats.accepts.Load(),
+		Evictions:           e.stats.evictions.Load(),
+		HandshakeFailures:   e.stats.handshakeFailures.Load(),
+		OpenStreams:         uint64(max(e.stats.openStreams.Load(), 0)),
+		MessagesSent:        e.stats.messagesSent.Load(),
+		BytesSent:           e.stats.bytesSent.Load(),
+		MessagesReceived:    e.stats.messagesReceived.Load(),
+		BytesReceived:       e.stats.bytesReceived.Load(),
+		QueueMessages:       qm,
+		QueueBytes:          qb,
+		StreamsReset:        e.stats.streamsReset.Load(),
+		ConnectionsLost:     e.stats.connectionsLost.Load(),
+		MessagesUnconfirmed: e.stats.messagesUnconfirmed.Load(),
+		CongestionControl:   e.cc.inUse(),
 	}
 }
 

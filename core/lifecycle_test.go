@@ -36,10 +36,8 @@ func TestEvictionOfLeastRecentlyUsedLosesNothing(t *testing.T) {
 	require.Equal(t, uint64(1), st.Evictions)
 	require.LessOrEqual(t, st.OpenConnections, uint64(DefaultMaxConnections))
 
-	hub.mu.Lock()
-	_, p0mapped := hub.conns[peers[0].LocalAddr()]
-	_, p1mapped := hub.conns[peers[1].LocalAddr()]
-	hub.mu.Unlock()
+	_, p0mapped := hub.conns.lookup(peers[0].LocalAddr())
+	_, p1mapped := hub.conns.lookup(peers[1].LocalAddr())
 	require.False(t, p0mapped, "the least recently used connection left the map")
 	require.True(t, p1mapped)
 
@@ -168,7 +166,16 @@ func TestUntrustedCertificatesRejectedBothWays(t *testing.T) {
 	expired, err := testPKI().Issue("expired", certgen.PeerOptions{NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
 	require.NoError(t, err)
 
-	for name, p := range map[string]*certgen.Peer{"other CA": stranger, "self-signed": selfSigned, "expired": expired} {
+	// An endpoint cannot even start with an expired certificate of its own
+	// (peers would reject it); peers presenting one are rejected in
+	// tests/fault/untrusted_test.go with a raw client.
+	cfg := peerConfig(t, "expired")
+	cfg.CertPEM, cfg.KeyPEM = expired.CertPEM, expired.KeyPEM
+	_, err = NewEndpoint(cfg)
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	require.ErrorContains(t, err, "own certificate")
+
+	for name, p := range map[string]*certgen.Peer{"other CA": stranger, "self-signed": selfSigned} {
 		t.Run(name, func(t *testing.T) {
 			good := newTestEndpoint(t, "good")
 			cfg := peerConfig(t, "bad")
@@ -245,12 +252,8 @@ func TestSimultaneousOpenConvergesWithoutLoss(t *testing.T) {
 // QUIC connection: both ends derive the same TLS exporter secret only
 // from the same handshake.
 func sameConn(a, b *Endpoint) bool {
-	a.mu.Lock()
-	ca := a.conns[b.LocalAddr()]
-	a.mu.Unlock()
-	b.mu.Lock()
-	cb := b.conns[a.LocalAddr()]
-	b.mu.Unlock()
+	ca, _ := a.conns.lookup(b.LocalAddr())
+	cb, _ := b.conns.lookup(a.LocalAddr())
 	if ca == nil || cb == nil || ca.dialed == cb.dialed {
 		return false
 	}

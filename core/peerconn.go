@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,11 +38,13 @@ type peerConn struct {
 	dialed bool // we dialed it
 	peerID PeerID
 
-	// peerInstance is the peer endpoint's random instance id from its
-	// HELLO; valid once ready is closed without error.
-	peerInstance [wire.InstanceIDLen]byte
-	ready        chan struct{}
-	readyErr     error
+	// peerInstance and peerMaxMessage come from the peer's HELLO: its
+	// random instance id and the largest message it accepts. Valid once
+	// ready is closed without error.
+	peerInstance   [wire.InstanceIDLen]byte
+	peerMaxMessage uint64
+	ready          chan struct{}
+	readyErr       error
 
 	lastUse atomic.Uint64
 
@@ -56,7 +59,15 @@ type peerConn struct {
 	drainOnce sync.Once
 	drained   chan struct{} // closed when a drain finished
 	graceful  atomic.Bool   // closed by a completed drain
+
+	// unconfirmed counts the accepted messages given up on this
+	// connection (streams that ended without the peer's full receipt);
+	// a drain reports it to whoever waits for the close.
+	unconfirmed atomic.Uint64
 }
+
+func (c *peerConn) peerAddr() netip.AddrPort { return c.addr }
+func (c *peerConn) lastUsed() uint64         { return c.lastUse.Load() }
 
 func newPeerConn(ep *Endpoint, qc *quic.Conn, addr netip.AddrPort, dialed bool) *peerConn {
 	c := &peerConn{
@@ -93,7 +104,7 @@ func (c *peerConn) start() {
 }
 
 func (c *peerConn) serveControl() {
-	hello := wire.AppendControl(nil, wire.ControlHello, c.ep.instance[:])
+	hello := wire.AppendControl(nil, wire.ControlHello, wire.AppendHello(nil, c.ep.instance, c.ep.cfg.MaxMessageSize))
 	out, err := c.qc.OpenUniStream()
 	if err == nil {
 		c.ctrlMu.Lock()
@@ -117,12 +128,17 @@ func (c *peerConn) serveControl() {
 	}
 	r := bufio.NewReaderSize(in, 256)
 	m, err := wire.ReadControl(r)
-	if err != nil || m.Type != wire.ControlHello || len(m.Payload) != wire.InstanceIDLen {
+	if err == nil && m.Type != wire.ControlHello {
+		err = fmt.Errorf("%w: first control message is type %d, not HELLO", wire.ErrControl, m.Type)
+	}
+	if err == nil {
+		c.peerInstance, c.peerMaxMessage, err = wire.ParseHello(m.Payload)
+	}
+	if err != nil {
 		c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeControlError), "bad hello")
-		c.setReady(fmt.Errorf("%w: peer sent no valid hello", ErrConnection))
+		c.setReady(fmt.Errorf("%w: peer sent no valid hello: %w", ErrConnection, err))
 		return
 	}
-	copy(c.peerInstance[:], m.Payload)
 	c.setReady(nil)
 	for {
 		m, err := wire.ReadControl(r)
@@ -181,7 +197,9 @@ func (c *peerConn) sendControl(typ uint64) {
 	}
 }
 
-// stream returns the send stream for key, opening it if needed.
+// stream returns the send stream for key, opening it if needed. A new
+// stream first takes its turn in the channel's order: it waits until the
+// channel's previous stream (on this or an older connection) finished.
 func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendStream, error) {
 	for {
 		c.mu.Lock()
@@ -193,15 +211,26 @@ func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendS
 			c.mu.Unlock()
 			return nil, errDraining
 		}
+		// The order registry keeps the key: it must not alias the
+		// caller's memory (the C API passes the label in place).
+		key.label = strings.Clone(key.label)
+		link, prev := c.ep.order.claim(chanRef{addr: c.addr, key: key})
+		if prev != nil {
+			c.mu.Unlock()
+			if err := c.waitTurn(lctx, prev); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		str, err := c.qc.OpenStream()
 		if err == nil {
-			key.label = strings.Clone(key.label) // kept: must not alias the caller's memory
-			s := newSendStream(key, str, header, c.ep.cfg.SendBufferBytes, &c.ep.stats)
+			s := newSendStream(key, str, header, c.ep.cfg.SendBufferBytes, &c.ep.stats, link)
 			c.streams[key] = s
 			c.ep.stats.openStreams.Add(1)
 			c.mu.Unlock()
 			return s, nil
 		}
+		link.finish()                        // nothing opened: give the turn back
 		var se *quic.StreamLimitReachedError // quic-go returns a pointer
 		if !errors.As(err, &se) {
 			c.mu.Unlock()
@@ -209,14 +238,28 @@ func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendS
 		}
 		// The peer's stream limit: channels are unlimited, streams are
 		// not, so the least recently used channel gives its stream back
-		// (it reopens one on its next message). Several openers may be
-		// waiting for the credit that frees, so each waits only a while
-		// before it retires another stream and tries again.
+		// (it reopens one on its next message, after this one's receipt).
+		// Several openers may be waiting for the credit that frees, so
+		// each waits only a while before it retires another stream and
+		// tries again.
 		c.retireIdleLocked()
 		c.mu.Unlock()
 		if err := c.waitStreamCredit(lctx); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// waitTurn waits until the channel's previous stream finished.
+func (c *peerConn) waitTurn(lctx *lazyContext, prev *orderLink) error {
+	ctx := lctx.get()
+	select {
+	case <-prev.done:
+		return nil
+	case <-c.qc.Context().Done():
+		return fmt.Errorf("%w: %w", errDraining, context.Cause(c.qc.Context()))
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for the channel's previous stream to be confirmed: %w", ErrTimeout, ctx.Err())
 	}
 }
 
@@ -242,8 +285,8 @@ func (c *peerConn) waitStreamCredit(lctx *lazyContext) error {
 }
 
 // retireIdleLocked retires the least recently used stream, preferring one
-// with nothing buffered; retiring flushes it first, so nothing is lost, and
-// its channel's next stream waits for the receipt, so order holds. c.mu is
+// with nothing buffered; retiring flushes it first and its channel's next
+// stream waits for its end, so nothing is lost and order holds. c.mu is
 // held.
 func (c *peerConn) retireIdleLocked() {
 	var victim *sendStream
@@ -260,16 +303,30 @@ func (c *peerConn) retireIdleLocked() {
 		return
 	}
 	delete(c.streams, victim.key)
-	done := c.ep.retireStreams(c.addr, []*sendStream{victim})[0]
 	go func() {
 		ctx, cancel := context.WithTimeout(c.qc.Context(), c.ep.cfg.DrainTimeout)
 		defer cancel()
 		if err := victim.retire(ctx); err != nil {
 			c.ep.logf("retiring idle stream to %s: %v", c.addr, err)
 		}
-		c.ep.stats.openStreams.Add(-1)
-		close(done)
+		c.endStream(victim, "retiring an idle stream")
 	}()
+}
+
+// endStream finishes s's turn in its channel's order and accounts for
+// what the peer did not confirm. Every path that ends a stream calls it;
+// only the first call counts.
+func (c *peerConn) endStream(s *sendStream, why string) {
+	n, ok := s.end()
+	if !ok {
+		return
+	}
+	c.ep.stats.openStreams.Add(-1)
+	if n > 0 {
+		c.unconfirmed.Add(n)
+		c.ep.stats.messagesUnconfirmed.Add(n)
+		c.ep.warnf("%d accepted message(s) to %s not confirmed by the peer (%s)", n, c.addr, why)
+	}
 }
 
 func (c *peerConn) acceptStreams() {
@@ -291,13 +348,25 @@ func (c *peerConn) acceptStreams() {
 }
 
 // readStream reads one channel stream of the peer into the receive queue.
+// It confirms what it queued with receipt counts on its own direction of
+// the stream: before it waits for room in the queue (so a sender whose
+// close times out on a slow reader learns exactly what was queued), and
+// before its FIN, which follows the sender's FIN.
 func (c *peerConn) readStream(str *quic.Stream) {
 	c.ep.stats.openStreams.Add(1)
 	defer c.ep.stats.openStreams.Add(-1)
 	r := bufio.NewReaderSize(str, readBufferSize)
+	// A header that never comes would hold a stream (and a reader) until
+	// the connection idles out.
+	_ = str.SetReadDeadline(time.Now().Add(c.ep.cfg.HandshakeTimeout))
 	hdr, err := wire.ReadHeader(r)
+	_ = str.SetReadDeadline(time.Time{})
 	if errors.Is(err, io.EOF) {
 		_ = str.Close()
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.resetStream(str, wire.StreamCodeHeaderTimeout, fmt.Errorf("no channel header within %v", c.ep.cfg.HandshakeTimeout))
 		return
 	}
 	if err != nil {
@@ -311,60 +380,103 @@ func (c *peerConn) readStream(str *quic.Stream) {
 	case KindSync:
 		ch.SyncType = hdr.Sync.SyncType
 	}
+	rc := receipts{str: str}
 	maxMsg := c.ep.cfg.MaxMessageSize
+	ctx := c.qc.Context()
 	for {
 		n, err := wire.ReadFrameLen(r, maxMsg)
 		if errors.Is(err, io.EOF) {
-			// Everything read: our FIN is the sender's receipt.
+			// Everything read: the last count and our FIN are the
+			// sender's receipt.
+			rc.confirm()
 			_ = str.Close()
 			return
 		}
 		if err != nil {
-			c.streamFailed(str, err)
+			c.frameFailed(str, &rc, err)
 			return
 		}
 		p, err := c.ep.readPayload(r, n)
 		if err != nil {
-			c.streamFailed(str, err)
+			c.frameFailed(str, &rc, err)
 			return
 		}
-		if err := c.ep.queue.push(c.ep.ctx, message{ch: &ch, payload: p}); err != nil {
-			str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
-			str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
-			return
+		m := message{ch: &ch, payload: p}
+		if !c.ep.queue.tryPush(m) {
+			rc.confirm() // about to wait: tell the sender what is queued
+			if err := c.ep.queue.push(ctx, m); err != nil {
+				str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
+				str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
+				return
+			}
 		}
+		rc.queued++
 		c.touch()
 		c.ep.stats.messagesReceived.Add(1)
 		c.ep.stats.bytesReceived.Add(n)
 	}
 }
 
-// streamFailed handles a read error: protocol violations reset the stream
-// and are counted; a stream the peer reset or a connection that died needs
-// nothing more.
-func (c *peerConn) streamFailed(str *quic.Stream, err error) {
-	for _, proto := range []error{wire.ErrFrameTooLarge, wire.ErrTruncated, wire.ErrMalformedHeader, wire.ErrUnknownKind, wire.ErrInvalidLabel, wire.ErrHeaderTooLarge} {
-		if errors.Is(err, proto) {
-			var se *quic.StreamError
-			if errors.As(err, &se) {
-				return // the peer reset it: not a protocol error of ours to report
-			}
-			c.rejectStream(str, err)
-			return
-		}
+// receipts tracks what a stream reader has queued and confirmed.
+type receipts struct {
+	str       *quic.Stream
+	queued    uint64
+	confirmed uint64
+	buf       [8]byte
+}
+
+// confirm sends the count of queued messages if it moved. A peer that does
+// not read its receipts (a hostile one) can at most make this write wait
+// for flow control on its own stream.
+func (rc *receipts) confirm() {
+	if rc.queued == rc.confirmed {
+		return
+	}
+	if _, err := rc.str.Write(wire.AppendAck(rc.buf[:0], rc.queued)); err == nil {
+		rc.confirmed = rc.queued
 	}
 }
 
+// frameFailed handles a read error inside the frames: a protocol
+// violation (an oversize or truncated frame) stops the stream, but first
+// the sender gets the count of what was queued and our FIN, so it knows
+// exactly which of its accepted messages were not delivered. A stream the
+// peer reset, or a connection that died, needs nothing more.
+func (c *peerConn) frameFailed(str *quic.Stream, rc *receipts, err error) {
+	var se *quic.StreamError
+	if errors.As(err, &se) || !c.alive() || !isProtocolError(err) {
+		return
+	}
+	rc.confirm()
+	_ = str.Close()
+	str.CancelRead(quic.StreamErrorCode(wire.StreamCodeFor(err)))
+	c.ep.stats.streamsReset.Add(1)
+	c.ep.warnf("stopped reading a stream from %s after %d message(s): %v", c.addr, rc.queued, err)
+}
+
+func isProtocolError(err error) bool {
+	for _, proto := range []error{wire.ErrFrameTooLarge, wire.ErrTruncated, wire.ErrMalformedHeader, wire.ErrUnknownKind, wire.ErrInvalidLabel, wire.ErrHeaderTooLarge} {
+		if errors.Is(err, proto) {
+			return true
+		}
+	}
+	return false
+}
+
+// rejectStream resets a stream whose header is bad.
 func (c *peerConn) rejectStream(str *quic.Stream, err error) {
 	var se *quic.StreamError
 	if errors.As(err, &se) || !c.alive() {
 		return
 	}
-	code := quic.StreamErrorCode(wire.StreamCodeFor(err))
-	str.CancelRead(code)
-	str.CancelWrite(code)
+	c.resetStream(str, wire.StreamCodeFor(err), err)
+}
+
+func (c *peerConn) resetStream(str *quic.Stream, code uint64, err error) {
+	str.CancelRead(quic.StreamErrorCode(code))
+	str.CancelWrite(quic.StreamErrorCode(code))
 	c.ep.stats.streamsReset.Add(1)
-	c.ep.logf("reset stream %d from %s: %v", str.StreamID(), c.addr, err)
+	c.ep.warnf("reset stream %d from %s: %v", str.StreamID(), c.addr, err)
 }
 
 // drain closes the connection gracefully: no new streams, everything
@@ -385,12 +497,8 @@ func (c *peerConn) runDrain() {
 		streams = append(streams, s)
 	}
 	c.mu.Unlock()
-	c.ep.forget(c)
+	c.ep.conns.remove(c)
 
-	// Until this connection's streams are read, a new stream of the same
-	// channel elsewhere must wait, or the peer could read the channel's
-	// messages out of order.
-	retired := c.ep.retireStreams(c.addr, streams)
 	ctx, cancel := context.WithTimeout(c.qc.Context(), c.ep.cfg.DrainTimeout)
 	defer cancel()
 
@@ -402,15 +510,14 @@ func (c *peerConn) runDrain() {
 
 	var wg sync.WaitGroup
 	var failed atomic.Bool
-	for i, s := range streams {
+	for _, s := range streams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := s.retire(ctx); err != nil {
 				failed.Store(true)
 			}
-			c.ep.stats.openStreams.Add(-1)
-			close(retired[i])
+			c.endStream(s, "draining the connection")
 		}()
 	}
 	wg.Wait()
@@ -430,22 +537,21 @@ func (c *peerConn) runDrain() {
 	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 }
 
-// failStreams gives up on our streams after the connection died; what was
-// buffered is lost (delivery is at most once when a connection dies).
+// failStreams gives up on our streams after the connection died; what the
+// peer had not confirmed is counted (delivery is at most once when a
+// connection dies).
 func (c *peerConn) failStreams() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.draining = true
-	if len(c.streams) == 0 {
-		return
-	}
-	if !c.drainStarted() {
-		c.ep.stats.openStreams.Add(-int64(len(c.streams)))
-	}
-	for _, s := range c.streams {
-		s.fail()
-	}
+	streams := c.streams
 	c.streams = map[chanKey]*sendStream{}
+	c.mu.Unlock()
+	for _, s := range streams {
+		s.fail()
+		<-s.ackDone // the connection is gone, so the receipt reader has stopped
+		c.endStream(s, "connection lost")
+	}
+	c.drainStarted()
 }
 
 func (c *peerConn) drainStarted() bool {
@@ -458,17 +564,32 @@ func (c *peerConn) drainStarted() bool {
 }
 
 // dropStream forgets s if a write broke it, so the channel opens a new
-// stream; streams retired on purpose already left the map.
+// stream once this one's end is settled: the peer may still send its last
+// receipt count (it stops reading an oversize frame that way), which says
+// how many of our accepted messages it queued.
 func (c *peerConn) dropStream(s *sendStream) {
 	if !s.broken() {
 		return
 	}
 	c.mu.Lock()
-	if c.streams[s.key] == s {
+	mine := c.streams[s.key] == s
+	if mine {
 		delete(c.streams, s.key)
-		c.ep.stats.openStreams.Add(-1)
 	}
 	c.mu.Unlock()
+	if !mine {
+		return
+	}
+	go func() {
+		t := time.NewTimer(c.ep.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-s.ackDone:
+		case <-t.C:
+			s.abandon()
+		}
+		c.endStream(s, "the peer stopped reading the channel")
+	}()
 }
 
 func (c *peerConn) isDraining() bool {
@@ -485,4 +606,20 @@ func (c *peerConn) waitReady(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("%w: waiting for the peer's confirmation: %w", ErrTimeout, ctx.Err())
 	}
+}
+
+// pendingUnconfirmed is what the streams still open on c have not had
+// confirmed; used when the endpoint stops waiting for c's drain.
+func (c *peerConn) pendingUnconfirmed() uint64 {
+	c.mu.Lock()
+	streams := make([]*sendStream, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, s)
+	}
+	c.mu.Unlock()
+	var n uint64
+	for _, s := range streams {
+		n += s.unconfirmed()
+	}
+	return n
 }

@@ -51,28 +51,24 @@ func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
 	}
 }
 
+// tryPush adds m if it fits now; false when the queue is full or closed
+// (push then waits, or reports the close).
+func (q *recvQueue) tryPush(m message) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.closed && q.addLocked(m)
+}
+
 // push adds m, waiting while the queue is full. A message always fits an
 // empty queue, because the queue limit is at least the message limit.
 func (q *recvQueue) push(ctx context.Context, m message) error {
-	size := uint64(len(m.payload))
 	for {
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
 			return ErrClosed
 		}
-		if q.n == 0 || (q.n < q.maxMsgs && q.bytes+size <= q.maxBytes) {
-			q.append(m)
-			q.bytes += size
-			if q.n == 1 && q.notify != nil {
-				q.notify(true)
-			}
-			if q.dataWaiters > 0 {
-				ring(q.data)
-			}
-			if q.spaceWaiters > 0 && q.n < q.maxMsgs && q.bytes < q.maxBytes {
-				ring(q.space) // room left for the next waiting pusher
-			}
+		if q.addLocked(m) {
 			q.mu.Unlock()
 			return nil
 		}
@@ -92,6 +88,26 @@ func (q *recvQueue) push(ctx context.Context, m message) error {
 			return err
 		}
 	}
+}
+
+// addLocked appends m when it fits and rings whoever waits for it.
+func (q *recvQueue) addLocked(m message) bool {
+	size := uint64(len(m.payload))
+	if q.n != 0 && (q.n >= q.maxMsgs || q.bytes+size > q.maxBytes) {
+		return false
+	}
+	q.append(m)
+	q.bytes += size
+	if q.n == 1 && q.notify != nil {
+		q.notify(true)
+	}
+	if q.dataWaiters > 0 {
+		ring(q.data)
+	}
+	if q.spaceWaiters > 0 && q.n < q.maxMsgs && q.bytes < q.maxBytes {
+		ring(q.space) // room left for the next waiting pusher
+	}
+	return true
 }
 
 func (q *recvQueue) append(m message) {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -44,6 +45,15 @@ type sendStream struct {
 	str   *quic.Stream
 	limit int
 	stats *counters
+	link  *orderLink // the channel's turn; finished by end
+
+	// acked is the receiver's latest receipt count; ackDone closes when the
+	// receiver's direction ended, with receipt set when it ended with FIN
+	// (everything was read).
+	acked   atomic.Uint64
+	ackDone chan struct{}
+	receipt atomic.Bool
+	endOnce sync.Once
 
 	mu       sync.Mutex
 	buf      []byte
@@ -54,15 +64,57 @@ type sendStream struct {
 	// changed is closed and replaced whenever flushing, buf or err changes,
 	// waking senders waiting for room and a drain waiting for the flush.
 	changed      chan struct{}
-	waiters      int // goroutines waiting on changed
-	queuedWrites int // messages handed to quic-go since the flusher last ran
+	waiters      int    // goroutines waiting on changed
+	queuedWrites int    // messages handed to quic-go since the flusher last ran
+	accepted     uint64 // messages send admitted
 	lastUse      atomic.Uint64
 }
 
-func newSendStream(key chanKey, str *quic.Stream, header []byte, limit int, stats *counters) *sendStream {
-	s := &sendStream{key: key, str: str, limit: limit, stats: stats, changed: make(chan struct{})}
+func newSendStream(key chanKey, str *quic.Stream, header []byte, limit int, stats *counters, link *orderLink) *sendStream {
+	s := &sendStream{key: key, str: str, limit: limit, stats: stats, link: link, changed: make(chan struct{}), ackDone: make(chan struct{})}
 	s.buf = append(make([]byte, 0, min(limit, 4096)), header...)
+	go s.readAcks()
 	return s
+}
+
+// readAcks follows the receiver's receipt counts until it finishes its
+// direction (FIN: it read everything we sent) or the stream fails.
+func (s *sendStream) readAcks() {
+	defer close(s.ackDone)
+	r := bufio.NewReaderSize(s.str, 64)
+	for {
+		n, err := wire.ReadAck(r)
+		if errors.Is(err, io.EOF) {
+			s.receipt.Store(true)
+			return
+		}
+		if err != nil {
+			return
+		}
+		if n > s.acked.Load() {
+			s.acked.Store(n)
+		}
+	}
+}
+
+// unconfirmed is how many admitted messages the receiver has not
+// confirmed. A count above what we sent (a confused or hostile peer)
+// confirms no more than was sent.
+func (s *sendStream) unconfirmed() uint64 {
+	s.mu.Lock()
+	accepted := s.accepted
+	s.mu.Unlock()
+	return accepted - min(s.acked.Load(), accepted)
+}
+
+// end finishes the stream's turn in its channel's order once; it returns
+// the messages it leaves unconfirmed, and ok for the call that ended it.
+func (s *sendStream) end() (unconfirmed uint64, ok bool) {
+	s.endOnce.Do(func() {
+		unconfirmed, ok = s.unconfirmed(), true
+		s.link.finish()
+	})
+	return unconfirmed, ok
 }
 
 func (s *sendStream) signalLocked() {
@@ -121,6 +173,7 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 			s.buf = wire.AppendFrameHeader(s.buf, len(msg))
 			s.buf = append(s.buf, msg...)
 			s.flushing = true
+			s.accepted++
 			go s.flush(nil)
 			s.mu.Unlock()
 			return nil
@@ -141,11 +194,13 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 				s.mu.Unlock()
 				return fmt.Errorf("%w: %w", errStreamRetired, s.err)
 			}
+			s.accepted++
 			s.mu.Unlock()
 			return nil
 		case len(s.buf) == 0 || len(s.buf)+frameLen <= s.limit:
 			s.buf = wire.AppendFrameHeader(s.buf, len(msg))
 			s.buf = append(s.buf, msg...)
+			s.accepted++
 			s.mu.Unlock()
 			return nil
 		}
@@ -218,6 +273,7 @@ func (s *sendStream) writeDirect(ctx *lazyContext, prefix, msg []byte) error {
 		if cap(prefix) <= 2*s.limit {
 			s.spare = prefix[:0]
 		}
+		s.accepted++
 		s.continueOrIdleLocked(nil)
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded) && n1 < len(prefix)-wire.FrameHeaderLen(len(msg)):
@@ -233,6 +289,7 @@ func (s *sendStream) writeDirect(ctx *lazyContext, prefix, msg []byte) error {
 		rest := make([]byte, 0, len(prefix)-n1+len(msg)-n2)
 		rest = append(rest, prefix[n1:]...)
 		rest = append(rest, msg[n2:]...)
+		s.accepted++
 		s.continueOrIdleLocked(rest)
 		return nil
 	default:
@@ -294,9 +351,11 @@ func (s *sendStream) flush(pending []byte) {
 }
 
 // retire stops the stream taking messages, waits until everything queued
-// is written, sends FIN and waits until the peer has read it all (it
-// closes its side of the stream when it reaches our FIN). It returns nil
-// when the peer confirmed.
+// is written, sends FIN and waits until the peer has read it all (it sends
+// its last receipt count and closes its direction when it reaches our
+// FIN). It returns nil when the peer confirmed every message; otherwise
+// the stream is reset and the count of unconfirmed messages is left for
+// end.
 func (s *sendStream) retire(ctx context.Context) error {
 	s.mu.Lock()
 	s.retired = true
@@ -307,31 +366,43 @@ func (s *sendStream) retire(ctx context.Context) error {
 	for s.flushing || (len(s.buf) > 0 && s.err == nil) {
 		if err := s.waitLocked(ctx); err != nil {
 			s.mu.Unlock()
-			s.str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
-			return err
+			s.abandon()
+			return fmt.Errorf("%w: flushing the channel's stream: %w", ErrTimeout, err)
 		}
 	}
 	err := s.err
 	s.mu.Unlock()
+	if err == nil {
+		if cerr := s.str.Close(); cerr != nil {
+			err = streamWriteError(cerr)
+		}
+	}
+	// Even a stream that broke (the peer stopped reading it) may still get
+	// the peer's final receipt count, which says what it did read.
+	select {
+	case <-s.ackDone:
+	case <-ctx.Done():
+		s.abandon()
+		return fmt.Errorf("%w: waiting for the peer's receipt: %w", ErrTimeout, ctx.Err())
+	}
 	if err != nil {
 		return err
 	}
-	if err := s.str.Close(); err != nil {
-		return streamWriteError(err)
+	if !s.receipt.Load() {
+		return fmt.Errorf("%w: stream ended without the peer's receipt", ErrConnection)
 	}
-	// The peer writes nothing; its FIN is the receipt for our data.
-	stop := context.AfterFunc(ctx, func() { s.str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown)) })
-	defer stop()
-	var one [1]byte
-	for {
-		_, err := s.str.Read(one[:])
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return streamWriteError(err)
-		}
+	if n := s.unconfirmed(); n > 0 {
+		return fmt.Errorf("%w: the peer read the stream to its end but confirmed %d message(s) fewer than sent", ErrConnection, n)
 	}
+	return nil
+}
+
+// abandon resets both directions and waits for the receipt reader to
+// stop, so that the final count is settled.
+func (s *sendStream) abandon() {
+	s.str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
+	s.str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
+	<-s.ackDone
 }
 
 func streamWriteError(err error) error {

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/tls"
@@ -8,6 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/aranya-quic/aranya-quic/core/wire"
 )
@@ -20,13 +23,19 @@ type identity struct {
 }
 
 func loadIdentity(cfg *Config) (*identity, error) {
+	if err := checkKeyNotEncrypted(cfg.KeyPEM); err != nil {
+		return nil, err
+	}
 	cert, err := tls.X509KeyPair(cfg.CertPEM, cfg.KeyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%w: certificate/key: %w", ErrInvalidConfig, err)
 	}
+	if err := checkOwnValidity(cert, time.Now()); err != nil {
+		return nil, err
+	}
 	roots := x509.NewCertPool()
-	if !appendCerts(roots, cfg.CAPEM) {
-		return nil, fmt.Errorf("%w: no CA certificate found in CA PEM", ErrInvalidConfig)
+	if err := appendCerts(roots, cfg.CAPEM); err != nil {
+		return nil, err
 	}
 	id := &identity{cert: cert, roots: roots}
 	if len(cfg.PinnedPeers) > 0 {
@@ -38,26 +47,119 @@ func loadIdentity(cfg *Config) (*identity, error) {
 	return id, nil
 }
 
-// appendCerts is x509.CertPool.AppendCertsFromPEM, but it fails on a
-// CERTIFICATE block that does not parse instead of skipping it silently.
-func appendCerts(pool *x509.CertPool, pemData []byte) bool {
-	added := false
+// checkKeyNotEncrypted gives an encrypted key its own error: crypto/tls
+// cannot decrypt keys and reports only "failed to parse private key",
+// which sends users looking for a corrupt file.
+func checkKeyNotEncrypted(keyPEM []byte) error {
+	for rest := keyPEM; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return nil
+		}
+		if b.Type == "ENCRYPTED PRIVATE KEY" || strings.Contains(b.Headers["Proc-Type"], "ENCRYPTED") {
+			return fmt.Errorf("%w: encrypted private keys are not supported: decrypt the key first (e.g. openssl pkey -in key.pem -out plain.pem)", ErrInvalidConfig)
+		}
+	}
+}
+
+// checkOwnValidity fails at startup on a certificate outside its validity
+// period: every peer would reject it, and the handshake failures would
+// otherwise point at the peers rather than at this endpoint.
+func checkOwnValidity(cert tls.Certificate, now time.Time) error {
+	leaf := cert.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return fmt.Errorf("%w: certificate: %w", ErrInvalidConfig, err)
+		}
+	}
+	name := leaf.Subject.String()
+	if name == "" {
+		name = fmt.Sprintf("serial %x", leaf.SerialNumber)
+	}
+	switch {
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("%w: this endpoint's own certificate (%s) expired at %s; peers would reject it",
+			ErrInvalidConfig, name, leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("%w: this endpoint's own certificate (%s) is not valid until %s; peers would reject it",
+			ErrInvalidConfig, name, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+var (
+	pemBeginLine = []byte("-----BEGIN ")
+	pemEndLine   = []byte("-----END ")
+)
+
+// appendCerts adds every certificate of a CA PEM to pool. Unlike
+// x509.CertPool.AppendCertsFromPEM (and pem.Decode, which skips a block
+// it cannot decode and returns the next one) it fails on anything that
+// looks like a damaged block: a CA silently dropped from the trust list
+// shows up much later as peers that cannot connect, far from the cause.
+// Text before and between blocks is allowed, as in the bundles that label
+// each certificate; text after the last block is not, since that is where
+// a truncated or mangled block ends up.
+func appendCerts(pool *x509.CertPool, pemData []byte) error {
+	// A C caller may count the terminating NUL in the length.
+	rest := bytes.TrimRight(pemData, "\x00")
+	n := 0
 	for {
-		var block *pem.Block
-		block, pemData = pem.Decode(pemData)
-		if block == nil {
-			return added
+		i := bytes.Index(rest, pemBeginLine)
+		if i < 0 {
+			break
+		}
+		if bytes.Contains(rest[:i], pemEndLine) {
+			if n == 0 {
+				return fmt.Errorf("%w: CA PEM: END line without a BEGIN line before block 1", ErrInvalidConfig)
+			}
+			return fmt.Errorf("%w: CA PEM: END line without a BEGIN line after block %d", ErrInvalidConfig, n)
+		}
+		rest = rest[i:]
+		n++
+		// Decode exactly this block: the text up to the end of its END line.
+		j := bytes.Index(rest, pemEndLine)
+		if j < 0 {
+			return fmt.Errorf("%w: CA PEM block %d: no END line", ErrInvalidConfig, n)
+		}
+		end := len(rest)
+		if k := bytes.IndexByte(rest[j:], '\n'); k >= 0 {
+			end = j + k + 1
+		}
+		seg := rest[:end]
+		rest = rest[end:]
+		if bytes.Count(seg, pemBeginLine) != 1 {
+			return fmt.Errorf("%w: CA PEM block %d: no END line before the next BEGIN line", ErrInvalidConfig, n)
+		}
+		block, tail := pem.Decode(seg)
+		if block == nil || len(bytes.TrimSpace(tail)) != 0 {
+			return fmt.Errorf("%w: CA PEM block %d: does not decode (corrupt base64, or BEGIN and END lines that do not match)", ErrInvalidConfig, n)
 		}
 		if block.Type != "CERTIFICATE" {
-			continue
+			return fmt.Errorf("%w: CA PEM block %d: type %q, want CERTIFICATE", ErrInvalidConfig, n, block.Type)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return false
+			return fmt.Errorf("%w: CA PEM block %d: %w", ErrInvalidConfig, n, err)
 		}
 		pool.AddCert(c)
-		added = true
 	}
+	if n == 0 {
+		return fmt.Errorf("%w: no CA certificate found in CA PEM", ErrInvalidConfig)
+	}
+	if trailing := bytes.TrimSpace(rest); len(trailing) > 0 {
+		line, _, _ := bytes.Cut(trailing, []byte("\n"))
+		if len(line) > 40 {
+			line = line[:40]
+		}
+		if bytes.Contains(trailing, pemEndLine) {
+			return fmt.Errorf("%w: CA PEM: text after block %d is not a PEM block (an END line without a BEGIN line): %q", ErrInvalidConfig, n, line)
+		}
+		return fmt.Errorf("%w: CA PEM: text after block %d is not a PEM block: %q", ErrInvalidConfig, n, line)
+	}
+	return nil
 }
 
 var errUntrustedPeer = errors.New("peer certificate not trusted")

@@ -192,7 +192,6 @@ extern "C" {
 #define ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS 10000
 #define ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS 5000
-/* connect_timeout_ms 0: this, or send_timeout_ms / 2 when that is shorter. */
 #define ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS 5000
 #define ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE (16u * 1024u * 1024u) /* 16 MiB */
 #define ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES (64u * 1024u * 1024u)  /* 64 MiB */
@@ -307,10 +306,11 @@ typedef struct aranya_quic_config {
 
     /* Bounds one outgoing dial: the handshake and the peer's confirmation.
      * A peer that does not answer within it fails the send with
-     * ARANYA_QUIC_ERR_CONNECTION. Must be shorter than send_timeout_ms
-     * (else ARANYA_QUIC_ERR_INVALID_ARGUMENT). 0:
-     * ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS, or send_timeout_ms / 2 when
-     * that is shorter. */
+     * ARANYA_QUIC_ERR_CONNECTION (a send whose own timeout ends first gets
+     * ARANYA_QUIC_ERR_TIMEOUT, and the dial goes on for the sends after
+     * it). When set, must be shorter than send_timeout_ms (else
+     * ARANYA_QUIC_ERR_INVALID_ARGUMENT). 0:
+     * ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS. */
     uint32_t connect_timeout_ms;
 } aranya_quic_config;
 

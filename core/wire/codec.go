@@ -11,8 +11,9 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// ALPN is the TLS application protocol of wire protocol v1.
-const ALPN = "aranya-quic/1"
+// ALPN is the TLS application protocol of wire protocol v2 (v1 had no
+// receipt counts and no message limit in HELLO, so the two do not mix).
+const ALPN = "aranya-quic/2"
 
 // MaxHeaderLen bounds the encoded channel header. The largest valid header
 // (a channel header with a 255-byte label) is well under 400 bytes; the
@@ -41,6 +42,7 @@ const (
 	StreamCodeShuttingDown    uint64 = 0x105
 	StreamCodeTruncated       uint64 = 0x106
 	StreamCodeUnexpected      uint64 = 0x107
+	StreamCodeHeaderTimeout   uint64 = 0x108
 )
 
 // Connection close codes (application CONNECTION_CLOSE). Also part of v1.

@@ -71,3 +71,37 @@ func ReadControl(r *bufio.Reader) (ControlMessage, error) {
 	}
 	return ControlMessage{Type: typ, Payload: p}, nil
 }
+
+// AppendHello appends the HELLO payload: the instance id, then the largest
+// message the sender accepts (a varint), so a peer refuses an oversize
+// message at send time instead of the receiver resetting the stream.
+func AppendHello(b []byte, instance [InstanceIDLen]byte, maxMessageSize uint64) []byte {
+	b = append(b, instance[:]...)
+	return quicvarint.Append(b, maxMessageSize)
+}
+
+// ParseHello reads a HELLO payload. Bytes after the message limit are
+// ignored, so a later version can append fields.
+func ParseHello(p []byte) (instance [InstanceIDLen]byte, maxMessageSize uint64, err error) {
+	if len(p) <= InstanceIDLen {
+		return instance, 0, fmt.Errorf("%w: HELLO of %d bytes", ErrControl, len(p))
+	}
+	copy(instance[:], p)
+	maxMessageSize, _, err = quicvarint.Parse(p[InstanceIDLen:])
+	if err != nil {
+		return instance, 0, fmt.Errorf("%w: HELLO message limit: %w", ErrControl, err)
+	}
+	return instance, maxMessageSize, nil
+}
+
+// AppendAck appends a receipt count: how many messages of the stream the
+// receiver has queued so far, counted from the stream's first frame.
+func AppendAck(b []byte, queued uint64) []byte {
+	return quicvarint.Append(b, queued)
+}
+
+// ReadAck reads one receipt count from the receiver's direction of a
+// channel stream; io.EOF when the receiver finished that direction.
+func ReadAck(r *bufio.Reader) (uint64, error) {
+	return readVarint(r)
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -171,3 +172,12 @@ func sendWatch(t testing.TB, limit time.Duration, send func() error) error {
 }
 
 var _ = netip.AddrPort{}
+
+// soakRounds is how often a stress test repeats itself: normal in make
+// test, soak under make soak, which sets ARANYA_QUIC_SOAK=1.
+func soakRounds(normal, soak int) int {
+	if os.Getenv("ARANYA_QUIC_SOAK") != "" {
+		return soak
+	}
+	return normal
+}

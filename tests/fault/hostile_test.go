@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -58,6 +59,67 @@ func expectReset(t testing.TB, s *quic.Stream, code uint64) {
 	require.True(t, errors.As(err, &se), "want a stream reset, got %v", err)
 	require.True(t, se.Remote)
 	require.Equal(t, quic.StreamErrorCode(code), se.ErrorCode, "stream error code")
+}
+
+// expectStopped checks how the endpoint stops a channel stream whose
+// frames break the protocol after a valid header: it finishes its own
+// direction with the count of messages it queued (so the sender knows
+// which of its messages were delivered) and, when the sender is still
+// writing, stops it with the code.
+func expectStopped(t testing.TB, s *quic.Stream, code uint64, queued uint64, writing bool) {
+	t.Helper()
+	_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(s)
+	var last uint64
+	for {
+		n, err := wire.ReadAck(r)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err, "the receiver's direction ends cleanly")
+		last = n
+	}
+	require.Equal(t, queued, last, "the final receipt count is what was queued")
+	if !writing {
+		return
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	var err error
+	for err == nil {
+		_, err = s.Write(make([]byte, 1024))
+	}
+	var se *quic.StreamError
+	require.True(t, errors.As(err, &se), "want STOP_SENDING, got %v", err)
+	require.True(t, se.Remote)
+	require.Equal(t, quic.StreamErrorCode(code), se.ErrorCode, "stream error code")
+}
+
+// A peer that ignores the announced limit (an older or hostile one) sends
+// good messages, then one over the limit, then more: the good ones before
+// it are delivered, the endpoint stops the stream, and its final receipt
+// count tells the sender exactly how many were queued, so no message is
+// lost without the sender learning of it.
+func TestOversizeFrameReportsWhatWasQueued(t *testing.T) {
+	e := hostileEndpoint(t)
+	p := mustDialRaw(t, e.LocalAddr())
+	require.Equal(t, uint64(64<<10), p.peerMaxMessage, "HELLO announces the limit")
+	b := header(t, "over")
+	for i := 0; i < 5; i++ {
+		b = append(b, frame(payload("over", i, 100))...)
+	}
+	b = append(b, frame(make([]byte, 64<<10+1))...)
+	for i := 6; i < 20; i++ {
+		b = append(b, frame(payload("over", i, 100))...)
+	}
+	s := p.open(nil)
+	_, _ = s.Write(b) // may fail already with the endpoint's STOP_SENDING
+	expectStopped(t, s, wire.StreamCodeFrameTooLarge, 5, true)
+	check := newOrderCheck()
+	for _, r := range recvN(t, e, 5, 10*time.Second) {
+		check.add(t, r, 100)
+	}
+	require.Equal(t, 5, check.next["over"])
+	requireQuiet(t, e, 100*time.Millisecond)
 }
 
 func hostileEndpoint(t testing.TB) *core.Endpoint {
@@ -120,7 +182,11 @@ func TestHostileStreams(t *testing.T) {
 			if tc.fin {
 				require.NoError(t, s.Close())
 			}
-			expectReset(t, s, tc.code)
+			if tc.code == wire.StreamCodeFrameTooLarge || strings.HasPrefix(tc.name, "frame") {
+				expectStopped(t, s, tc.code, 0, !tc.fin)
+			} else {
+				expectReset(t, s, tc.code)
+			}
 			require.Eventually(t, func() bool { return e.Stats().StreamsReset == resets+1 },
 				5*time.Second, 5*time.Millisecond, "StreamsReset counts the reset")
 

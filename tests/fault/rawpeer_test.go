@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -24,6 +25,8 @@ type rawPeer struct {
 	tr   *quic.Transport
 	conn *quic.Conn
 	addr netip.AddrPort // its own address, as the endpoint sees it
+	// peerMaxMessage is the limit the endpoint announced in its HELLO.
+	peerMaxMessage uint64
 }
 
 type rawOptions struct {
@@ -94,15 +97,21 @@ func dialRaw(t testing.TB, target netip.AddrPort, o rawOptions) (*rawPeer, error
 	}
 	var instance [wire.InstanceIDLen]byte
 	rand.Read(instance[:])
-	if _, err := ctrl.Write(wire.AppendControl(nil, wire.ControlHello, instance[:])); err != nil {
+	if _, err := ctrl.Write(wire.AppendControl(nil, wire.ControlHello, wire.AppendHello(nil, instance, 1<<30))); err != nil {
 		return nil, err
 	}
 	in, err := conn.AcceptUniStream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 2+wire.InstanceIDLen)
-	if err := readFull(ctx, in, buf); err != nil {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = in.SetReadDeadline(dl)
+	}
+	m, err := wire.ReadControl(bufio.NewReader(in))
+	if err != nil {
+		return nil, err
+	}
+	if _, p.peerMaxMessage, err = wire.ParseHello(m.Payload); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -53,6 +53,7 @@ from .errors import (
     TlsError,
     TooLarge,
     Timeout,
+    Unconfirmed,
     WouldBlock,
     error_from_code,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "Timeout",
     "TlsError",
     "TooLarge",
+    "Unconfirmed",
     "WouldBlock",
     "error_from_code",
     "library",

@@ -73,6 +73,7 @@ ARANYA_QUIC_ERR_TLS: Final = -9
 ARANYA_QUIC_ERR_INTERNAL: Final = -10
 ARANYA_QUIC_ERR_BAD_ADDRESS: Final = -11
 ARANYA_QUIC_ERR_IO: Final = -12
+ARANYA_QUIC_ERR_UNCONFIRMED: Final = -13
 
 # ---------------------------------------------------------------------------
 # Message kinds, congestion control, log levels
@@ -100,6 +101,8 @@ ARANYA_QUIC_DEFAULT_IDLE_TIMEOUT_MS: Final = 30000
 ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS: Final = 10000
 ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS: Final = 10000
 ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS: Final = 5000
+#: connect_timeout_ms 0: this, or send_timeout_ms / 2 when that is shorter.
+ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS: Final = 5000
 ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE: Final = 16 * 1024 * 1024
 ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES: Final = 64 * 1024 * 1024
 ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES: Final = 65536
@@ -149,6 +152,8 @@ class aranya_quic_config(Structure):
         ("log_level", c_uint32),
         ("send_buffer_bytes", c_uint32),
         ("stateless_reset_key", POINTER(c_uint8)),
+        # --- added in 0.2; read only when struct_size covers them ---
+        ("connect_timeout_ms", c_uint32),
     ]
 
 
@@ -195,6 +200,8 @@ class aranya_quic_stats(Structure):
         ("streams_reset", c_uint64),
         ("connections_lost", c_uint64),
         ("congestion_control", c_char * 16),
+        # --- added in 0.2; filled only when struct_size covers them ---
+        ("messages_unconfirmed", c_uint64),
     ]
 
 

@@ -189,8 +189,17 @@ class Config:
     #: the only peers accepted, in addition to the CA check. Empty: no pinning.
     pinned_peers: Sequence[bytes] = ()
     keep_alive_ms: int = 0
+    #: Bounds the graceful close of one connection (:meth:`Endpoint.close`,
+    #: :meth:`Endpoint.close_connection`, eviction); messages still
+    #: unconfirmed when it passes raise :class:`~aranya_quic.Unconfirmed`.
     drain_timeout_ms: int = 0
     handshake_timeout_ms: int = 0
+    #: Bounds one outgoing dial (handshake and the peer's confirmation); a
+    #: peer that does not answer within it fails the send with
+    #: :class:`~aranya_quic.ConnectionFailed`. Must be shorter than
+    #: ``send_timeout_ms``. 0: ``ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS``, or
+    #: ``send_timeout_ms / 2`` when that is shorter.
+    connect_timeout_ms: int = 0
     max_queue_messages: int = 0
     max_channels_per_peer: int = 0
     congestion_control: int = CongestionControl.DEFAULT
@@ -212,6 +221,7 @@ class Config:
         "congestion_control",
         "log_level",
         "send_buffer_bytes",
+        "connect_timeout_ms",
     )
     _UINT64_FIELDS = ("max_message_size", "max_queue_bytes")
 
@@ -338,6 +348,10 @@ class Stats:
     streams_reset: int  #: incoming streams reset for protocol errors
     connections_lost: int  #: connections that ended without a graceful close
     congestion_control: str  #: algorithm connections use: "bbr2" or "reno"
+    #: messages send accepted that the library gave up on without the peer's
+    #: confirmation (a close, free or eviction whose drain timed out, a
+    #: connection that died, a stream the peer reset)
+    messages_unconfirmed: int = 0
 
     @classmethod
     def _from_c(cls, s: _ffi.aranya_quic_stats) -> Stats:
@@ -388,6 +402,10 @@ class Endpoint:
         self._config = config
         self._lock = threading.Lock()
         self._fd: int | None = None
+        # receive_async's own dup() of the receive fd, and how many
+        # receive_async calls use it (see _async_fd_acquire).
+        self._async_fd: int | None = None
+        self._async_waiters = 0
         self._local_addr: str | None = None
         self._tls = threading.local()
         lib = _ffi.lib()
@@ -432,19 +450,40 @@ class Endpoint:
 
         Closes every connection gracefully (bounded by ``drain_timeout_ms``)
         and drops queued messages. Calls blocked on other threads return
-        with :class:`~aranya_quic.Closed`. The :meth:`fileno` descriptor is
-        closed: unregister it from selectors / ``loop.remove_reader`` first.
+        with :class:`~aranya_quic.Closed`, and so does a pending
+        :meth:`receive_async`. The :meth:`fileno` descriptor is closed:
+        unregister it from selectors / ``loop.remove_reader`` first.
+
+        Raises:
+            Unconfirmed: messages that sends accepted were not confirmed by
+                their peers within the drain timeout (they may or may not
+                have been delivered). The endpoint is closed all the same.
         """
         with self._lock:
             h, self._handle = self._handle, 0
-        if h:
-            check(_ffi.lib().aranya_quic_free(h), "aranya_quic_free")
+        try:
+            if h:
+                check(_ffi.lib().aranya_quic_free(h), "aranya_quic_free")
+        finally:
+            self._async_fd_release(leaving=False)
 
     def __enter__(self) -> Endpoint:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        """Close the endpoint. An error of the close (e.g.
+        :class:`~aranya_quic.Unconfirmed`) is raised only when the block
+        itself did not raise; otherwise it is added as a note to the block's
+        exception, which propagates unchanged."""
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as close_error:
+            exc.add_note(f"aranya_quic: closing the endpoint also failed: {close_error!r}")
 
     def __del__(self) -> None:
         h = getattr(self, "_handle", 0)
@@ -452,6 +491,12 @@ class Endpoint:
             try:
                 _ffi._lib.aranya_quic_free(h)
             except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+        fd = getattr(self, "_async_fd", None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:  # pragma: no cover
                 pass
 
     def __repr__(self) -> str:
@@ -564,22 +609,31 @@ class Endpoint:
         leaves the message queued, so nothing is lost).
 
         Args:
-            timeout: ``None`` (default) waits until a message arrives or the
-                endpoint is closed; ``0`` does not wait; a positive number
-                waits up to that many seconds.
+            timeout: ``None`` (default) or ``math.inf`` waits until a message
+                arrives or the endpoint is closed; ``0`` does not wait; a
+                positive number waits up to that many seconds (any size:
+                the wait is done in slices, so values beyond the C API's
+                int32 milliseconds work too).
 
         Returns:
             The message, or ``None`` when the timeout passed (or, for
             ``timeout=0``, the queue was empty). Never ``None`` with
-            ``timeout=None``.
+            ``timeout=None`` or ``math.inf``.
 
         Raises:
             Closed: the endpoint was closed (possibly by another thread
                 while this call waited).
             ValueError: ``timeout`` is negative or NaN.
         """
-        if timeout is not None and not (timeout >= 0):
-            raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+        if timeout is not None:
+            try:
+                timeout = float(timeout)
+            except OverflowError:  # an int too large for a float: forever
+                timeout = math.inf if timeout > 0 else -math.inf
+            if not timeout >= 0:
+                raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+            if math.isinf(timeout):
+                timeout = None
         lib = _ffi.lib()
         deadline = None if timeout is None else time.monotonic() + timeout
         ch = _ffi.aranya_quic_channel()
@@ -595,8 +649,9 @@ class Endpoint:
                 if deadline is None:
                     wait_ms = _WAIT_SLICE_MS
                 else:
-                    left = deadline - time.monotonic()
-                    wait_ms = min(_WAIT_SLICE_MS, max(0, math.ceil(left * 1000)))
+                    left_ms = (deadline - time.monotonic()) * 1000
+                    # Compare before ceil(): a huge timeout must not overflow.
+                    wait_ms = _WAIT_SLICE_MS if left_ms >= _WAIT_SLICE_MS else max(0, math.ceil(left_ms))
                 rc = lib.aranya_quic_receive_timeout(h, buf, len(buf), byref(ch), byref(n), wait_ms)
             if rc == _ffi.ARANYA_QUIC_OK:
                 data = ctypes.string_at(buf, n.value)
@@ -630,28 +685,69 @@ class Endpoint:
     async def receive_async(self) -> Message:
         """Wait for the next message without blocking the event loop.
 
-        Registers :meth:`fileno` with the running loop's ``add_reader`` while
-        waiting (no thread, no busy polling). Use one ``receive_async`` at a
-        time per endpoint and loop (asyncio keeps one reader per fd), and
-        cancel it before :meth:`close`.
+        Registers a duplicate of :meth:`fileno` with the running loop's
+        ``add_reader`` while waiting (no thread, no busy polling). Use one
+        ``receive_async`` at a time per endpoint and loop (asyncio keeps one
+        reader per fd).
+
+        Raises:
+            Closed: the endpoint is closed, or was closed (by a task on this
+                loop or by another thread) while this call waited.
         """
         loop = asyncio.get_running_loop()
-        fd = self.fileno()
-        while True:
-            msg = self.receive(timeout=0)
-            if msg is not None:
-                return msg
-            ready: asyncio.Future[None] = loop.create_future()
+        fd = self._async_fd_acquire()
+        try:
+            while True:
+                msg = self.receive(timeout=0)  # raises Closed once closed
+                if msg is not None:
+                    return msg
+                ready: asyncio.Future[None] = loop.create_future()
 
-            def wake(fut: asyncio.Future[None] = ready) -> None:
-                if not fut.done():
-                    fut.set_result(None)
+                def wake(fut: asyncio.Future[None] = ready) -> None:
+                    if not fut.done():
+                        fut.set_result(None)
 
-            loop.add_reader(fd, wake)
-            try:
-                await ready
-            finally:
-                loop.remove_reader(fd)
+                loop.add_reader(fd, wake)
+                try:
+                    await ready
+                finally:
+                    loop.remove_reader(fd)
+        finally:
+            self._async_fd_release(leaving=True)
+
+    def _async_fd_acquire(self) -> int:
+        """receive_async's descriptor: our own ``dup()`` of the receive fd.
+
+        The library's fd is closed by ``aranya_quic_free``; a poller waiting
+        on it would then never wake (epoll drops a closed fd silently) and
+        its number could be reused. The duplicate stays open until the
+        endpoint is closed *and* no receive_async uses it; after the free it
+        reads as end of file, i.e. readable, which wakes the waiters, whose
+        next receive raises :class:`Closed`.
+        """
+        lib_fd = self.fileno()  # raises Closed once closed
+        with self._lock:
+            # close() sets _handle to 0 under this lock before freeing, so
+            # while it is non-zero lib_fd is still the library's open fd.
+            if self._handle == 0:
+                raise Closed(_ffi.ARANYA_QUIC_ERR_CLOSED, "the endpoint was closed", None)
+            if self._async_fd is None:
+                self._async_fd = os.dup(lib_fd)  # non-inheritable (close-on-exec)
+            self._async_waiters += 1
+            return self._async_fd
+
+    def _async_fd_release(self, *, leaving: bool) -> None:
+        """A receive_async is ``leaving``, or (``leaving=False``) close() ran:
+        close the duplicate once the endpoint is closed and no waiter
+        still has it registered with a loop."""
+        with self._lock:
+            if leaving:
+                self._async_waiters -= 1
+            fd = None
+            if self._handle == 0 and self._async_waiters == 0:
+                fd, self._async_fd = self._async_fd, None
+        if fd is not None:
+            os.close(fd)
 
     # -- connections and stats ----------------------------------------------
 
@@ -661,6 +757,12 @@ class Endpoint:
         Finishes its streams and waits (bounded by ``drain_timeout_ms``) until
         the peer read everything. No connection to ``addr``: nothing to do.
         The next send to ``addr`` dials again.
+
+        Raises:
+            Unconfirmed: messages sent to ``addr`` were not confirmed by the
+                peer within ``drain_timeout_ms`` (they may or may not have
+                been delivered); the connection is closed all the same.
+            BadAddress, Closed.
         """
         addr_raw = _format_addr(addr)
         self._check(_ffi.lib().aranya_quic_close(self._live(), addr_raw), "aranya_quic_close")

@@ -29,6 +29,7 @@ __all__ = [
     "InternalError",
     "BadAddress",
     "IoError",
+    "Unconfirmed",
     "error_from_code",
     "check",
 ]
@@ -166,6 +167,21 @@ class IoError(AranyaQuicError):
     CODE = _ffi.ARANYA_QUIC_ERR_IO
 
 
+class Unconfirmed(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_UNCONFIRMED``: messages that a send accepted were not
+    confirmed by the peer before the library gave up on them (a close whose
+    drain did not finish within ``drain_timeout_ms``, or a connection that
+    died while draining). They may or may not have been delivered.
+
+    Raised by :meth:`Endpoint.close_connection` and :meth:`Endpoint.close`;
+    the close still happened (after :meth:`Endpoint.close` the endpoint is
+    closed). ``detail`` says how many messages;
+    :attr:`Stats.messages_unconfirmed` counts them too.
+    """
+
+    CODE = _ffi.ARANYA_QUIC_ERR_UNCONFIRMED
+
+
 _BY_CODE: dict[int, type[AranyaQuicError]] = {
     cls.CODE: cls
     for cls in (
@@ -181,6 +197,7 @@ _BY_CODE: dict[int, type[AranyaQuicError]] = {
         InternalError,
         BadAddress,
         IoError,
+        Unconfirmed,
     )
     if cls.CODE is not None
 }

@@ -29,6 +29,7 @@ CODES = {
     _ffi.ARANYA_QUIC_ERR_INTERNAL: aq.InternalError,
     _ffi.ARANYA_QUIC_ERR_BAD_ADDRESS: aq.BadAddress,
     _ffi.ARANYA_QUIC_ERR_IO: aq.IoError,
+    _ffi.ARANYA_QUIC_ERR_UNCONFIRMED: aq.Unconfirmed,
 }
 
 
@@ -39,6 +40,8 @@ def test_hierarchy_mirrors_codes() -> None:
         assert (e.code, e.detail, e.function) == (code, "detail", "fn")
         assert aq.strerror(code) in str(e) and "detail" in str(e)
     assert aq.error_from_code(-2, needed=1234).needed == 1234  # type: ignore[attr-defined]
+    assert sorted(CODES) == list(range(-len(CODES), 0))  # every code, none skipped
+    assert aq.Unconfirmed.CODE == -13
     unknown = aq.error_from_code(-99)
     assert type(unknown) is aq.AranyaQuicError and unknown.code == -99
     assert issubclass(aq.InvalidArgument, ValueError) and issubclass(aq.BadAddress, ValueError)
@@ -212,3 +215,88 @@ def test_library_not_found_message(tmp_path: Path) -> None:
     assert str(missing) in msg
     assert str(_ffi.default_library_path()) in msg
     assert "make lib" in msg and "ARANYA_QUIC_LIB" in msg
+
+
+def _fake_rc(monkeypatch: pytest.MonkeyPatch, name: str, rc: int, call_real: bool) -> list[tuple]:
+    """Make the library function ``name`` return ``rc`` (after running the
+    real one if ``call_real``); returns the list of calls' arguments."""
+    lib = aq.library()
+    real = getattr(lib, name)
+    calls: list[tuple] = []
+
+    def fake(*args: object) -> int:
+        calls.append(args)
+        if call_real:
+            real(*args)
+        return rc
+
+    monkeypatch.setattr(lib, name, fake)
+    return calls
+
+
+def test_close_connection_raises_unconfirmed(
+    alice: aq.Endpoint, bob: aq.Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _fake_rc(monkeypatch, "aranya_quic_close", _ffi.ARANYA_QUIC_ERR_UNCONFIRMED, True)
+    with pytest.raises(aq.Unconfirmed) as ei:
+        alice.close_connection(bob.local_addr)
+    assert ei.value.code == _ffi.ARANYA_QUIC_ERR_UNCONFIRMED
+    assert ei.value.function == "aranya_quic_close" and len(calls) == 1
+    assert not alice.closed  # only the connection was closed
+
+
+def test_close_raises_unconfirmed_and_still_closes(
+    certs: Path, bob: aq.Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ep = aq.Endpoint(config_for(certs, "alice"))
+    calls = _fake_rc(monkeypatch, "aranya_quic_free", _ffi.ARANYA_QUIC_ERR_UNCONFIRMED, True)
+    with pytest.raises(aq.Unconfirmed) as ei:
+        ep.close()
+    assert ei.value.function == "aranya_quic_free"
+    assert ep.closed and ep.handle == 0  # free invalidated the handle anyway
+    ep.close()  # idempotent: no second free
+    assert len(calls) == 1
+    with pytest.raises(aq.Closed):
+        ep.send(bob.local_addr, TEAM_A, "l", b"m")
+
+
+def test_exit_raises_unconfirmed_when_block_succeeded(
+    certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_rc(monkeypatch, "aranya_quic_free", _ffi.ARANYA_QUIC_ERR_UNCONFIRMED, True)
+    with pytest.raises(aq.Unconfirmed):
+        with aq.Endpoint(config_for(certs, "alice")) as ep:
+            pass
+    assert ep.closed
+
+
+def test_exit_does_not_mask_the_blocks_exception(
+    certs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_rc(monkeypatch, "aranya_quic_free", _ffi.ARANYA_QUIC_ERR_UNCONFIRMED, True)
+    with pytest.raises(KeyError) as ei:
+        with aq.Endpoint(config_for(certs, "alice")) as ep:
+            raise KeyError("the block's own error")
+    assert ep.closed
+    assert ei.value.args == ("the block's own error",)
+    notes = getattr(ei.value, "__notes__", [])
+    assert any("Unconfirmed" in n for n in notes), notes
+    # Exceptions that are not Exceptions (e.g. KeyboardInterrupt) too.
+    with pytest.raises(KeyboardInterrupt):
+        with aq.Endpoint(config_for(certs, "alice")):
+            raise KeyboardInterrupt
+
+
+def test_unconfirmed_when_peer_does_not_read(make_endpoint: Callable[..., aq.Endpoint]) -> None:
+    """End to end: bob's receive queue is full and he never reads, so
+    alice's drain cannot finish within drain_timeout_ms."""
+    bob = make_endpoint("bob", max_queue_messages=1, max_message_size=1024, max_queue_bytes=1024)
+    alice = make_endpoint("alice", drain_timeout_ms=300)
+    for _ in range(5):
+        alice.send(bob.local_addr, TEAM_A, "l", bytes(1000))
+    assert alice.stats().messages_unconfirmed == 0
+    with pytest.raises(aq.Unconfirmed) as ei:
+        alice.close_connection(bob.local_addr)
+    assert ei.value.detail
+    s = alice.stats()
+    assert s.messages_unconfirmed > 0 and s.open_connections == 0  # closed all the same

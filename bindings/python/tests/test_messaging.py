@@ -3,11 +3,15 @@ receive semantics, close_connection, local_addr and stats."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import math
 import os
 import select
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -136,6 +140,50 @@ def test_receive_timeout_semantics(alice: aq.Endpoint, bob: aq.Endpoint) -> None
     assert m0 is not None and m0.data == b"queued"
 
 
+@pytest.mark.parametrize(
+    "timeout",
+    [math.inf, None, 3e9, 1e300, 1.7e308, 10**400],
+    ids=["inf", "None", "3e9", "1e300", "1.7e308", "int-10**400"],
+)
+def test_receive_infinite_and_huge_timeouts_wait(
+    alice: aq.Endpoint, bob: aq.Endpoint, timeout: float | None
+) -> None:
+    """math.inf waits like None; finite timeouts beyond int32 milliseconds
+    (3e9 s is ~3e12 ms) wait too, instead of overflowing the C int32."""
+    sender = threading.Timer(0.2, lambda: alice.send(bob.local_addr, TEAM_A, "inf", b"later"))
+    sender.start()
+    try:
+        m = bob.receive(timeout=timeout)
+    finally:
+        sender.join(WAIT)
+    assert m is not None and m.data == b"later"
+
+
+def test_receive_infinite_timeout_woken_by_close(make_endpoint: Callable[..., aq.Endpoint]) -> None:
+    ep = make_endpoint("carol")
+    result: list[BaseException | object] = []
+
+    def receiver() -> None:
+        try:
+            result.append(ep.receive(timeout=math.inf))
+        except BaseException as e:
+            result.append(e)
+
+    t = threading.Thread(target=receiver)
+    t.start()
+    t.join(0.2)  # let it start waiting
+    ep.close()
+    t.join(WAIT)
+    assert not t.is_alive()
+    assert isinstance(result[0], aq.Closed), result
+
+
+@pytest.mark.parametrize("timeout", [-1, -0.001, -math.inf, math.nan])
+def test_receive_rejects_negative_and_nan_timeouts(bob: aq.Endpoint, timeout: float) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        bob.receive(timeout=timeout)
+
+
 def test_blocking_receive_gets_message_from_other_thread(
     alice: aq.Endpoint, bob: aq.Endpoint
 ) -> None:
@@ -240,6 +288,34 @@ def test_stats(alice: aq.Endpoint, bob: aq.Endpoint) -> None:
     assert (sb.messages_received, sb.bytes_received) == (3, 60)
     assert (sb.queue_messages, sb.queue_bytes) == (0, 0)
     assert sb.accepts == 1
+    assert sa.messages_unconfirmed == 0 and sb.messages_unconfirmed == 0
+
+
+def test_connect_timeout_reaches_the_library(
+    certs: Path, make_endpoint: Callable[..., aq.Endpoint]
+) -> None:
+    from support import config_for
+
+    cfg = config_for(certs, "alice", connect_timeout_ms=1234)
+    raw, _keep = cfg._to_c()
+    assert raw.connect_timeout_ms == 1234
+    assert raw.struct_size == ctypes.sizeof(aq._ffi.aranya_quic_config)
+    # The library checks it: it must be shorter than send_timeout_ms.
+    with pytest.raises(aq.InvalidArgument):
+        aq.Endpoint(config_for(certs, "alice", send_timeout_ms=2000, connect_timeout_ms=2000))
+    with pytest.raises(aq.InvalidArgument, match="out of range"):
+        aq.Endpoint(config_for(certs, "alice", connect_timeout_ms=2**32))
+    # It bounds a dial to a peer that never answers (a bare UDP socket).
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        ep = make_endpoint("alice", connect_timeout_ms=300, handshake_timeout_ms=8000)
+        t0 = time.monotonic()
+        with pytest.raises((aq.ConnectionFailed, aq.Timeout)):
+            ep.send("127.0.0.1:%d" % silent.getsockname()[1], TEAM_A, "l", b"m")
+        assert time.monotonic() - t0 < 5  # well under the handshake timeout
+    finally:
+        silent.close()
 
 
 def test_config_pem_forms(certs: Path, make_endpoint: Callable[..., aq.Endpoint]) -> None:

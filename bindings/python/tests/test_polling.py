@@ -4,8 +4,12 @@ Endpoint.receive_async)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import selectors
+import threading
 from collections.abc import Callable
+
+import pytest
 
 import aranya_quic as aq
 from support import TEAM_A, WAIT
@@ -135,3 +139,68 @@ def test_receive_async_cancel(make_endpoint: Callable[..., aq.Endpoint]) -> None
         loop.remove_reader(ep.fileno())
 
     asyncio.run(main())
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("closer", ["loop", "thread"])
+def test_receive_async_raises_closed_when_endpoint_closed(
+    make_endpoint: Callable[..., aq.Endpoint], closer: str
+) -> None:
+    """Closing the endpoint while receive_async waits ends the wait promptly
+    with Closed (the endpoint is closed by a task on the loop, or by another
+    thread), and leaves no descriptor open."""
+    ep = make_endpoint("carol")
+    fds_before = _open_fds()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.create_task(ep.receive_async())
+        await asyncio.sleep(0.1)  # it is waiting on the fd now
+        assert not task.done()
+        if closer == "loop":
+            ep.close()
+        else:
+            t = threading.Thread(target=ep.close)
+            t.start()
+            await loop.run_in_executor(None, t.join)
+        with pytest.raises(aq.Closed):
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(main())
+    assert ep.closed
+    assert _open_fds() <= fds_before
+    with pytest.raises(aq.Closed):  # and a new wait fails at once
+        asyncio.run(asyncio.wait_for(ep.receive_async(), 5))
+
+
+def test_receive_async_several_waiters_all_closed(make_endpoint: Callable[..., aq.Endpoint]) -> None:
+    """Waiters on different loops (threads) all end with Closed."""
+    ep = make_endpoint("carol")
+    results: list[BaseException | object] = []
+    started = threading.Barrier(3)
+
+    def waiter() -> None:
+        async def run() -> object:
+            fut = asyncio.ensure_future(ep.receive_async())
+            await asyncio.sleep(0)
+            started.wait(5)
+            return await asyncio.wait_for(fut, 5)
+
+        try:
+            results.append(asyncio.run(run()))
+        except BaseException as e:
+            results.append(e)
+
+    threads = [threading.Thread(target=waiter) for _ in range(2)]
+    for t in threads:
+        t.start()
+    started.wait(5)
+    threading.Event().wait(0.1)
+    ep.close()
+    for t in threads:
+        t.join(WAIT)
+    assert not any(t.is_alive() for t in threads)
+    assert len(results) == 2 and all(isinstance(r, aq.Closed) for r in results), results

@@ -51,6 +51,7 @@ pub const ARANYA_QUIC_ERR_TLS: i32 = -9;
 pub const ARANYA_QUIC_ERR_INTERNAL: i32 = -10;
 pub const ARANYA_QUIC_ERR_BAD_ADDRESS: i32 = -11;
 pub const ARANYA_QUIC_ERR_IO: i32 = -12;
+pub const ARANYA_QUIC_ERR_UNCONFIRMED: i32 = -13;
 
 // ---------------------------------------------------------------------------
 // Message kinds, congestion control, log levels
@@ -78,6 +79,8 @@ pub const ARANYA_QUIC_DEFAULT_IDLE_TIMEOUT_MS: u32 = 30000;
 pub const ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS: u32 = 10000;
 pub const ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS: u32 = 10000;
 pub const ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS: u32 = 5000;
+/// `connect_timeout_ms` 0: this, or `send_timeout_ms / 2` when that is shorter.
+pub const ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS: u32 = 5000;
 pub const ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE: u32 = 16 * 1024 * 1024;
 pub const ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES: u32 = 64 * 1024 * 1024;
 pub const ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES: u32 = 65536;
@@ -121,6 +124,8 @@ pub struct aranya_quic_config {
     pub log_level: u32,
     pub send_buffer_bytes: u32,
     pub stateless_reset_key: *const u8,
+    // --- added in 0.2; read only when struct_size covers them ---
+    pub connect_timeout_ms: u32,
 }
 
 impl Default for aranya_quic_config {
@@ -174,6 +179,8 @@ pub struct aranya_quic_stats {
     pub streams_reset: u64,
     pub connections_lost: u64,
     pub congestion_control: [c_char; 16],
+    // --- added in 0.2; filled only when struct_size covers them ---
+    pub messages_unconfirmed: u64,
 }
 
 impl Default for aranya_quic_stats {

@@ -40,6 +40,7 @@ int main(void) {
     FIELD(aranya_quic_config, log_level);
     FIELD(aranya_quic_config, send_buffer_bytes);
     FIELD(aranya_quic_config, stateless_reset_key);
+    FIELD(aranya_quic_config, connect_timeout_ms);
 
     SIZE(aranya_quic_channel);
     FIELD(aranya_quic_channel, addr);
@@ -67,6 +68,7 @@ int main(void) {
     FIELD(aranya_quic_stats, streams_reset);
     FIELD(aranya_quic_stats, connections_lost);
     FIELD(aranya_quic_stats, congestion_control);
+    FIELD(aranya_quic_stats, messages_unconfirmed);
 
     CONST(ARANYA_QUIC_VERSION_MAJOR);
     CONST(ARANYA_QUIC_VERSION_MINOR);
@@ -92,6 +94,7 @@ int main(void) {
     CONST(ARANYA_QUIC_ERR_INTERNAL);
     CONST(ARANYA_QUIC_ERR_BAD_ADDRESS);
     CONST(ARANYA_QUIC_ERR_IO);
+    CONST(ARANYA_QUIC_ERR_UNCONFIRMED);
     CONST(ARANYA_QUIC_KIND_CHANNEL);
     CONST(ARANYA_QUIC_KIND_SYNC);
     CONST(ARANYA_QUIC_CC_DEFAULT);
@@ -107,6 +110,7 @@ int main(void) {
     CONST(ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS);
     CONST(ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS);
     CONST(ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS);
+    CONST(ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS);
     CONST(ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE);
     CONST(ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES);
     CONST(ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES);

@@ -79,14 +79,14 @@ fn rust_view() -> BTreeMap<String, String> {
         key_pem_len, ca_pem, ca_pem_len, max_connections, idle_timeout_ms, send_timeout_ms,
         max_message_size, max_queue_bytes, pinned_peers, pinned_peers_len, keep_alive_ms,
         drain_timeout_ms, handshake_timeout_ms, max_queue_messages, max_channels_per_peer,
-        congestion_control, log_level, send_buffer_bytes, stateless_reset_key);
+        congestion_control, log_level, send_buffer_bytes, stateless_reset_key, connect_timeout_ms);
     size!(aranya_quic_channel);
     field!(aranya_quic_channel, addr, kind, sync_type, team_id, label, label_len, peer_id);
     size!(aranya_quic_stats);
     field!(aranya_quic_stats, struct_size, open_connections, dials, accepts, evictions,
         handshake_failures, open_streams, messages_sent, bytes_sent, messages_received,
         bytes_received, queue_messages, queue_bytes, streams_reset, connections_lost,
-        congestion_control);
+        congestion_control, messages_unconfirmed);
     constant!(ARANYA_QUIC_VERSION_MAJOR, ARANYA_QUIC_VERSION_MINOR, ARANYA_QUIC_VERSION_PATCH,
         ARANYA_QUIC_VERSION_NUMBER, ARANYA_QUIC_TEAM_ID_LEN, ARANYA_QUIC_LABEL_MAX,
         ARANYA_QUIC_ADDR_MAX, ARANYA_QUIC_PEER_ID_LEN, ARANYA_QUIC_FINGERPRINT_LEN,
@@ -95,12 +95,14 @@ fn rust_view() -> BTreeMap<String, String> {
         ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED, ARANYA_QUIC_ERR_TIMEOUT,
         ARANYA_QUIC_ERR_TOO_LARGE, ARANYA_QUIC_ERR_CONNECTION, ARANYA_QUIC_ERR_TLS,
         ARANYA_QUIC_ERR_INTERNAL, ARANYA_QUIC_ERR_BAD_ADDRESS, ARANYA_QUIC_ERR_IO,
+        ARANYA_QUIC_ERR_UNCONFIRMED,
         ARANYA_QUIC_KIND_CHANNEL, ARANYA_QUIC_KIND_SYNC, ARANYA_QUIC_CC_DEFAULT,
         ARANYA_QUIC_CC_RENO, ARANYA_QUIC_CC_BBR2, ARANYA_QUIC_LOG_OFF, ARANYA_QUIC_LOG_ERROR,
         ARANYA_QUIC_LOG_WARN, ARANYA_QUIC_LOG_INFO, ARANYA_QUIC_LOG_DEBUG,
         ARANYA_QUIC_DEFAULT_MAX_CONNECTIONS, ARANYA_QUIC_DEFAULT_IDLE_TIMEOUT_MS,
         ARANYA_QUIC_DEFAULT_HANDSHAKE_TIMEOUT_MS, ARANYA_QUIC_DEFAULT_SEND_TIMEOUT_MS,
-        ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS, ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE,
+        ARANYA_QUIC_DEFAULT_DRAIN_TIMEOUT_MS, ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS,
+        ARANYA_QUIC_DEFAULT_MAX_MESSAGE_SIZE,
         ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES, ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES,
         ARANYA_QUIC_DEFAULT_MAX_CHANNELS_PER_PEER, ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES,
         ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT, ARANYA_QUIC_DISABLED);

@@ -85,6 +85,13 @@ pub struct Config {
     pub drain_timeout: Option<Duration>,
     /// Bounds a dial, the TLS handshake and the peer's confirmation.
     pub handshake_timeout: Option<Duration>,
+    /// Bounds one outgoing dial (handshake and the peer's confirmation); a
+    /// peer that does not answer within it fails the send with
+    /// [`ErrorKind::Connection`]. Must be shorter than the send timeout
+    /// (else `Endpoint::new` fails with [`ErrorKind::InvalidArgument`]).
+    /// `None`: `ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS`, or half the send
+    /// timeout when that is shorter.
+    pub connect_timeout: Option<Duration>,
     /// Largest message sent or accepted, in bytes.
     pub max_message_size: Option<u64>,
     /// Bound of the receive queue in bytes (at least `max_message_size`).
@@ -117,6 +124,7 @@ impl Default for Config {
             keep_alive: Limit::Default,
             drain_timeout: None,
             handshake_timeout: None,
+            connect_timeout: None,
             max_message_size: None,
             max_queue_bytes: None,
             max_queue_messages: None,
@@ -172,6 +180,7 @@ impl Config {
         c.keep_alive_ms = limit_ms("keep_alive", self.keep_alive)?;
         c.drain_timeout_ms = opt_ms("drain_timeout", self.drain_timeout)?;
         c.handshake_timeout_ms = opt_ms("handshake_timeout", self.handshake_timeout)?;
+        c.connect_timeout_ms = opt_ms("connect_timeout", self.connect_timeout)?;
         c.max_message_size = self.max_message_size.unwrap_or(0);
         c.max_queue_bytes = self.max_queue_bytes.unwrap_or(0);
         c.max_queue_messages = self.max_queue_messages.unwrap_or(0);
@@ -213,6 +222,7 @@ impl fmt::Debug for Config {
             .field("keep_alive", &self.keep_alive)
             .field("drain_timeout", &self.drain_timeout)
             .field("handshake_timeout", &self.handshake_timeout)
+            .field("connect_timeout", &self.connect_timeout)
             .field("max_message_size", &self.max_message_size)
             .field("max_queue_bytes", &self.max_queue_bytes)
             .field("max_queue_messages", &self.max_queue_messages)
@@ -285,6 +295,7 @@ mod tests {
         cfg.keep_alive = Limit::After(Duration::from_millis(5));
         cfg.drain_timeout = Some(Duration::from_millis(6));
         cfg.handshake_timeout = Some(Duration::from_millis(7));
+        cfg.connect_timeout = Some(Duration::from_millis(13));
         cfg.max_message_size = Some(8);
         cfg.max_queue_bytes = Some(9);
         cfg.max_queue_messages = Some(10);
@@ -305,6 +316,7 @@ mod tests {
         assert_eq!(c.keep_alive_ms, 5);
         assert_eq!(c.drain_timeout_ms, 6);
         assert_eq!(c.handshake_timeout_ms, 7);
+        assert_eq!(c.connect_timeout_ms, 13);
         assert_eq!((c.max_message_size, c.max_queue_bytes), (8, 9));
         assert_eq!((c.max_queue_messages, c.max_channels_per_peer, c.send_buffer_bytes), (10, 11, 12));
         assert_eq!(c.congestion_control, sys::ARANYA_QUIC_CC_RENO);
@@ -315,6 +327,7 @@ mod tests {
         let c = d.to_c(&bind, &[]).unwrap();
         assert!(c.cert_pem.is_null() && c.pinned_peers.is_null() && c.stateless_reset_key.is_null());
         assert_eq!((c.send_timeout_ms, c.keep_alive_ms, c.max_connections), (0, 0, 0));
+        assert_eq!(c.connect_timeout_ms, 0);
     }
 
     #[test]

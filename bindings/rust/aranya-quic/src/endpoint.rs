@@ -20,7 +20,9 @@ const MIN_RECEIVE_BUF: usize = 4096;
 /// Every method takes `&self`: share it between threads with `Arc`.
 /// `send` blocks (up to the send timeout); in async code call it from
 /// `tokio::task::spawn_blocking`. Dropping the endpoint frees it (closing
-/// connections gracefully, bounded by the drain timeout).
+/// connections gracefully, bounded by the drain timeout) and ignores any
+/// error; call [`shutdown`](Self::shutdown) first to see it (e.g.
+/// [`ErrorKind::Unconfirmed`]).
 pub struct Endpoint {
     handle: sys::aranya_quic_t,
     /// Registration of `fd` with tokio, made on the first `recv`. Declared
@@ -244,6 +246,11 @@ impl Endpoint {
 
     /// Closes the connection to `addr` gracefully (bounded by the drain
     /// timeout). No connection to `addr`: nothing to do.
+    ///
+    /// An [`ErrorKind::Unconfirmed`] error means that messages sent to
+    /// `addr` were not confirmed by the peer within the drain timeout (they
+    /// may or may not have been delivered); the connection is closed all the
+    /// same.
     pub fn close(&self, addr: SocketAddr) -> Result<(), QuicMessageError> {
         let addr = addr_cstring(addr);
         // SAFETY: addr is NUL-terminated.
@@ -263,6 +270,12 @@ impl Endpoint {
     /// with [`ErrorKind::Closed`] or [`ErrorKind::InvalidHandle`], as do all
     /// later calls. Waits for calls in flight. Dropping the endpoint
     /// afterwards is still required (it closes the fd) and harmless.
+    ///
+    /// Call it before dropping the endpoint to learn whether the graceful
+    /// close lost anything: an [`ErrorKind::Unconfirmed`] error means that
+    /// messages sent were not confirmed by their peers within the drain
+    /// timeout. The endpoint is freed all the same (a second `shutdown`
+    /// returns `Ok`). `Drop` frees too, but ignores the result.
     pub fn shutdown(&self) -> Result<(), QuicMessageError> {
         // SAFETY: freeing a handle twice or concurrently is harmless.
         check(unsafe { sys::aranya_quic_free(self.handle) })
@@ -273,6 +286,8 @@ impl Drop for Endpoint {
     fn drop(&mut self) {
         // SAFETY: our handle; a second free (after shutdown) is harmless.
         // The fields (tokio registration, then our fd) drop after this.
+        // The result (e.g. ARANYA_QUIC_ERR_UNCONFIRMED) is ignored: Drop
+        // cannot report it; callers who care call `shutdown` first.
         unsafe { sys::aranya_quic_free(self.handle) };
     }
 }

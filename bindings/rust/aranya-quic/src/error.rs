@@ -37,6 +37,15 @@ pub enum ErrorKind {
     BadAddress,
     /// `ARANYA_QUIC_ERR_IO` (-12)
     Io,
+    /// `ARANYA_QUIC_ERR_UNCONFIRMED` (-13): messages that `send` accepted
+    /// were not confirmed by the peer before a close gave up on them
+    /// ([`Endpoint::close`](crate::Endpoint::close) or
+    /// [`Endpoint::shutdown`](crate::Endpoint::shutdown) whose drain did not
+    /// finish within the drain timeout, or a connection that died while
+    /// draining). They may or may not have been delivered; the close itself
+    /// happened. The message says how many; see also
+    /// [`Stats::messages_unconfirmed`](crate::Stats::messages_unconfirmed).
+    Unconfirmed,
     /// A negative code this version does not know (codes may be added).
     Unknown(i32),
 }
@@ -57,6 +66,7 @@ impl ErrorKind {
             sys::ARANYA_QUIC_ERR_INTERNAL => ErrorKind::Internal,
             sys::ARANYA_QUIC_ERR_BAD_ADDRESS => ErrorKind::BadAddress,
             sys::ARANYA_QUIC_ERR_IO => ErrorKind::Io,
+            sys::ARANYA_QUIC_ERR_UNCONFIRMED => ErrorKind::Unconfirmed,
             other => ErrorKind::Unknown(other),
         }
     }
@@ -76,6 +86,7 @@ impl ErrorKind {
             ErrorKind::Internal => sys::ARANYA_QUIC_ERR_INTERNAL,
             ErrorKind::BadAddress => sys::ARANYA_QUIC_ERR_BAD_ADDRESS,
             ErrorKind::Io => sys::ARANYA_QUIC_ERR_IO,
+            ErrorKind::Unconfirmed => sys::ARANYA_QUIC_ERR_UNCONFIRMED,
             ErrorKind::Unknown(c) => c,
         }
     }
@@ -187,5 +198,49 @@ pub(crate) fn check(rc: i32) -> Result<(), QuicMessageError> {
         Ok(())
     } else {
         Err(QuicMessageError::from_last(rc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips() {
+        let known = [
+            (sys::ARANYA_QUIC_ERR_WOULD_BLOCK, ErrorKind::WouldBlock),
+            (sys::ARANYA_QUIC_ERR_BUFFER_TOO_SMALL, ErrorKind::BufferTooSmall),
+            (sys::ARANYA_QUIC_ERR_INVALID_ARGUMENT, ErrorKind::InvalidArgument),
+            (sys::ARANYA_QUIC_ERR_INVALID_HANDLE, ErrorKind::InvalidHandle),
+            (sys::ARANYA_QUIC_ERR_CLOSED, ErrorKind::Closed),
+            (sys::ARANYA_QUIC_ERR_TIMEOUT, ErrorKind::Timeout),
+            (sys::ARANYA_QUIC_ERR_TOO_LARGE, ErrorKind::TooLarge),
+            (sys::ARANYA_QUIC_ERR_CONNECTION, ErrorKind::Connection),
+            (sys::ARANYA_QUIC_ERR_TLS, ErrorKind::Tls),
+            (sys::ARANYA_QUIC_ERR_INTERNAL, ErrorKind::Internal),
+            (sys::ARANYA_QUIC_ERR_BAD_ADDRESS, ErrorKind::BadAddress),
+            (sys::ARANYA_QUIC_ERR_IO, ErrorKind::Io),
+            (sys::ARANYA_QUIC_ERR_UNCONFIRMED, ErrorKind::Unconfirmed),
+        ];
+        for (i, (code, kind)) in known.iter().enumerate() {
+            assert_eq!(*code, -(i as i32) - 1, "codes are -1, -2, ... in order");
+            assert_eq!(ErrorKind::from_code(*code), *kind);
+            assert_eq!(kind.code(), *code);
+            assert_ne!(kind.description(), "unknown error code", "{kind:?}");
+        }
+        assert_eq!(ErrorKind::Unconfirmed.code(), -13);
+        let next = -(known.len() as i32) - 1;
+        assert_eq!(ErrorKind::from_code(next), ErrorKind::Unknown(next));
+        assert_eq!(ErrorKind::Unknown(next).code(), next);
+    }
+
+    #[test]
+    fn unconfirmed_error_displays_and_converts() {
+        let e = QuicMessageError::new(ErrorKind::Unconfirmed, "3 message(s) on 1 connection(s)");
+        assert_eq!(e.code(), sys::ARANYA_QUIC_ERR_UNCONFIRMED);
+        let s = e.to_string();
+        assert!(s.contains("(-13)") && s.contains("3 message(s)"), "{s}");
+        let io: std::io::Error = e.into();
+        assert_eq!(io.kind(), std::io::ErrorKind::Other);
     }
 }

@@ -156,6 +156,10 @@ pub struct Stats {
     pub connections_lost: u64,
     /// Congestion control algorithm new connections use, e.g. "reno".
     pub congestion_control: String,
+    /// Messages `send` accepted that the library gave up on without the
+    /// peer's confirmation: a close, free or eviction whose drain timed out,
+    /// a connection that died, a stream the peer reset.
+    pub messages_unconfirmed: u64,
 }
 
 impl From<&sys::aranya_quic_stats> for Stats {
@@ -176,6 +180,7 @@ impl From<&sys::aranya_quic_stats> for Stats {
             streams_reset: s.streams_reset,
             connections_lost: s.connections_lost,
             congestion_control: String::from_utf8_lossy(c_array_str(&s.congestion_control)).into_owned(),
+            messages_unconfirmed: s.messages_unconfirmed,
         }
     }
 }
@@ -238,8 +243,10 @@ mod tests {
             *d = *c as c_char;
         }
         s.dials = 3;
+        s.messages_unconfirmed = 4;
         let r = Stats::from(&s);
         assert_eq!(r.congestion_control, "reno");
         assert_eq!(r.dials, 3);
+        assert_eq!(r.messages_unconfirmed, 4);
     }
 }

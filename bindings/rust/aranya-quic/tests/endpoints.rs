@@ -193,6 +193,11 @@ fn invalid_configs_are_rejected() {
     let mut c = config("alice");
     c.max_message_size = Some(u64::from(sys::ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT) + 1);
     assert_eq!(err(c).kind(), ErrorKind::InvalidArgument);
+    // A connect timeout not shorter than the send timeout.
+    let mut c = config("alice");
+    c.send_timeout = aranya_quic::Limit::After(Duration::from_secs(2));
+    c.connect_timeout = Some(Duration::from_secs(2));
+    assert_eq!(err(c).kind(), ErrorKind::InvalidArgument);
     // Address in use.
     let taken = endpoint("bob");
     let mut c = config("alice");
@@ -388,4 +393,51 @@ fn congestion_control_is_selectable_and_reported() {
         // Reported after a connection exists: what the hook actually built.
         assert_eq!(alice.stats().unwrap().congestion_control, want, "{cc:?}");
     }
+}
+
+#[test]
+fn connect_timeout_bounds_a_dial_to_a_silent_peer() {
+    // A bare UDP socket: it never answers the handshake.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut c = config("alice");
+    c.connect_timeout = Some(Duration::from_millis(300));
+    c.handshake_timeout = Some(Duration::from_secs(8));
+    let alice = Endpoint::new(c).unwrap();
+    let t0 = std::time::Instant::now();
+    let e = alice.send(silent.local_addr().unwrap(), &GraphId([1; 32]), "x", b"y").unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}: the handshake timeout, not the connect timeout", t0.elapsed());
+}
+
+#[test]
+fn close_reports_unconfirmed_messages() {
+    // Bob's queue holds one message and he never reads: alice's messages
+    // stay unconfirmed and her drain times out.
+    let mut c = config("bob");
+    c.max_queue_messages = Some(1);
+    c.max_message_size = Some(1024);
+    c.max_queue_bytes = Some(1024);
+    let bob = Endpoint::new(c).unwrap();
+    let mut c = config("alice");
+    c.drain_timeout = Some(Duration::from_millis(300));
+    let alice = Endpoint::new(c).unwrap();
+    let b_addr = bob.local_addr().unwrap();
+    for _ in 0..5 {
+        alice.send(b_addr, &GraphId([1; 32]), "x", &[0u8; 1000]).unwrap();
+    }
+    assert_eq!(alice.stats().unwrap().messages_unconfirmed, 0);
+    let e = alice.close(b_addr).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unconfirmed, "{e}");
+    assert_eq!(e.code(), sys::ARANYA_QUIC_ERR_UNCONFIRMED);
+    assert!(!e.message().is_empty());
+    let s = alice.stats().unwrap();
+    assert!(s.messages_unconfirmed > 0, "{s:?}");
+    assert_eq!(s.open_connections, 0, "closed all the same");
+    // shutdown maps the code the same way (whether or not anything is still
+    // unconfirmed at this point), and frees the endpoint either way.
+    match alice.shutdown() {
+        Ok(()) => {}
+        Err(e) => assert_eq!(e.kind(), ErrorKind::Unconfirmed, "{e}"),
+    }
+    assert!(alice.local_addr().is_err());
 }
