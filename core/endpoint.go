@@ -24,7 +24,6 @@ import (
 	"github.com/aranya-quic/aranya-quic/core/wire"
 )
 
-
 // Endpoint sends and receives channel messages over one UDP socket.
 type Endpoint struct {
 	cfg      Config
