@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 )
@@ -48,6 +49,21 @@ func (o *channelOrder) claim(ref chanRef) (mine, wait *orderLink) {
 	l := &orderLink{order: o, ref: ref, done: make(chan struct{})}
 	o.last[ref] = l
 	return l, nil
+}
+
+// await claims ref, waiting (until ctx ends) for the previous holders.
+func (o *channelOrder) await(ctx context.Context, ref chanRef) (*orderLink, error) {
+	for {
+		mine, prev := o.claim(ref)
+		if mine != nil {
+			return mine, nil
+		}
+		select {
+		case <-prev.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 }
 
 func (l *orderLink) finished() bool {

@@ -45,7 +45,11 @@ type Endpoint struct {
 	cancel context.CancelFunc
 
 	conns *connTable[*peerConn]
-	order *channelOrder
+	// order chains our streams of each channel (the send side); inOrder
+	// chains the readers of the peers' streams of each channel (the
+	// receive side).
+	order   *channelOrder
+	inOrder *channelOrder
 
 	closeOnce sync.Once
 	closeErr  error
@@ -75,13 +79,14 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("%w: bind %s: %w", ErrConnection, cfg.BindAddr, err)
 	}
 	e := &Endpoint{
-		cfg:   cfg,
-		id:    id,
-		udp:   udp,
-		queue: newRecvQueue(cfg.MaxQueueBytes, cfg.MaxQueueMessages),
-		conns: newConnTable[*peerConn](cfg.MaxConnections),
-		order: newChannelOrder(),
-		log:   cfg.Logger,
+		cfg:     cfg,
+		id:      id,
+		udp:     udp,
+		queue:   newRecvQueue(cfg.MaxQueueBytes, cfg.MaxQueueMessages),
+		conns:   newConnTable[*peerConn](cfg.MaxConnections),
+		order:   newChannelOrder(),
+		inOrder: newChannelOrder(),
+		log:     cfg.Logger,
 	}
 	if _, err := rand.Read(e.instance[:]); err != nil {
 		udp.Close()
@@ -417,6 +422,13 @@ func (e *Endpoint) insert(c *peerConn) {
 	}
 	for _, old := range evicted {
 		if old.addr == c.addr {
+			if old.peerInstance != c.peerInstance {
+				// The peer restarted: the old connection is dead, and a
+				// drain would only hold its streams (and the channels'
+				// order behind them) until the drain timeout.
+				_ = old.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "peer restarted")
+				continue
+			}
 			old.drain(true) // replaced, not evicted
 			continue
 		}

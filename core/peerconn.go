@@ -225,6 +225,7 @@ func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendS
 		str, err := c.qc.OpenStream()
 		if err == nil {
 			s := newSendStream(key, str, header, c.ep.cfg.SendBufferBytes, &c.ep.stats, link)
+			s.onBroken = c.dropStream
 			c.streams[key] = s
 			c.ep.stats.openStreams.Add(1)
 			c.mu.Unlock()
@@ -374,15 +375,34 @@ func (c *peerConn) readStream(str *quic.Stream) {
 		return
 	}
 	ch := Channel{Addr: c.addr, Kind: hdr.Kind, PeerID: c.peerID}
+	key := chanKey{kind: hdr.Kind}
 	switch hdr.Kind {
 	case KindChannel:
 		ch.TeamID, ch.Label = hdr.Channel.TeamID, hdr.Channel.Label
+		key.teamID, key.label = hdr.Channel.TeamID, hdr.Channel.Label
 	case KindSync:
 		ch.SyncType = hdr.Sync.SyncType
+		key.syncType = hdr.Sync.SyncType
 	}
+	// The stream's context ends when the sender stops our direction
+	// (STOP_SENDING: it gave up on the stream and counted what we had not
+	// confirmed) or the connection ends. From then on nothing more of this
+	// stream may be queued: the sender may already have moved the channel
+	// to a new stream, whose messages must not be overtaken.
+	ctx := str.Context()
+	// The sender opens a channel's next stream only once it is done with
+	// the previous one, but this end may not have seen the end of the
+	// previous one yet (a reset or a connection's close still in flight,
+	// a reader waiting for room in the queue with a message in hand). So
+	// the receiver keeps the channel's order too: a channel's stream is
+	// read only after the reader of its previous stream has stopped.
+	turn, err := c.ep.inOrder.await(ctx, chanRef{addr: c.addr, key: key})
+	if err != nil {
+		return
+	}
+	defer turn.finish()
 	rc := receipts{str: str}
 	maxMsg := c.ep.cfg.MaxMessageSize
-	ctx := c.qc.Context()
 	for {
 		n, err := wire.ReadFrameLen(r, maxMsg)
 		if errors.Is(err, io.EOF) {
@@ -402,6 +422,10 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			return
 		}
 		m := message{ch: &ch, payload: p}
+		if ctx.Err() != nil {
+			putPayload(p)
+			return
+		}
 		if !c.ep.queue.tryPush(m) {
 			rc.confirm() // about to wait: tell the sender what is queued
 			if err := c.ep.queue.push(ctx, m); err != nil {

@@ -68,6 +68,12 @@ func (q *recvQueue) push(ctx context.Context, m message) error {
 			q.mu.Unlock()
 			return ErrClosed
 		}
+		// Checked before every attempt, not only while waiting: a push
+		// woken by room and by ctx at once must not add the message.
+		if err := ctx.Err(); err != nil {
+			q.mu.Unlock()
+			return err
+		}
 		if q.addLocked(m) {
 			q.mu.Unlock()
 			return nil

@@ -46,6 +46,9 @@ type sendStream struct {
 	limit int
 	stats *counters
 	link  *orderLink // the channel's turn; finished by end
+	// onBroken runs (in its own goroutine) when a write first fails, so
+	// that the stream is settled and counted even if no later send comes.
+	onBroken func(*sendStream)
 
 	// acked is the receiver's latest receipt count; ackDone closes when the
 	// receiver's direction ended, with receipt set when it ended with FIN
@@ -86,14 +89,39 @@ func (s *sendStream) readAcks() {
 		n, err := wire.ReadAck(r)
 		if errors.Is(err, io.EOF) {
 			s.receipt.Store(true)
-			return
+			break
 		}
 		if err != nil {
-			return
+			break
 		}
 		if n > s.acked.Load() {
 			s.acked.Store(n)
 		}
+	}
+	// The receiver ended its direction (or the stream failed) before we
+	// retired the stream: it stopped reading it (an oversize frame from
+	// an older or hostile sender, a reset, the connection's end). No write
+	// may be in progress to notice, so the stream is settled from here.
+	s.mu.Lock()
+	if !s.retired {
+		s.breakLocked(errPeerStopped)
+	}
+	s.mu.Unlock()
+}
+
+// errPeerStopped means the receiver ended a channel stream we had not
+// retired.
+var errPeerStopped = errors.New("the peer stopped reading the channel's stream")
+
+// breakLocked records a failed write; the first one hands the stream to
+// onBroken.
+func (s *sendStream) breakLocked(err error) {
+	if s.err != nil {
+		return
+	}
+	s.err = streamWriteError(err)
+	if s.onBroken != nil {
+		go s.onBroken(s)
 	}
 }
 
@@ -190,7 +218,7 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 				go s.flush(nil)
 			default:
 				s.buf = s.buf[:len(s.buf)-frameLen]
-				s.err = streamWriteError(err)
+				s.breakLocked(err)
 				s.mu.Unlock()
 				return fmt.Errorf("%w: %w", errStreamRetired, s.err)
 			}
@@ -293,7 +321,7 @@ func (s *sendStream) writeDirect(ctx *lazyContext, prefix, msg []byte) error {
 		s.continueOrIdleLocked(rest)
 		return nil
 	default:
-		s.err = streamWriteError(err)
+		s.breakLocked(err)
 		s.flushing = false
 		s.signalLocked()
 		return fmt.Errorf("%w: %w", errStreamRetired, s.err)
@@ -318,7 +346,7 @@ func (s *sendStream) flush(pending []byte) {
 	if len(pending) > 0 {
 		if _, err := s.str.Write(pending); err != nil {
 			s.mu.Lock()
-			s.err = streamWriteError(err)
+			s.breakLocked(err)
 			s.flushing = false
 			s.signalLocked()
 			s.mu.Unlock()
@@ -344,7 +372,7 @@ func (s *sendStream) flush(pending []byte) {
 			s.spare = b[:0]
 		}
 		if err != nil {
-			s.err = streamWriteError(err)
+			s.breakLocked(err)
 		}
 		s.mu.Unlock()
 	}

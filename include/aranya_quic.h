@@ -112,7 +112,8 @@ extern "C" {
 /* A parameter is invalid: a NULL pointer, a NULL buffer with a non-zero
  * length, a label over ARANYA_QUIC_LABEL_MAX bytes or not UTF-8, a config
  * field out of range, struct_size too small, a PEM input that does not
- * parse. */
+ * parse (the detail names the bad CA block), an encrypted private key, or
+ * our own certificate outside its validity period. */
 #define ARANYA_QUIC_ERR_INVALID_ARGUMENT (-3)
 /* The handle is 0, was never returned by aranya_quic_new, or was freed. */
 #define ARANYA_QUIC_ERR_INVALID_HANDLE (-4)
@@ -122,7 +123,8 @@ extern "C" {
 /* A time limit passed: the send timeout (dial, handshake, peer
  * confirmation, backpressure) or receive_timeout's timeout. */
 #define ARANYA_QUIC_ERR_TIMEOUT (-6)
-/* The message is larger than max_message_size. */
+/* The message is larger than max_message_size, or than the limit the peer
+ * announced when the connection was set up (the detail names it). */
 #define ARANYA_QUIC_ERR_TOO_LARGE (-7)
 /* The connection to the peer could not be made, or died while sending
  * (unreachable peer, connection refused, peer closed it, idle timeout).
@@ -134,9 +136,11 @@ extern "C" {
 /* A bug in the library was caught (for example a Go panic). The handle
  * stays valid, but the call's effect is unknown. */
 #define ARANYA_QUIC_ERR_INTERNAL (-10)
-/* An address string is malformed: not "ip:port" or "[ipv6]:port", not NUL
- * terminated within ARANYA_QUIC_ADDR_MAX bytes, port 0 for a peer, or a
- * peer address that is not unicast. */
+/* An address string is malformed: not "ip:port" or "[ipv6]:port" with the
+ * port in plain decimal (no sign, no leading zeros), not NUL terminated
+ * within ARANYA_QUIC_ADDR_MAX bytes, port 0 for a peer, a peer address that
+ * is not unicast, a bind address that is multicast or broadcast, or a peer
+ * address that is this endpoint's own. */
 #define ARANYA_QUIC_ERR_BAD_ADDRESS (-11)
 /* An operating-system call failed, for example the UDP socket could not be
  * bound (address in use) or the notification pipe could not be made. */
@@ -218,10 +222,11 @@ typedef uint64_t aranya_quic_t;
  * points to only during the call; the caller keeps ownership.
  *
  * Versioning: fields are only ever appended. aranya_quic_new requires
- * struct_size to be at least the size of this version's struct and reads
- * no byte past struct_size; a later version that appends fields will read
- * them only when struct_size covers them, so callers built against this
- * header keep working. aranya_quic_config_init writes sizeof the struct of
+ * struct_size to be at least the size of the 0.1 struct (up to and
+ * including stateless_reset_key), reads no byte past struct_size, and reads
+ * a field appended later only when struct_size covers it (otherwise the
+ * field takes its default), so callers built against an older header keep
+ * working. aranya_quic_config_init writes sizeof the struct of
  * the library it is called in: a caller built against an older header than
  * the library must instead zero its struct itself and set struct_size to
  * its own sizeof(aranya_quic_config).
@@ -230,7 +235,10 @@ typedef struct aranya_quic_config {
     /* sizeof(aranya_quic_config), set by aranya_quic_config_init. */
     uint32_t struct_size;
     /* Local UDP address, NUL-terminated, e.g. "127.0.0.1:0" (port 0: any
-     * free port, see aranya_quic_local_addr) or "[::]:4433". Required. */
+     * free port, see aranya_quic_local_addr) or "[::]:4433". Required. A
+     * unicast or unspecified IP literal; multicast and broadcast addresses
+     * are ARANYA_QUIC_ERR_BAD_ADDRESS. The socket is never shared
+     * (no SO_REUSEADDR): a port in use is ARANYA_QUIC_ERR_IO. */
     const char *bind_addr;
     /* This endpoint's certificate chain (leaf first), PEM. Required. */
     const uint8_t *cert_pem;
@@ -426,8 +434,13 @@ int32_t aranya_quic_new(const aranya_quic_config *cfg, aranya_quic_t *out);
  *
  * ep: the handle. 0, or a handle already freed (or being freed by another
  *     thread, in which case this returns at once): harmless, returns OK.
- * Returns ARANYA_QUIC_OK; ARANYA_QUIC_ERR_INVALID_HANDLE for a number this
- * library never returned; ARANYA_QUIC_ERR_INTERNAL.
+ * Blocks for at most drain_timeout_ms + 1 s while the peers confirm what
+ * was sent to them.
+ * Returns ARANYA_QUIC_OK (every accepted message was confirmed by its
+ * peer); ARANYA_QUIC_ERR_UNCONFIRMED (the handle is freed all the same;
+ * the detail says how many accepted messages the peers did not confirm);
+ * ARANYA_QUIC_ERR_INVALID_HANDLE for a number this library never returned;
+ * ARANYA_QUIC_ERR_INTERNAL.
  */
 int32_t aranya_quic_free(aranya_quic_t ep);
 
@@ -450,8 +463,11 @@ int32_t aranya_quic_local_addr(aranya_quic_t ep, char *buf, size_t buf_len, size
 /*
  * aranya_quic_send: send one message on the channel (addr, team_id, label).
  * Reuses the connection to addr or dials it, opens the channel's stream if
- * needed, and returns once the transport accepted the message (it is then
- * delivered exactly once unless the connection dies abruptly). Blocks while
+ * needed, and returns once the transport accepted the message. An
+ * accepted message is delivered exactly once, unless the library gives up
+ * on it (a connection that dies, a drain that times out), and then
+ * aranya_quic_close or aranya_quic_free returns ARANYA_QUIC_ERR_UNCONFIRMED
+ * or the stats' messages_unconfirmed counts it. Blocks while
  * the peer is not reading (backpressure), bounded by send_timeout_ms.
  * Messages of one channel arrive in the order sent; concurrent sends on
  * one channel are never interleaved; sends to different peers never wait
@@ -468,11 +484,16 @@ int32_t aranya_quic_local_addr(aranya_quic_t ep, char *buf, size_t buf_len, size
  *   ARANYA_QUIC_OK
  *   ARANYA_QUIC_ERR_INVALID_ARGUMENT  a NULL pointer; label too long or
  *       not UTF-8.
- *   ARANYA_QUIC_ERR_BAD_ADDRESS  addr malformed.
- *   ARANYA_QUIC_ERR_TOO_LARGE    msg_len over max_message_size.
- *   ARANYA_QUIC_ERR_TIMEOUT      the send timeout passed.
- *   ARANYA_QUIC_ERR_CONNECTION   the peer could not be reached or the
- *       connection died (the next send dials again).
+ *   ARANYA_QUIC_ERR_BAD_ADDRESS  addr malformed, or this endpoint's own
+ *       address (refused at once; nothing is dialed).
+ *   ARANYA_QUIC_ERR_TOO_LARGE    msg_len over max_message_size, or over
+ *       the limit the peer announced (checked once connected, before any
+ *       byte is sent; the detail names the peer's limit).
+ *   ARANYA_QUIC_ERR_TIMEOUT      the send timeout passed (nothing of the
+ *       message was accepted; retrying cannot duplicate it).
+ *   ARANYA_QUIC_ERR_CONNECTION   the peer could not be reached (no answer
+ *       within connect_timeout_ms) or the connection died (the next send
+ *       dials again).
  *   ARANYA_QUIC_ERR_TLS          either side rejected the other's
  *       certificate.
  *   ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
@@ -547,14 +568,22 @@ int32_t aranya_quic_receive_fd(aranya_quic_t ep, int *out_fd);
 
 /*
  * aranya_quic_close: close the connection to addr gracefully: finish its
- * streams, wait (bounded by drain_timeout_ms) until the peer has read
- * everything, close it and remove it from the map. The next send to addr
- * dials again. No connection to addr: nothing to do, returns OK.
+ * streams, wait until the peer has confirmed every message sent on it,
+ * close it and remove it from the map. It also waits for connections to
+ * addr that are still draining after an eviction. The next send to addr
+ * dials again (its messages arrive after everything sent before, in
+ * channel order). No connection to addr: nothing to do, returns OK.
+ * Blocks for at most drain_timeout_ms; safe to call from any thread, also
+ * while other threads send to addr.
  *
  * addr: the peer's address, NUL-terminated.
- * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_ARGUMENT (addr NULL),
- * ARANYA_QUIC_ERR_BAD_ADDRESS, ARANYA_QUIC_ERR_INVALID_HANDLE,
- * ARANYA_QUIC_ERR_CLOSED, ARANYA_QUIC_ERR_INTERNAL.
+ * Returns ARANYA_QUIC_OK (the peer confirmed every accepted message),
+ * ARANYA_QUIC_ERR_UNCONFIRMED (the drain timed out or the connection died
+ * first: the detail says how many accepted messages the peer did not
+ * confirm; the connection is closed all the same),
+ * ARANYA_QUIC_ERR_INVALID_ARGUMENT (addr NULL), ARANYA_QUIC_ERR_BAD_ADDRESS,
+ * ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
+ * ARANYA_QUIC_ERR_INTERNAL.
  */
 int32_t aranya_quic_close(aranya_quic_t ep, const char *addr);
 
@@ -563,9 +592,10 @@ int32_t aranya_quic_close(aranya_quic_t ep, const char *addr);
  *
  * out: the caller sets out->struct_size = sizeof(aranya_quic_stats) first;
  *     the library fills the fields that fit and sets out->struct_size to
- *     the number of bytes it filled.
+ *     the number of bytes it filled. A caller built against the 0.1 header
+ *     (whose struct ends at congestion_control) gets the 0.1 fields.
  * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_ARGUMENT (out NULL or
- * struct_size smaller than this version's struct),
+ * struct_size smaller than the 0.1 struct),
  * ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
  * ARANYA_QUIC_ERR_INTERNAL.
  */

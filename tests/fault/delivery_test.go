@@ -605,3 +605,63 @@ func TestBindAddressMustBeUnicast(t *testing.T) {
 		require.Error(t, err)
 	})
 }
+
+// After a close whose drain timed out (the receiver's application was not
+// reading), the channel's next messages go on a new connection at once,
+// while the receiver may still hold messages of the old stream (one in
+// hand while it waited for room in its queue, more in the transport): what
+// it delivers of the old stream must come before anything of the new one,
+// every new message arrives, and no old message is missing unless it was
+// reported unconfirmed.
+func TestChannelOrderAfterUnconfirmedClose(t *testing.T) {
+	const old, more, size = 20, 10, 16 << 10
+	for round := 0; round < soakRounds(3, 12); round++ {
+		bc := config(t, "bob")
+		bc.MaxQueueMessages = 2
+		bc.MaxMessageSize = 64 << 10
+		bc.MaxQueueBytes = 64 << 10
+		b := endpoint(t, bc)
+		ac := config(t, "alice")
+		ac.DrainTimeout = 300 * time.Millisecond
+		a := endpoint(t, ac)
+		ctx := context.Background()
+		for i := 0; i < old; i++ {
+			require.NoError(t, a.Send(ctx, b.LocalAddr(), team(5), "next", payload("next", i, size)))
+		}
+		err := a.CloseConnection(b.LocalAddr())
+		var ue *core.UnconfirmedError
+		require.ErrorAs(t, err, &ue, "the receiver confirmed only what fit its queue")
+		for i := old; i < old+more; i++ {
+			require.NoError(t, a.Send(ctx, b.LocalAddr(), team(5), "next", payload("next", i, size)))
+		}
+		var seqs []int
+		buf := make([]byte, size)
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			ch, n, err := b.ReceiveContext(rctx, buf)
+			cancel()
+			if err != nil {
+				require.ErrorIs(t, err, core.ErrTimeout)
+				break
+			}
+			require.Equal(t, "next", ch.Label)
+			label, seq := parsePayload(t, buf[:n])
+			require.Equal(t, "next", label)
+			require.Equal(t, payload(label, seq, size), buf[:n], "payload intact")
+			if len(seqs) > 0 {
+				require.Greater(t, seq, seqs[len(seqs)-1], "round %d: order broken: %v", round, append(seqs, seq))
+			}
+			seqs = append(seqs, seq)
+		}
+		oldDelivered := 0
+		for _, s := range seqs {
+			if s < old {
+				oldDelivered++
+			}
+		}
+		t.Logf("round %d: old delivered %d of %d, %d reported unconfirmed; new delivered %d of %d",
+			round, oldDelivered, old, ue.Messages, len(seqs)-oldDelivered, more)
+		require.Equal(t, more, len(seqs)-oldDelivered, "every message after the close arrived")
+		require.GreaterOrEqual(t, uint64(oldDelivered)+ue.Messages, uint64(old), "nothing missing unreported")
+	}
+}
