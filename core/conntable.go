@@ -99,12 +99,16 @@ func (t *connTable[C]) track(c C) bool {
 // connection, keepOld decides which of the two stays: when it returns true
 // c is not inserted (inserted false, and the caller drains c); otherwise
 // the old one leaves the map and is returned in evicted with any eviction
-// victims. After close nothing is inserted.
+// victims. After close nothing is inserted, nor a connection that is
+// already gone (or was never tracked).
 func (t *connTable[C]) insert(c C, keepOld func(old C) bool) (inserted bool, evicted []C) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return false, nil
+	}
+	if _, tracked := t.all[c]; !tracked {
+		return false, nil // it ended while it was getting ready
 	}
 	addr := c.peerAddr()
 	if old, ok := t.live[addr]; ok && old != c {
