@@ -31,6 +31,9 @@ type orderLink struct {
 	ref   chanRef
 	done  chan struct{}
 	once  sync.Once
+
+	stopMu sync.Mutex
+	stop   func()
 }
 
 func newChannelOrder() *channelOrder {
@@ -52,17 +55,38 @@ func (o *channelOrder) claim(ref chanRef) (mine, wait *orderLink) {
 }
 
 // await claims ref, waiting (until ctx ends) for the previous holders.
-func (o *channelOrder) await(ctx context.Context, ref chanRef) (*orderLink, error) {
+// stop, if not nil, is how a later await on ref makes this holder give up
+// its turn early (see supersede).
+func (o *channelOrder) await(ctx context.Context, ref chanRef, stop func()) (*orderLink, error) {
 	for {
 		mine, prev := o.claim(ref)
 		if mine != nil {
+			mine.setStop(stop)
 			return mine, nil
 		}
+		prev.supersede()
 		select {
 		case <-prev.done:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+	}
+}
+
+func (l *orderLink) setStop(stop func()) {
+	l.stopMu.Lock()
+	l.stop = stop
+	l.stopMu.Unlock()
+}
+
+// supersede asks the holder to end its turn now, if it said how.
+func (l *orderLink) supersede() {
+	l.stopMu.Lock()
+	stop := l.stop
+	l.stop = nil
+	l.stopMu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
 

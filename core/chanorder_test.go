@@ -139,13 +139,13 @@ func TestOrderAwait(t *testing.T) {
 	ref := testRef(1, "a")
 	ctx := sendCtx(t)
 
-	first, err := o.await(ctx, ref)
+	first, err := o.await(ctx, ref, nil)
 	require.NoError(t, err, "a fresh channel is claimed at once")
 	require.NotNil(t, first)
 
 	// Blocked until the first finishes; a deadline ends the wait.
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	l, err := o.await(short, ref)
+	l, err := o.await(short, ref, nil)
 	cancel()
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Nil(t, l)
@@ -153,7 +153,7 @@ func TestOrderAwait(t *testing.T) {
 
 	got := make(chan *orderLink, 1)
 	go func() {
-		l, err := o.await(ctx, ref)
+		l, err := o.await(ctx, ref, nil)
 		if err != nil {
 			t.Errorf("await: %v", err)
 		}
@@ -229,7 +229,7 @@ func TestOrderConcurrentHoldersNeverOverlap(t *testing.T) {
 				var mine *orderLink
 				if g%2 == 1 {
 					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					l, err := o.await(ctx, ref)
+					l, err := o.await(ctx, ref, nil)
 					cancel()
 					if err != nil {
 						t.Errorf("await channel %d: %v", ch, err)
@@ -276,4 +276,39 @@ func TestOrderConcurrentHoldersNeverOverlap(t *testing.T) {
 	require.Equal(t, 0, o.active(), "every channel is free at the end")
 	require.NotZero(t, waits.Load(), "the goroutines never contended")
 	t.Logf("%d blocked claims", waits.Load())
+}
+
+// A later await asks the holder to stop (once), and gets the turn when the
+// holder finishes; a holder without a stop function is simply waited for.
+func TestOrderAwaitSupersedesTheHolder(t *testing.T) {
+	o := newChannelOrder()
+	ref := chanRef{addr: netip.MustParseAddrPort("127.0.0.1:9"), key: chanKey{kind: KindChannel, label: "s"}}
+	ctx := context.Background()
+	var stops atomic.Int32
+	var first *orderLink
+	first, err := o.await(ctx, ref, func() {
+		stops.Add(1)
+		go first.finish() // the holder reacts to stop by ending its turn
+	})
+	require.NoError(t, err)
+	second, err := o.await(ctx, ref, nil)
+	require.NoError(t, err)
+	require.NotSame(t, first, second)
+	require.Equal(t, int32(1), stops.Load(), "the holder was asked to stop once")
+
+	// second has no stop: a third await waits until second finishes.
+	got := make(chan *orderLink)
+	go func() {
+		l, _ := o.await(ctx, ref, nil)
+		got <- l
+	}()
+	select {
+	case <-got:
+		t.Fatal("took the turn of a holder that was not stopped")
+	case <-time.After(50 * time.Millisecond):
+	}
+	second.finish()
+	third := <-got
+	require.NotNil(t, third)
+	third.finish()
 }

@@ -9,5 +9,5 @@ type counters struct {
 	messagesSent, bytesSent                      atomic.Uint64
 	messagesReceived, bytesReceived              atomic.Uint64
 	streamsReset, connectionsLost                atomic.Uint64
-	messagesUnconfirmed                          atomic.Uint64
+	messagesUnconfirmed, droppedAtClose          atomic.Uint64
 }

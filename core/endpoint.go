@@ -551,12 +551,18 @@ func (e *Endpoint) awaitDrains(conns []*peerConn, deadline <-chan time.Time) err
 }
 
 // Close drains every connection (bounded by the drain timeout), closes the
-// socket and wakes blocked receivers with ErrClosed. Queued messages are
-// dropped. It returns an *UnconfirmedError when accepted messages were not
+// socket and wakes blocked receivers with ErrClosed. From its start nothing
+// more is queued: what peers send meanwhile stays unconfirmed (their
+// senders hear of it). Messages already queued that the application has
+// not taken are dropped, counted in Stats.DroppedAtClose and logged. It returns an *UnconfirmedError when accepted messages were not
 // confirmed by their peers in time. It is safe to call more than once;
 // later calls return the first call's result.
 func (e *Endpoint) Close() error {
 	e.closeOnce.Do(func() {
+		// Nothing more is queued (and so confirmed) from here on: the
+		// messages the peers send while we drain are left unconfirmed,
+		// which their senders hear of, rather than confirmed and dropped.
+		e.queue.refuse()
 		conns := e.conns.close()
 		e.ln.Close()
 		for _, c := range conns {
@@ -566,7 +572,10 @@ func (e *Endpoint) Close() error {
 		for _, c := range conns {
 			c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "endpoint closed")
 		}
-		e.queue.close()
+		if n := e.queue.close(); n > 0 {
+			e.stats.droppedAtClose.Add(uint64(n))
+			e.warnf("closed with %d received message(s) the application had not taken from the queue", n)
+		}
 		e.cancel()
 		if err := e.tr.Close(); err != nil && e.closeErr == nil {
 			e.closeErr = err
@@ -599,6 +608,7 @@ func (e *Endpoint) Stats() Stats {
 		StreamsReset:        e.stats.streamsReset.Load(),
 		ConnectionsLost:     e.stats.connectionsLost.Load(),
 		MessagesUnconfirmed: e.stats.messagesUnconfirmed.Load(),
+		DroppedAtClose:      e.stats.droppedAtClose.Load(),
 		CongestionControl:   e.cc.inUse(),
 	}
 }

@@ -48,8 +48,12 @@ type peerConn struct {
 
 	lastUse atomic.Uint64
 
-	mu       sync.Mutex
-	streams  map[chanKey]*sendStream
+	mu      sync.Mutex
+	streams map[chanKey]*sendStream
+	// ending holds streams that left streams but have not ended yet
+	// (retired for the peer's stream limit, or broken): a drain waits for
+	// them too, or it would close the connection under them.
+	ending   map[*sendStream]struct{}
 	draining bool
 
 	ctrlMu  sync.Mutex
@@ -77,6 +81,7 @@ func newPeerConn(ep *Endpoint, qc *quic.Conn, addr netip.AddrPort, dialed bool) 
 		dialed:   dialed,
 		ready:    make(chan struct{}),
 		streams:  make(map[chanKey]*sendStream),
+		ending:   make(map[*sendStream]struct{}),
 		peerDone: make(chan struct{}),
 		drained:  make(chan struct{}),
 	}
@@ -304,6 +309,7 @@ func (c *peerConn) retireIdleLocked() {
 		return
 	}
 	delete(c.streams, victim.key)
+	c.ending[victim] = struct{}{}
 	go func() {
 		ctx, cancel := context.WithTimeout(c.qc.Context(), c.ep.cfg.DrainTimeout)
 		defer cancel()
@@ -322,6 +328,9 @@ func (c *peerConn) endStream(s *sendStream, why string) {
 	if !ok {
 		return
 	}
+	c.mu.Lock()
+	delete(c.ending, s)
+	c.mu.Unlock()
 	c.ep.stats.openStreams.Add(-1)
 	if n > 0 {
 		c.unconfirmed.Add(n)
@@ -356,6 +365,17 @@ func (c *peerConn) acceptStreams() {
 func (c *peerConn) readStream(str *quic.Stream) {
 	c.ep.stats.openStreams.Add(1)
 	defer c.ep.stats.openStreams.Add(-1)
+	// Unless the stream ended cleanly (our FIN sent), both directions are
+	// cancelled on the way out: quic-go frees a stream's slot (the peer's
+	// credit for a new one) only once both directions are done, and a
+	// sender that reset its side leaves ours to us.
+	finished := false
+	defer func() {
+		if !finished {
+			str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
+			str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
+		}
+	}()
 	r := bufio.NewReaderSize(str, readBufferSize)
 	// A header that never comes would hold a stream (and a reader) until
 	// the connection idles out.
@@ -364,6 +384,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 	_ = str.SetReadDeadline(time.Time{})
 	if errors.Is(err, io.EOF) {
 		_ = str.Close()
+		finished = true
 		return
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -386,17 +407,24 @@ func (c *peerConn) readStream(str *quic.Stream) {
 	}
 	// The stream's context ends when the sender stops our direction
 	// (STOP_SENDING: it gave up on the stream and counted what we had not
-	// confirmed) or the connection ends. From then on nothing more of this
-	// stream may be queued: the sender may already have moved the channel
-	// to a new stream, whose messages must not be overtaken.
-	ctx := str.Context()
-	// The sender opens a channel's next stream only once it is done with
-	// the previous one, but this end may not have seen the end of the
-	// previous one yet (a reset or a connection's close still in flight,
-	// a reader waiting for room in the queue with a message in hand). So
-	// the receiver keeps the channel's order too: a channel's stream is
-	// read only after the reader of its previous stream has stopped.
-	turn, err := c.ep.inOrder.await(ctx, chanRef{addr: c.addr, key: key})
+	// confirmed), when the connection ends, or when a newer stream of the
+	// channel supersedes this one. From then on nothing more of this
+	// stream may be queued: the sender has moved on, and the newer
+	// stream's messages must not be overtaken.
+	ctx, cancel := context.WithCancel(str.Context())
+	defer cancel()
+	stop := func() {
+		cancel()
+		str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown)) // wakes a blocked read
+	}
+	// The receiver keeps the channel's order too: a channel's stream is
+	// read only after the reader of its previous stream has stopped. The
+	// sender opens a newer stream only once it is done with the older one
+	// (it was read to its end, or the sender gave up on it), so the older
+	// reader is told to stop rather than waited for: it may still be
+	// blocked on a stream whose reset, or whose connection's close, has
+	// not arrived yet.
+	turn, err := c.ep.inOrder.await(ctx, chanRef{addr: c.addr, key: key}, stop)
 	if err != nil {
 		return
 	}
@@ -410,27 +438,26 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			// sender's receipt.
 			rc.confirm()
 			_ = str.Close()
+			finished = true
 			return
 		}
 		if err != nil {
-			c.frameFailed(str, &rc, err)
+			finished = c.frameFailed(str, &rc, err)
 			return
 		}
 		p, err := c.ep.readPayload(r, n)
 		if err != nil {
-			c.frameFailed(str, &rc, err)
+			finished = c.frameFailed(str, &rc, err)
 			return
 		}
-		m := message{ch: &ch, payload: p}
 		if ctx.Err() != nil {
 			putPayload(p)
 			return
 		}
+		m := message{ch: &ch, payload: p}
 		if !c.ep.queue.tryPush(m) {
 			rc.confirm() // about to wait: tell the sender what is queued
 			if err := c.ep.queue.push(ctx, m); err != nil {
-				str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
-				str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeShuttingDown))
 				return
 			}
 		}
@@ -466,16 +493,18 @@ func (rc *receipts) confirm() {
 // the sender gets the count of what was queued and our FIN, so it knows
 // exactly which of its accepted messages were not delivered. A stream the
 // peer reset, or a connection that died, needs nothing more.
-func (c *peerConn) frameFailed(str *quic.Stream, rc *receipts, err error) {
+// It reports whether it finished the stream itself.
+func (c *peerConn) frameFailed(str *quic.Stream, rc *receipts, err error) bool {
 	var se *quic.StreamError
 	if errors.As(err, &se) || !c.alive() || !isProtocolError(err) {
-		return
+		return false
 	}
 	rc.confirm()
 	_ = str.Close()
 	str.CancelRead(quic.StreamErrorCode(wire.StreamCodeFor(err)))
 	c.ep.stats.streamsReset.Add(1)
 	c.ep.warnf("stopped reading a stream from %s after %d message(s): %v", c.addr, rc.queued, err)
+	return true
 }
 
 func isProtocolError(err error) bool {
@@ -520,6 +549,10 @@ func (c *peerConn) runDrain() {
 	for _, s := range c.streams {
 		streams = append(streams, s)
 	}
+	ending := make([]*sendStream, 0, len(c.ending))
+	for s := range c.ending {
+		ending = append(ending, s)
+	}
 	c.mu.Unlock()
 	c.ep.conns.remove(c)
 
@@ -542,6 +575,23 @@ func (c *peerConn) runDrain() {
 				failed.Store(true)
 			}
 			c.endStream(s, "draining the connection")
+		}()
+	}
+	for _, s := range ending {
+		// Already being retired or settled by their own goroutine, with
+		// their own deadline: wait for them within ours.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-s.link.done:
+			case <-ctx.Done():
+				s.abandon()
+				<-s.link.done
+			}
+			if s.unconfirmed() > 0 {
+				failed.Store(true)
+			}
 		}()
 	}
 	wg.Wait()
@@ -599,6 +649,7 @@ func (c *peerConn) dropStream(s *sendStream) {
 	mine := c.streams[s.key] == s
 	if mine {
 		delete(c.streams, s.key)
+		c.ending[s] = struct{}{}
 	}
 	c.mu.Unlock()
 	if !mine {
@@ -636,8 +687,11 @@ func (c *peerConn) waitReady(ctx context.Context) error {
 // confirmed; used when the endpoint stops waiting for c's drain.
 func (c *peerConn) pendingUnconfirmed() uint64 {
 	c.mu.Lock()
-	streams := make([]*sendStream, 0, len(c.streams))
+	streams := make([]*sendStream, 0, len(c.streams)+len(c.ending))
 	for _, s := range c.streams {
+		streams = append(streams, s)
+	}
+	for s := range c.ending {
 		streams = append(streams, s)
 	}
 	c.mu.Unlock()

@@ -28,6 +28,10 @@ type recvQueue struct {
 	n      int
 	bytes  uint64
 	closed bool
+	// refusing stops new messages while the endpoint closes: what a
+	// closing endpoint would queue only to drop is better left
+	// unconfirmed, so its sender hears of it.
+	refusing bool
 	// space and data are doorbells (capacity 1), rung without blocking
 	// when a pop makes room or a push adds a message, and closed when the
 	// queue closes. A waiter that takes the ring and leaves work behind
@@ -56,7 +60,19 @@ func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
 func (q *recvQueue) tryPush(m message) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return !q.closed && q.addLocked(m)
+	return !q.closed && !q.refusing && q.addLocked(m)
+}
+
+// refuse makes every later push fail with ErrClosed; receivers still get
+// what is queued until close.
+func (q *recvQueue) refuse() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.refusing = true
+	if q.spaceWaiters > 0 {
+		close(q.space) // wake waiting pushers to fail; close makes a new bell
+		q.space = make(chan struct{}, 1)
+	}
 }
 
 // push adds m, waiting while the queue is full. A message always fits an
@@ -64,7 +80,7 @@ func (q *recvQueue) tryPush(m message) bool {
 func (q *recvQueue) push(ctx context.Context, m message) error {
 	for {
 		q.mu.Lock()
-		if q.closed {
+		if q.closed || q.refusing {
 			q.mu.Unlock()
 			return ErrClosed
 		}
@@ -218,13 +234,15 @@ func (q *recvQueue) setNotify(fn func(nonEmpty bool)) {
 	}
 }
 
-// close wakes every waiter; queued messages are dropped.
-func (q *recvQueue) close() {
+// close wakes every waiter; queued messages are dropped, and their count
+// returned.
+func (q *recvQueue) close() (dropped int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
-		return
+		return 0
 	}
+	dropped = q.n
 	q.closed = true
 	q.buf, q.n, q.head, q.bytes = nil, 0, 0, 0 // the payloads go to the collector, not the pool
 	if q.notify != nil {
@@ -234,6 +252,7 @@ func (q *recvQueue) close() {
 	}
 	close(q.space)
 	close(q.data)
+	return dropped
 }
 
 func (q *recvQueue) depth() (msgs, bytes uint64) {

@@ -57,6 +57,10 @@ type Stats struct {
 	// without the peer's confirmation (eviction or a close whose drain
 	// timed out, a connection that died, a stream the peer reset).
 	MessagesUnconfirmed uint64
+	// DroppedAtClose counts received messages that Close dropped because
+	// the application had not taken them from the queue (they had been
+	// confirmed to their senders). Readable after Close, from Go.
+	DroppedAtClose uint64
 	// CongestionControl names the algorithm new connections use.
 	CongestionControl string
 }
