@@ -126,7 +126,7 @@ check-abi: $(LIB)
 clean:
 	rm -rf $(BUILD)
 
-# Benchmarks (issue 6): the library through its C API against raw quic-go,
+# Benchmarks: the library through its C API against raw quic-go,
 # TLS over TCP and quinn, in the same run. `make bench` takes about 2-3
 # minutes once built (the first quinn build adds about a minute);
 # `make bench-full` runs longer and more rounds. Results: the table on
@@ -150,7 +150,7 @@ bench: bench-build
 bench-full: bench-build
 	$(BENCH)/aqbench run -rounds 7 -dur 3 -iters 50 -churn-dur 5 -every-round $(BENCH_ARGS)
 
-# Congestion control (issue 7): BBRv2 against NewReno through the netsim
+# Congestion control: BBRv2 against NewReno through the netsim
 # proxy at 50 Mbit/s, 40 ms RTT (lossy, clean, two flows sharing one
 # bottleneck), engine in-process, built with the hook. About 2 minutes;
 # `make bench-cc BENCH_CC_ARGS=-long` runs longer. Results: the table on

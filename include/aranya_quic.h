@@ -421,8 +421,11 @@ int32_t aranya_quic_new(const aranya_quic_config *cfg, aranya_quic_t *out);
 
 /*
  * aranya_quic_free: close every connection gracefully (bounded by the drain
- * timeout), close the socket and invalidate the handle. Messages still in
- * the receive queue are dropped. Calls on other threads that are using the
+ * timeout), close the socket and invalidate the handle. From the start of
+ * free nothing more is received: what peers send meanwhile is not
+ * confirmed to them. Messages still in the receive queue are dropped
+ * (logged at WARN: they had been confirmed to their senders); read
+ * queue_messages from aranya_quic_get_stats first to know how many. Calls on other threads that are using the
  * handle return ARANYA_QUIC_ERR_CLOSED (a blocked receive_timeout wakes up);
  * free waits for them to return. Afterwards the handle is invalid and the
  * fd from aranya_quic_receive_fd is closed: unregister it from your poller

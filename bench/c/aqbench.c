@@ -316,7 +316,7 @@ static void run_streams(const char *scenario, endpoint *froms, int nfrom, int nc
         /* Warm-up: connection and channel stream exist before timing. A
          * small message: a first message larger than the channel's send
          * buffer (256 KiB) stalls behind the channel header (core bug,
-         * reported in issue 6's note). */
+         * see bench/README.md, "Known limits"). */
         send_msg(s[i].from, b.addr, s[i].label, buf, size < 64 ? size : 64);
         recv_msg(&b, buf, size ? size : 1, &ch);
     }

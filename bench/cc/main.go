@@ -1,4 +1,4 @@
-// Command cc benchmarks congestion control (issue 7, `make bench-cc`):
+// Command cc benchmarks congestion control (`make bench-cc`):
 // BBRv2 against NewReno, both driving core.Endpoints through the netsim
 // proxy with a bandwidth limit, in one process.
 //

@@ -86,7 +86,7 @@ func drawChart(rep *report, path string) error {
 		s.GlyphStyle.Radius = vg.Points(3.5)
 		s.GlyphStyle.Color = color.Black
 		p.Add(s)
-		p.Legend.Add("target of issue 6", s)
+		p.Legend.Add("performance target", s)
 	}
 	l, err := plotter.NewLabels(labels)
 	if err != nil {
