@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,26 +142,52 @@ func (r *seqReport) ok() bool {
 	return r.outOfOrder == 0 && r.duplicates == 0 && len(r.missing) == 0 && r.foreign == 0
 }
 
-// orderedSender sends total numbered messages of label from e to addr,
-// recording which Sends returned nil.
+// sendSpec is what an orderedSender sends: total numbered messages of
+// label (payload(label, seq, size)) from from to the address to, on
+// team(team). When stop is not nil the sender ends once it closes. A
+// failed Send is counted (failed, firstErr); the sender then gives up if
+// stopOnError, else it waits errPause (if any) and goes on with the next
+// seq.
+type sendSpec struct {
+	from        *core.Endpoint
+	to          netip.AddrPort
+	team        byte
+	label       string
+	total, size int
+	stop        <-chan struct{}
+	stopOnError bool
+	errPause    time.Duration
+}
+
+// orderedSender is a running sendSpec, recording which Sends returned nil.
 type orderedSender struct {
 	label    string
-	size     int
 	accepted []atomic.Bool
 	failed   atomic.Int64
 	firstErr atomic.Value // error
 	done     chan struct{}
 }
 
-func startOrderedSender(from *core.Endpoint, to *core.Endpoint, label string, total, size int) *orderedSender {
-	s := &orderedSender{label: label, size: size, accepted: make([]atomic.Bool, total), done: make(chan struct{})}
+func startOrderedSender(sp sendSpec) *orderedSender {
+	s := &orderedSender{label: sp.label, accepted: make([]atomic.Bool, sp.total), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		for i := 0; i < total; i++ {
-			err := from.Send(context.Background(), to.LocalAddr(), team(9), label, payload(label, i, size))
+		for i := 0; i < sp.total; i++ {
+			select {
+			case <-sp.stop: // a nil stop never closes
+				return
+			default:
+			}
+			err := sp.from.Send(context.Background(), sp.to, team(sp.team), sp.label, payload(sp.label, i, sp.size))
 			if err != nil {
 				s.failed.Add(1)
-				s.firstErr.CompareAndSwap(nil, fmt.Errorf("send %s %d: %w", label, i, err))
+				s.firstErr.CompareAndSwap(nil, fmt.Errorf("send %s %d: %w", sp.label, i, err))
+				if sp.stopOnError {
+					return
+				}
+				if sp.errPause > 0 {
+					time.Sleep(sp.errPause)
+				}
 				continue
 			}
 			s.accepted[i].Store(true)
@@ -171,40 +198,56 @@ func startOrderedSender(from *core.Endpoint, to *core.Endpoint, label string, to
 
 func (s *orderedSender) isAccepted(seq int) bool { return s.accepted[seq].Load() }
 
+// acceptedCount is how many Sends returned nil so far.
+func (s *orderedSender) acceptedCount() int {
+	n := 0
+	for i := range s.accepted {
+		if s.accepted[i].Load() {
+			n++
+		}
+	}
+	return n
+}
+
 // closeLoop starts from.CloseConnection(to) every period until stop
 // closes, without waiting for the previous one to return (a close waits
 // for its drain), so a connection that replaced a closed one is closed
-// again at once. It returns how many closes it made and the first error,
-// once all have returned.
-func closeLoop(from, to *core.Endpoint, period time.Duration, stop <-chan struct{}) (int, error) {
+// again at once. Once all have returned, it returns their results in the
+// order they returned.
+func closeLoop(from, to *core.Endpoint, period time.Duration, stop <-chan struct{}) []error {
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
 	)
-	n := 0
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			wg.Wait()
-			return n, first
+			return errs
 		case <-t.C:
 		}
-		n++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := from.CloseConnection(to.LocalAddr()); err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
+			err := from.CloseConnection(to.LocalAddr())
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
 		}()
 	}
+}
+
+// firstError is the first error in errs that is not nil, or nil.
+func firstError(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 const (
@@ -247,12 +290,11 @@ func orderRound(t *testing.T, round int, both bool) {
 	defer a.Close()
 	defer b.Close()
 	type dir struct {
-		from, to *core.Endpoint
-		label    string
-		s        *orderedSender
-		got      []received
-		closes   int
-		closeErr error
+		from, to  *core.Endpoint
+		label     string
+		s         *orderedSender
+		got       []received
+		closeErrs []error
 	}
 	dirs := []*dir{{from: a, to: b, label: "ab"}}
 	if both {
@@ -260,7 +302,7 @@ func orderRound(t *testing.T, round int, both bool) {
 	}
 	allSent := make(chan struct{})
 	for _, d := range dirs {
-		d.s = startOrderedSender(d.from, d.to, d.label, orderTotal, orderSize)
+		d.s = startOrderedSender(sendSpec{from: d.from, to: d.to.LocalAddr(), team: 9, label: d.label, total: orderTotal, size: orderSize})
 	}
 	go func() {
 		for _, d := range dirs {
@@ -271,7 +313,7 @@ func orderRound(t *testing.T, round int, both bool) {
 	var wg sync.WaitGroup
 	for _, d := range dirs {
 		wg.Add(2)
-		go func() { defer wg.Done(); d.closes, d.closeErr = closeLoop(d.from, d.to, orderClosePeriod, allSent) }()
+		go func() { defer wg.Done(); d.closeErrs = closeLoop(d.from, d.to, orderClosePeriod, allSent) }()
 		go func() {
 			defer wg.Done()
 			d.got = collect(d.to, orderTotal, 5*time.Second, 60*time.Second)
@@ -287,14 +329,14 @@ func orderRound(t *testing.T, round int, both bool) {
 		st := d.from.Stats()
 		t.Logf("round %d %s: %v", round, d.label, reps[i])
 		t.Logf("round %d %s: closes=%d closeErr=%v sendFailures=%d firstSendErr=%v; sender dials=%d accepts=%d lost=%d unconfirmed=%d",
-			round, d.label, d.closes, d.closeErr, d.s.failed.Load(), d.s.firstErr.Load(), st.Dials, st.Accepts, st.ConnectionsLost, st.MessagesUnconfirmed)
+			round, d.label, len(d.closeErrs), firstError(d.closeErrs), d.s.failed.Load(), d.s.firstErr.Load(), st.Dials, st.Accepts, st.ConnectionsLost, st.MessagesUnconfirmed)
 	}
 	for i, d := range dirs {
-		require.NoErrorf(t, d.closeErr, "round %d: CloseConnection by the %s sender", round, d.label)
+		require.NoErrorf(t, firstError(d.closeErrs), "round %d: CloseConnection by the %s sender", round, d.label)
 		require.Truef(t, reps[i].ok(), "round %d: channel %s: %v", round, d.label, reps[i])
 		require.Zerof(t, d.s.failed.Load(), "round %d: %s Sends failed under graceful closes: %v", round, d.label, d.s.firstErr.Load())
 		require.Equal(t, orderTotal, reps[i].received)
-		require.Greaterf(t, d.closes, 10, "round %d: the closer must have run during the transfer", round)
+		require.Greaterf(t, len(d.closeErrs), 10, "round %d: the closer must have run during the transfer", round)
 	}
 }
 
@@ -361,41 +403,44 @@ func drainPair(t *testing.T, maxConns int) (a, b *core.Endpoint) {
 	return endpoint(t, ca), endpoint(t, cb)
 }
 
-// slowReader reads one message every period until stop closes, then
-// everything that is left until nothing came for quiet.
-type slowReader struct {
+// pacedReader reads one message every period (as fast as it can when
+// period is 0) until stop closes, then drains until quiet.
+type pacedReader struct {
 	stop chan struct{}
 	done chan []received
 }
 
-func startSlowReader(e *core.Endpoint, period, quiet time.Duration) *slowReader {
-	r := &slowReader{stop: make(chan struct{}), done: make(chan []received, 1)}
+func startPacedReader(e *core.Endpoint, period, quiet time.Duration) *pacedReader {
+	r := &pacedReader{stop: make(chan struct{}), done: make(chan []received, 1)}
 	go func() {
 		var got []received
 		buf := make([]byte, 1<<20)
-		t := time.NewTicker(period)
-		defer t.Stop()
-	slow:
+	loop:
 		for {
 			select {
 			case <-r.stop:
-				break slow
-			case <-t.C:
+				break loop
+			default:
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), period/2)
+			if period > 0 {
+				time.Sleep(period)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 			ch, n, err := e.ReceiveContext(ctx, buf)
 			cancel()
 			if err == nil {
 				got = append(got, received{ch, append([]byte(nil), buf[:n]...)})
+			} else if errors.Is(err, core.ErrClosed) {
+				break loop
 			}
 		}
-		got = append(got, collect(e, 1<<20, quiet, 30*time.Second)...)
+		got = append(got, collect(e, 1<<20, quiet, 20*time.Second)...)
 		r.done <- got
 	}()
 	return r
 }
 
-func (r *slowReader) finish() []received {
+func (r *pacedReader) finish() []received {
 	close(r.stop)
 	return <-r.done
 }
@@ -437,40 +482,33 @@ func requireReported(t *testing.T, what string, closeErr error, delivered int) {
 // CloseConnection whose drain times out because the peer reads too slowly
 // must say so: ErrUnconfirmed with the count, unless everything arrived.
 func TestCloseReportsUnconfirmedWhenDrainTimesOut(t *testing.T) {
-	a, b := drainPair(t, 0)
-	r := startSlowReader(b, slowPeriod, time.Second)
-	sendDrainBatch(t, a, b)
-	start := time.Now()
-	closeErr := a.CloseConnection(b.LocalAddr())
-	took := time.Since(start)
-	got := r.finish()
-
-	rep := checkSeq(got, "u", drainSize, drainMsgs, func(int) bool { return false })
-	st := a.Stats()
-	t.Logf("CloseConnection took %v, returned %v", took.Round(time.Millisecond), closeErr)
-	t.Logf("delivered %d of %d; channel u: %v", rep.received, drainMsgs, rep)
-	t.Logf("alice sent=%d unconfirmed=%d lost=%d", st.MessagesSent, st.MessagesUnconfirmed, st.ConnectionsLost)
-	require.Truef(t, rep.ok(), "channel u: %v", rep)
-	requireReported(t, "CloseConnection", closeErr, rep.received)
+	closeReportsUnconfirmed(t, "CloseConnection", func(a, b *core.Endpoint) error { return a.CloseConnection(b.LocalAddr()) })
 }
 
 // The same for Endpoint.Close.
 func TestEndpointCloseReportsUnconfirmedWhenDrainTimesOut(t *testing.T) {
+	closeReportsUnconfirmed(t, "Close", func(a, _ *core.Endpoint) error { return a.Close() })
+}
+
+// closeReportsUnconfirmed runs the drain-timeout scenario and ends it with
+// closeFn(a, b), the close called name: it must report what did not
+// arrive (requireReported).
+func closeReportsUnconfirmed(t *testing.T, name string, closeFn func(a, b *core.Endpoint) error) {
 	a, b := drainPair(t, 0)
-	r := startSlowReader(b, slowPeriod, time.Second)
+	r := startPacedReader(b, slowPeriod, time.Second)
 	sendDrainBatch(t, a, b)
 	start := time.Now()
-	closeErr := a.Close()
+	closeErr := closeFn(a, b)
 	took := time.Since(start)
 	got := r.finish()
 
 	rep := checkSeq(got, "u", drainSize, drainMsgs, func(int) bool { return false })
 	st := a.Stats()
-	t.Logf("Close took %v, returned %v", took.Round(time.Millisecond), closeErr)
+	t.Logf("%s took %v, returned %v", name, took.Round(time.Millisecond), closeErr)
 	t.Logf("delivered %d of %d; channel u: %v", rep.received, drainMsgs, rep)
 	t.Logf("alice sent=%d unconfirmed=%d lost=%d", st.MessagesSent, st.MessagesUnconfirmed, st.ConnectionsLost)
 	require.Truef(t, rep.ok(), "channel u: %v", rep)
-	requireReported(t, "Close", closeErr, rep.received)
+	requireReported(t, name, closeErr, rep.received)
 }
 
 // Eviction of a connection whose drain times out: nothing returns an
@@ -479,7 +517,7 @@ func TestEndpointCloseReportsUnconfirmedWhenDrainTimesOut(t *testing.T) {
 func TestEvictionCountsUnconfirmedWhenDrainTimesOut(t *testing.T) {
 	a, b := drainPair(t, 1)
 	c := endpoint(t, config(t, "carol"))
-	r := startSlowReader(b, slowPeriod, time.Second)
+	r := startPacedReader(b, slowPeriod, time.Second)
 	sendDrainBatch(t, a, b)
 	require.NoError(t, a.Send(context.Background(), c.LocalAddr(), team(9), "c", payload("c", 0, 16)))
 	evicted := time.Now()
