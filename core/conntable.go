@@ -216,12 +216,6 @@ func (t *connTable[C]) close() []C {
 	return out
 }
 
-func (t *connTable[C]) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed
-}
-
 // size is the number of live connections.
 func (t *connTable[C]) size() int {
 	t.mu.Lock()

@@ -586,8 +586,6 @@ func (e *Endpoint) Close() error {
 	return e.closeErr
 }
 
-func (e *Endpoint) isClosed() bool { return e.conns.isClosed() }
-
 // Stats returns the counters and gauges.
 func (e *Endpoint) Stats() Stats {
 	open := e.conns.size()
