@@ -1,11 +1,8 @@
 package core
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -13,159 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/quic-go/quic-go"
 	"github.com/stretchr/testify/require"
-
-	"github.com/aranya-quic/aranya-quic/core/certgen"
-	"github.com/aranya-quic/aranya-quic/core/wire"
 )
-
-// rawClient is a hand-driven quic-go client that speaks just enough of
-// the protocol (TLS with a trusted certificate, the HELLO exchange) for
-// an endpoint to serve it as a peer.
-type rawClient struct {
-	conn *quic.Conn
-	addr netip.AddrPort // its own address, as the endpoint sees it
-}
-
-func dialRawClient(t *testing.T, target netip.AddrPort) *rawClient {
-	t.Helper()
-	cert, err := testPKI().Issue("raw", certgen.PeerOptions{})
-	require.NoError(t, err)
-	kp, err := tls.X509KeyPair(cert.CertPEM, cert.KeyPEM)
-	require.NoError(t, err)
-	tlsConf := &tls.Config{
-		MinVersion:         tls.VersionTLS13,
-		InsecureSkipVerify: true,
-		NextProtos:         []string{wire.ALPN},
-		ServerName:         "aranya-quic-peer",
-		Certificates:       []tls.Certificate{kp},
-	}
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	require.NoError(t, err)
-	tr := &quic.Transport{Conn: udp}
-	t.Cleanup(func() {
-		tr.Close()
-		udp.Close()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := tr.Dial(ctx, net.UDPAddrFromAddrPort(target), tlsConf, &quic.Config{
-		MaxIdleTimeout:        30 * time.Second,
-		KeepAlivePeriod:       2 * time.Second,
-		MaxIncomingStreams:    100,
-		MaxIncomingUniStreams: 10,
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { conn.CloseWithError(0, "") })
-
-	ctrl, err := conn.OpenUniStream()
-	require.NoError(t, err)
-	var instance [wire.InstanceIDLen]byte
-	rand.Read(instance[:])
-	_, err = ctrl.Write(wire.AppendControl(nil, wire.ControlHello, wire.AppendHello(nil, instance, 1<<20)))
-	require.NoError(t, err)
-	in, err := conn.AcceptUniStream(ctx)
-	require.NoError(t, err)
-	dl, _ := ctx.Deadline()
-	require.NoError(t, in.SetReadDeadline(dl))
-	m, err := wire.ReadControl(bufio.NewReader(in))
-	require.NoError(t, err)
-	require.Equal(t, wire.ControlHello, m.Type)
-	_, _, err = wire.ParseHello(m.Payload)
-	require.NoError(t, err)
-	return &rawClient{conn: conn, addr: udp.LocalAddr().(*net.UDPAddr).AddrPort()}
-}
-
-func TestStreamWithoutHeaderIsResetAfterTimeout(t *testing.T) {
-	const handshake = time.Second
-	cases := []struct {
-		name  string
-		bytes []byte
-	}{
-		// The stream is opened but nothing is written on it: the endpoint
-		// learns of it when a later stream of the client carries data.
-		{"nothing written", nil},
-		// A one-byte header length of 5, and no header.
-		{"length only", []byte{0x05}},
-		// The first byte of a two-byte varint.
-		{"half a length", []byte{0x40}},
-		// A header length and part of the header.
-		{"part of the header", []byte{0x10, 0x82, 0xa1}},
-	}
-	cfg := peerConfig(t, "server")
-	cfg.HandshakeTimeout = handshake
-	e := newEndpoint(t, cfg)
-	for i, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			raw := dialRawClient(t, e.LocalAddr())
-			resetBefore := e.Stats().StreamsReset
-
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			str, err := raw.conn.OpenStreamSync(ctx)
-			require.NoError(t, err)
-			start := time.Now()
-			if len(tc.bytes) > 0 {
-				_, err = str.Write(tc.bytes)
-				require.NoError(t, err)
-			} else {
-				// A later stream opens this one at the endpoint too; it
-				// is served while the silent one waits.
-				msg := []byte(fmt.Sprintf("beside the silent one %d", i))
-				raw.sendGood(t, ctx, "beside", msg)
-				got := recvN(t, e, 1, handshake/2)
-				require.Equal(t, msg, got[0].msg)
-			}
-
-			require.NoError(t, str.SetReadDeadline(time.Now().Add(5*handshake)))
-			_, err = str.Read(make([]byte, 16))
-			elapsed := time.Since(start)
-			var se *quic.StreamError
-			require.ErrorAs(t, err, &se, "after %v", elapsed)
-			require.True(t, se.Remote, "reset by the endpoint")
-			require.Equal(t, quic.StreamErrorCode(wire.StreamCodeHeaderTimeout), se.ErrorCode, "code %#x", uint64(se.ErrorCode))
-			t.Logf("reset after %v", elapsed)
-
-			// Writes fail too: the endpoint stopped reading.
-			require.Eventually(t, func() bool {
-				_, err := str.Write([]byte{0})
-				return errors.As(err, &se) && se.Remote && uint64(se.ErrorCode) == wire.StreamCodeHeaderTimeout
-			}, 5*time.Second, 10*time.Millisecond, "the endpoint did not stop sending")
-
-			require.Eventually(t, func() bool { return e.Stats().StreamsReset == resetBefore+1 },
-				5*time.Second, 10*time.Millisecond, "StreamsReset: %d, was %d", e.Stats().StreamsReset, resetBefore)
-
-			// Only the stream was reset: the connection lives, the
-			// endpoint keeps it, and a well-formed stream on it delivers.
-			require.NoError(t, raw.conn.Context().Err())
-			c, ok := e.conns.lookup(raw.addr)
-			require.True(t, ok, "the endpoint dropped the connection")
-			require.True(t, c.alive())
-			msg := []byte(fmt.Sprintf("still here %d", i))
-			raw.sendGood(t, ctx, "after", msg)
-			got := recvN(t, e, 1, 5*time.Second)
-			require.Equal(t, raw.addr, got[0].ch.Addr)
-			require.Equal(t, "after", got[0].ch.Label)
-			require.Equal(t, msg, got[0].msg)
-			require.Equal(t, resetBefore+1, e.Stats().StreamsReset, "the good stream was reset")
-			require.NoError(t, raw.conn.Context().Err())
-		})
-	}
-}
-
-// sendGood opens a well-formed channel stream with one message and FINs
-// it.
-func (r *rawClient) sendGood(t *testing.T, ctx context.Context, label string, msg []byte) {
-	t.Helper()
-	hdr, err := wire.AppendHeader(nil, &wire.QuicMessage{Kind: KindChannel, Channel: &wire.ChannelMessage{TeamID: team(4), Label: label}})
-	require.NoError(t, err)
-	s, err := r.conn.OpenStreamSync(ctx)
-	require.NoError(t, err)
-	_, err = s.Write(append(append(hdr, wire.AppendFrameHeader(nil, len(msg))...), msg...))
-	require.NoError(t, err)
-	require.NoError(t, s.Close())
-}
 
 // silentPeer is a UDP socket that reads and discards everything.
 func silentPeer(t *testing.T) netip.AddrPort {

@@ -374,3 +374,50 @@ func TestDeclaredFrameLengthsDoNotReserveMemory(t *testing.T) {
 	require.Less(t, during, before+32<<20,
 		"announcing frames must not reserve their length (heap grew by %d MiB)", (during-before)>>20)
 }
+
+// A stream whose channel header never arrives (nothing written, a header
+// length alone, half a length, part of a header) is reset with
+// HEADER_TIMEOUT once the endpoint's handshake timeout passes, and counted;
+// the connection and its other streams are not affected.
+func TestStreamWithoutHeaderIsResetAfterTimeout(t *testing.T) {
+	cases := []struct {
+		name  string
+		bytes []byte
+	}{
+		// Opened but never written: the endpoint learns of the stream when
+		// a later stream of the peer carries data.
+		{"nothing written", nil},
+		{"length only", []byte{0x05}},
+		{"half a length", []byte{0x40}},
+		{"part of the header", []byte{0x10, 0x82, 0xa1}},
+	}
+	e := hostileEndpoint(t)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustDialRaw(t, e.LocalAddr())
+			resets := e.Stats().StreamsReset
+			s := p.open(tc.bytes)
+			if len(tc.bytes) == 0 {
+				label := fmt.Sprintf("beside%d", i)
+				p.sendGood(label, 1, 50)
+				got := recvN(t, e, 1, 10*time.Second)
+				newOrderCheck().add(t, got[0], 50)
+			}
+			expectReset(t, s, wire.StreamCodeHeaderTimeout)
+			require.Eventually(t, func() bool { return e.Stats().StreamsReset == resets+1 },
+				5*time.Second, 5*time.Millisecond, "StreamsReset counts the reset")
+
+			// Only the stream was reset: a good stream on the same
+			// connection is delivered.
+			label := fmt.Sprintf("afterhdr%d", i)
+			p.sendGood(label, 3, 50)
+			check := newOrderCheck()
+			for _, r := range recvN(t, e, 3, 10*time.Second) {
+				require.Equal(t, p.addr, r.ch.Addr)
+				check.add(t, r, 50)
+			}
+			require.Equal(t, 3, check.next[label])
+			require.NoError(t, context.Cause(p.conn.Context()), "the connection was not closed")
+		})
+	}
+}
