@@ -187,19 +187,7 @@ func TestHostileStreams(t *testing.T) {
 			} else {
 				expectReset(t, s, tc.code)
 			}
-			require.Eventually(t, func() bool { return e.Stats().StreamsReset == resets+1 },
-				5*time.Second, 5*time.Millisecond, "StreamsReset counts the reset")
-
-			// The connection is alive: a good stream on it is delivered.
-			label := fmt.Sprintf("after%d", i)
-			p.sendGood(label, 3, 50)
-			check := newOrderCheck()
-			for _, r := range recvN(t, e, 3, 10*time.Second) {
-				require.Equal(t, p.addr, r.ch.Addr)
-				check.add(t, r, 50)
-			}
-			require.Equal(t, 3, check.next[label])
-			require.NoError(t, context.Cause(p.conn.Context()), "the connection was not closed")
+			onlyTheStreamWasReset(t, e, p, resets, fmt.Sprintf("after%d", i))
 
 			goodPeerDelivers(t, e, 5)
 			requireQuiet(t, e, 50*time.Millisecond)
@@ -404,20 +392,24 @@ func TestStreamWithoutHeaderIsResetAfterTimeout(t *testing.T) {
 				newOrderCheck().add(t, got[0], 50)
 			}
 			expectReset(t, s, wire.StreamCodeHeaderTimeout)
-			require.Eventually(t, func() bool { return e.Stats().StreamsReset == resets+1 },
-				5*time.Second, 5*time.Millisecond, "StreamsReset counts the reset")
-
-			// Only the stream was reset: a good stream on the same
-			// connection is delivered.
-			label := fmt.Sprintf("afterhdr%d", i)
-			p.sendGood(label, 3, 50)
-			check := newOrderCheck()
-			for _, r := range recvN(t, e, 3, 10*time.Second) {
-				require.Equal(t, p.addr, r.ch.Addr)
-				check.add(t, r, 50)
-			}
-			require.Equal(t, 3, check.next[label])
-			require.NoError(t, context.Cause(p.conn.Context()), "the connection was not closed")
+			onlyTheStreamWasReset(t, e, p, resets, fmt.Sprintf("afterhdr%d", i))
 		})
 	}
+}
+
+// onlyTheStreamWasReset checks what follows a reset stream: StreamsReset
+// counted it once, the connection is alive, and a good stream on it (label)
+// is delivered, in order, from the raw peer's address.
+func onlyTheStreamWasReset(t *testing.T, e *core.Endpoint, p *rawPeer, resetsBefore uint64, label string) {
+	t.Helper()
+	require.Eventually(t, func() bool { return e.Stats().StreamsReset == resetsBefore+1 },
+		5*time.Second, 5*time.Millisecond, "StreamsReset counts the reset")
+	p.sendGood(label, 3, 50)
+	check := newOrderCheck()
+	for _, r := range recvN(t, e, 3, 10*time.Second) {
+		require.Equal(t, p.addr, r.ch.Addr)
+		check.add(t, r, 50)
+	}
+	require.Equal(t, 3, check.next[label])
+	require.NoError(t, context.Cause(p.conn.Context()), "the connection was not closed")
 }
