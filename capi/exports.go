@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 	"unicode/utf8"
 	"unsafe"
 
@@ -41,7 +40,13 @@ func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
 		}
 		return fail(fn, err)
 	}
-	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1}
+	w := C.aq_waiter_new()
+	if w == nil {
+		_ = ep.Close()
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INTERNAL, "out of memory"))
+	}
+	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1, waiter: w}
+	ep.SetQueueWaker(futexWaker{w})
 	if e.maxMessageSize == 0 {
 		e.maxMessageSize = core.DefaultMaxMessageSize
 	}
@@ -100,23 +105,10 @@ func aranya_quic_local_addr(ep C.aranya_quic_t, buf *C.char, bufLen C.size_t, ou
 func aranya_quic_send(ep C.aranya_quic_t, addr *C.aq_cchar, teamID *C.aq_cbytes, label *C.aq_cchar, labelLen C.size_t, msg *C.aq_cbytes, msgLen C.size_t) (rc C.int32_t) {
 	const fn = "aranya_quic_send"
 	defer recoverPanic(fn, &rc)
-	if teamID == nil {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "team_id is NULL"))
-	}
-	if labelLen > C.ARANYA_QUIC_LABEL_MAX {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "label_len %d is over ARANYA_QUIC_LABEL_MAX (%d)", uint64(labelLen), C.ARANYA_QUIC_LABEL_MAX))
-	}
-	lb, err := cBytes("label", unsafe.Pointer(label), labelLen, C.ARANYA_QUIC_LABEL_MAX)
+	team, lab, err := channelArgs(teamID, label, labelLen)
 	if err != nil {
 		return fail(fn, err)
 	}
-	if !utf8.Valid(lb) {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "label is not valid UTF-8"))
-	}
-	team := core.TeamID(unsafe.Slice((*byte)(unsafe.Pointer(teamID)), C.ARANYA_QUIC_TEAM_ID_LEN))
-	// The engine copies the label when it keeps it (a new channel), so a
-	// view of the caller's bytes saves an allocation per send.
-	lab := unsafe.String(unsafe.SliceData(lb), len(lb))
 	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to netip.AddrPort, m []byte) error {
 		return e.ep.Send(ctx, to, team, lab, m)
 	})
@@ -129,6 +121,27 @@ func aranya_quic_send_sync(ep C.aranya_quic_t, addr *C.aq_cchar, syncType C.uint
 	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to netip.AddrPort, m []byte) error {
 		return e.ep.SendSync(ctx, to, uint32(syncType), m)
 	})
+}
+
+// channelArgs checks and views a channel's team id and label. The label
+// is a view of the caller's bytes, not a copy: the engine copies it when
+// it keeps it (a new channel), which saves an allocation per send.
+func channelArgs(teamID *C.aq_cbytes, label *C.aq_cchar, labelLen C.size_t) (core.TeamID, string, error) {
+	if teamID == nil {
+		return core.TeamID{}, "", errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "team_id is NULL")
+	}
+	if labelLen > C.ARANYA_QUIC_LABEL_MAX {
+		return core.TeamID{}, "", errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "label_len %d is over ARANYA_QUIC_LABEL_MAX (%d)", uint64(labelLen), C.ARANYA_QUIC_LABEL_MAX)
+	}
+	lb, err := cBytes("label", unsafe.Pointer(label), labelLen, C.ARANYA_QUIC_LABEL_MAX)
+	if err != nil {
+		return core.TeamID{}, "", err
+	}
+	if !utf8.Valid(lb) {
+		return core.TeamID{}, "", errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "label is not valid UTF-8")
+	}
+	team := core.TeamID(unsafe.Slice((*byte)(unsafe.Pointer(teamID)), C.ARANYA_QUIC_TEAM_ID_LEN))
+	return team, unsafe.String(unsafe.SliceData(lb), len(lb)), nil
 }
 
 // doSend is the part send and send_sync share: argument checks, handle,
@@ -177,68 +190,11 @@ func closedIfFreed(e *endpoint, err error) error {
 func aranya_quic_receive(ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, outChannel *C.aranya_quic_channel, outLen *C.size_t) (rc C.int32_t) {
 	const fn = "aranya_quic_receive"
 	defer recoverPanic(fn, &rc)
-	return doReceive(fn, ep, buf, bufLen, outChannel, outLen, 0, false)
-}
-
-//export aranya_quic_receive_timeout
-func aranya_quic_receive_timeout(ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, outChannel *C.aranya_quic_channel, outLen *C.size_t, timeoutMs C.int32_t) (rc C.int32_t) {
-	const fn = "aranya_quic_receive_timeout"
-	defer recoverPanic(fn, &rc)
-	return doReceive(fn, ep, buf, bufLen, outChannel, outLen, timeoutMs, true)
-}
-
-func doReceive(fn string, ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, outChannel *C.aranya_quic_channel, outLen *C.size_t, timeoutMs C.int32_t, wait bool) C.int32_t {
-	if outChannel == nil {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_channel is NULL"))
-	}
-	if outLen == nil {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_len is NULL"))
-	}
-	if buf == nil && bufLen != 0 {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "buf is NULL with buf_len %d", uint64(bufLen)))
-	}
-	e, err := acquire(ep)
-	if err != nil {
-		return fail(fn, err)
-	}
-	defer e.inflight.Done()
-	var dst []byte
-	if bufLen > 0 {
-		dst = unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(min(uint64(bufLen), maxRecvView)))
-	}
-
-	ch, n, err := e.ep.Receive(dst)
-	if wait && errors.Is(err, core.ErrWouldBlock) {
-		if timeoutMs == 0 {
-			err = fmt.Errorf("%w: no message queued (timeout 0)", core.ErrTimeout)
-		} else {
-			ctx := e.ctx
-			if timeoutMs > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, time.Duration(timeoutMs)*time.Millisecond)
-				defer cancel()
-			}
-			ch, n, err = e.ep.ReceiveContext(ctx, dst)
-			if err != nil {
-				err = closedIfFreed(e, err)
-			}
-		}
-	}
-	switch {
-	case err == nil:
-	case errors.Is(err, core.ErrBufferTooSmall):
-		*outLen = C.size_t(n)
-		return fail(fn, err)
-	default:
-		return fail(fn, err)
-	}
-	fillChannel(outChannel, ch)
-	*outLen = C.size_t(n)
-	return C.ARANYA_QUIC_OK
+	return receiveOne(fn, ep, buf, bufLen, outChannel, outLen, nil, nil)
 }
 
 // fillChannel writes ch into the C struct, zeroing what does not apply.
-func fillChannel(out *C.aranya_quic_channel, ch core.Channel) {
+func fillChannel(out *C.aranya_quic_channel, ch *core.Channel) {
 	*out = C.aranya_quic_channel{}
 	addr := unsafe.Slice((*byte)(unsafe.Pointer(&out.addr[0])), len(out.addr))
 	var text [C.ARANYA_QUIC_ADDR_MAX]byte

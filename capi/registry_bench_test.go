@@ -119,10 +119,10 @@ func BenchmarkFillChannel(b *testing.B) {
 	benchFill(b, fillChannel, ch)
 }
 
-func benchFill[T any](b *testing.B, fill func(*T, core.Channel), ch core.Channel) {
+func benchFill[T any](b *testing.B, fill func(*T, *core.Channel), ch core.Channel) {
 	out := new(T)
 	b.ReportAllocs()
 	for b.Loop() {
-		fill(out, ch)
+		fill(out, &ch)
 	}
 }

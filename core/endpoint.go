@@ -192,14 +192,66 @@ func (e *Endpoint) SendSync(ctx context.Context, addr netip.AddrPort, syncType u
 	return e.send(ctx, addr, key, hdr, msg)
 }
 
-func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, msg []byte) error {
+// SendBatch sends count messages in order on the channel (addr, teamID,
+// label), as count calls of Send would, message i being msg(i); the send
+// timeout applies to each. It stops at the first message that fails and
+// returns how many were accepted before it, with its error.
+func (e *Endpoint) SendBatch(ctx context.Context, addr netip.AddrPort, teamID TeamID, label string, count int, msg func(i int) ([]byte, error)) (int, error) {
+	if err := wire.ValidateLabel(label); err != nil {
+		return 0, err
+	}
+	key := chanKey{kind: KindChannel, teamID: teamID, label: label}
+	hdr := &wire.QuicMessage{Kind: KindChannel, Channel: &wire.ChannelMessage{TeamID: teamID, Label: label}}
+	return e.sendBatch(ctx, addr, key, hdr, count, msg)
+}
+
+// SendSyncBatch is SendBatch for Aranya sync messages of one sync type.
+func (e *Endpoint) SendSyncBatch(ctx context.Context, addr netip.AddrPort, syncType uint32, count int, msg func(i int) ([]byte, error)) (int, error) {
+	key := chanKey{kind: KindSync, syncType: syncType}
+	hdr := &wire.QuicMessage{Kind: KindSync, Sync: &wire.SyncMessage{SyncType: syncType}}
+	return e.sendBatch(ctx, addr, key, hdr, count, msg)
+}
+
+func (e *Endpoint) sendBatch(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, count int, msg func(i int) ([]byte, error)) (int, error) {
+	addr, err := e.sendAddr(addr)
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < count; i++ {
+		m, err := msg(i)
+		if err == nil {
+			err = e.sendTo(ctx, addr, key, hdr, m)
+		}
+		if err != nil {
+			return i, err
+		}
+	}
+	return count, nil
+}
+
+// sendAddr checks a peer address once per send call and returns its
+// normal form.
+func (e *Endpoint) sendAddr(addr netip.AddrPort) (netip.AddrPort, error) {
 	if err := checkPeerAddr(addr); err != nil {
-		return err
+		return addr, err
 	}
 	addr = normalize(addr)
 	if isOwnAddr(e.local, addr) {
-		return fmt.Errorf("%w: %s is this endpoint's own address", ErrBadAddress, addr)
+		return addr, fmt.Errorf("%w: %s is this endpoint's own address", ErrBadAddress, addr)
 	}
+	return addr, nil
+}
+
+func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, msg []byte) error {
+	addr, err := e.sendAddr(addr)
+	if err != nil {
+		return err
+	}
+	return e.sendTo(ctx, addr, key, hdr, msg)
+}
+
+// sendTo sends one message to an address sendAddr accepted.
+func (e *Endpoint) sendTo(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, msg []byte) error {
 	if uint64(len(msg)) > e.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
 	}
@@ -484,6 +536,27 @@ func (e *Endpoint) ReceiveContext(ctx context.Context, buf []byte) (Channel, int
 	}
 	return ch, n, err
 }
+
+// ReceiveBatch takes up to max of the oldest queued messages, copying
+// their payloads one after another into buf while each fits in what is
+// left, and calls each, under the queue's lock, for every message taken
+// with its channel and the payload's offset and length in buf (each must be
+// quick and must not call into the endpoint; ch is valid only during the
+// call). It returns how many it took. An empty queue gives ErrWouldBlock
+// after calling park, if not nil, under the same lock: a receiver that
+// waits outside Go registers there with its QueueWaker, so that no message
+// queued after the check goes unseen. When the oldest message alone is
+// longer than buf, it stays queued and ReceiveBatch returns
+// ErrBufferTooSmall with the length needed.
+func (e *Endpoint) ReceiveBatch(buf []byte, max int, each func(ch *Channel, off, n int), park func()) (count, need int, err error) {
+	return e.queue.popBatch(buf, max, each, park)
+}
+
+// SetQueueWaker installs w, which the receive queue asks on every push
+// whether a receiver waits outside Go and wakes (see ReceiveBatch). nil
+// detaches it; after SetQueueWaker returns, a detached waker is not called
+// again.
+func (e *Endpoint) SetQueueWaker(w QueueWaker) { e.queue.setWaker(w) }
 
 // SetQueueNotify registers fn, called under the queue's lock with true
 // when the receive queue becomes non-empty (and at close) and false when it

@@ -42,6 +42,21 @@ type recvQueue struct {
 	// Waiter counts let push and pop skip ringing when nobody waits.
 	spaceWaiters, dataWaiters int
 	notify                    func(nonEmpty bool)
+	// waker wakes receivers that wait outside Go (see QueueWaker).
+	waker QueueWaker
+}
+
+// QueueWaker lets receivers wait for messages outside the Go scheduler:
+// the C API parks C threads on a futex, so a message wakes the waiting
+// thread directly instead of through a goroutine locked to it. The queue
+// calls both methods under its lock.
+type QueueWaker interface {
+	// Sleeping reports whether any receiver waits; it is checked on every
+	// push, so it must be cheap (an atomic load).
+	Sleeping() bool
+	// Wake wakes one waiting receiver after a push, or every one (all) at
+	// close.
+	Wake(all bool)
 }
 
 func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
@@ -126,6 +141,9 @@ func (q *recvQueue) addLocked(m message) bool {
 	if q.dataWaiters > 0 {
 		ring(q.data)
 	}
+	if q.waker != nil && q.waker.Sleeping() {
+		q.waker.Wake(false)
+	}
 	if q.spaceWaiters > 0 && q.n < q.maxMsgs && q.bytes < q.maxBytes {
 		ring(q.space) // room left for the next waiting pusher
 	}
@@ -167,8 +185,52 @@ func (q *recvQueue) popLocked(dst []byte) (Channel, int, error) {
 	if len(dst) < len(m.payload) {
 		return *m.ch, len(m.payload), fmt.Errorf("%w: need %d bytes, have %d", ErrBufferTooSmall, len(m.payload), len(dst))
 	}
+	ch := m.ch
+	n := q.takeLocked(dst)
+	q.tookLocked()
+	return *ch, n, nil
+}
+
+// popBatch copies up to max of the oldest messages into dst, one after
+// another, while each fits in what is left of dst, calling each (under the
+// lock) for every message taken with its offset and length in dst. It
+// returns the count taken. An empty queue gives ErrWouldBlock, after
+// calling park (if not nil) under the lock, so a receiver that waits
+// outside Go registers before any later push can look for it. When the
+// oldest message alone is longer than dst it stays queued and popBatch
+// returns ErrBufferTooSmall with its length as need.
+func (q *recvQueue) popBatch(dst []byte, max int, each func(ch *Channel, off, n int), park func()) (count, need int, err error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return 0, 0, ErrClosed
+	}
+	if q.n == 0 {
+		if park != nil {
+			park()
+		}
+		return 0, 0, ErrWouldBlock
+	}
+	if first := len(q.buf[q.head].payload); first > len(dst) {
+		return 0, first, fmt.Errorf("%w: need %d bytes, have %d", ErrBufferTooSmall, first, len(dst))
+	}
+	off := 0
+	for count < max && q.n > 0 && len(q.buf[q.head].payload) <= len(dst)-off {
+		ch := q.buf[q.head].ch
+		n := q.takeLocked(dst[off:])
+		each(ch, off, n)
+		off += n
+		count++
+	}
+	q.tookLocked()
+	return count, 0, nil
+}
+
+// takeLocked removes the oldest message, copying its payload into dst,
+// which the caller made long enough.
+func (q *recvQueue) takeLocked(dst []byte) int {
+	m := &q.buf[q.head]
 	n := copy(dst, m.payload)
-	ch := *m.ch
 	putPayload(m.payload)
 	*m = message{}
 	if q.head++; q.head == len(q.buf) {
@@ -176,6 +238,12 @@ func (q *recvQueue) popLocked(dst []byte) (Channel, int, error) {
 	}
 	q.n--
 	q.bytes -= uint64(n)
+	return n
+}
+
+// tookLocked tells waiters and the notify hook what taking messages
+// changed.
+func (q *recvQueue) tookLocked() {
 	if q.n == 0 {
 		q.head = 0
 		if q.notify != nil {
@@ -192,7 +260,9 @@ func (q *recvQueue) popLocked(dst []byte) (Channel, int, error) {
 	if q.n > 0 && q.dataWaiters > 0 {
 		ring(q.data) // more for the next waiting receiver
 	}
-	return ch, n, nil
+	if q.n > 0 && q.waker != nil && q.waker.Sleeping() {
+		q.waker.Wake(false) // more for the next receiver waiting outside Go
+	}
 }
 
 // popWait is pop that waits for a message until ctx ends or the queue
@@ -234,6 +304,14 @@ func (q *recvQueue) setNotify(fn func(nonEmpty bool)) {
 	}
 }
 
+// setWaker installs w (nil detaches); after it returns, a detached waker
+// is not called again.
+func (q *recvQueue) setWaker(w QueueWaker) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.waker = w
+}
+
 // close wakes every waiter; queued messages are dropped, and their count
 // returned.
 func (q *recvQueue) close() (dropped int) {
@@ -249,6 +327,9 @@ func (q *recvQueue) close() (dropped int) {
 		// Readable at close, so a poller wakes and learns of the close from
 		// its next receive call.
 		q.notify(true)
+	}
+	if q.waker != nil {
+		q.waker.Wake(true)
 	}
 	close(q.space)
 	close(q.data)

@@ -374,6 +374,23 @@ typedef struct aranya_quic_stats {
     uint64_t messages_unconfirmed;
 } aranya_quic_stats;
 
+/* One message taken by aranya_quic_receive_batch. (Added in 0.2.) */
+typedef struct aranya_quic_message {
+    /* Where the message came from, as aranya_quic_receive reports it. */
+    aranya_quic_channel channel;
+    /* The payload is buf[offset .. offset + len) of the buffer passed to
+     * aranya_quic_receive_batch. */
+    size_t offset;
+    size_t len;
+} aranya_quic_message;
+
+/* One message for aranya_quic_send_batch: len bytes at data; data may be
+ * NULL only if len is 0. (Added in 0.2.) */
+typedef struct aranya_quic_buf {
+    const uint8_t *data;
+    size_t len;
+} aranya_quic_buf;
+
 /* Layout checks (fail to compile if a type is not what the ABI says). */
 typedef char aranya_quic_check_handle_size_[sizeof(aranya_quic_t) == 8 ? 1 : -1];
 typedef char aranya_quic_check_team_id_size_[
@@ -626,6 +643,80 @@ const char *aranya_quic_last_error(void);
  * never NULL.
  */
 const char *aranya_quic_version(void);
+
+/* --- functions added in 0.2 --- */
+
+/*
+ * aranya_quic_receive_batch: take up to max_msgs queued messages at once,
+ * oldest first, copying them one after another into buf. Waits up to
+ * timeout_ms for the first message; never waits for more once one is
+ * taken. Takes messages while both msgs and buf have room: the first
+ * message that does not fit in what is left of buf stays queued (it is
+ * the oldest for the next call). Messages are taken in the order
+ * aranya_quic_receive would return them, so per-channel order holds across
+ * calls and threads as it does for aranya_quic_receive.
+ *
+ * buf, buf_len: where the payloads are copied; buf may be NULL only if
+ *     buf_len is 0.
+ * msgs, max_msgs: receives one record per message taken (max_msgs >= 1).
+ * out_count: receives the number of messages taken (>= 1) on
+ *     ARANYA_QUIC_OK, 0 otherwise.
+ * timeout_ms: < 0 waits until a message arrives or the handle is freed; 0
+ *     does not wait; > 0 waits up to that many milliseconds.
+ * Returns:
+ *   ARANYA_QUIC_OK                    *out_count messages were taken.
+ *   ARANYA_QUIC_ERR_WOULD_BLOCK       timeout_ms is 0 and the queue is
+ *       empty.
+ *   ARANYA_QUIC_ERR_TIMEOUT           timeout_ms > 0 passed with the queue
+ *       empty.
+ *   ARANYA_QUIC_ERR_BUFFER_TOO_SMALL  the oldest message alone is longer
+ *       than buf_len: it stays queued, and msgs[0].len receives its
+ *       length (nothing else in msgs is written).
+ *   ARANYA_QUIC_ERR_INVALID_ARGUMENT  msgs or out_count NULL, max_msgs 0,
+ *       buf NULL with a non-zero buf_len.
+ *   ARANYA_QUIC_ERR_CLOSED            the handle was freed while waiting.
+ *   ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_INTERNAL
+ * Thread safety: as aranya_quic_receive; each message goes to one caller.
+ */
+int32_t aranya_quic_receive_batch(aranya_quic_t ep, uint8_t *buf, size_t buf_len,
+                                  aranya_quic_message *msgs, size_t max_msgs,
+                                  size_t *out_count, int32_t timeout_ms);
+
+/*
+ * aranya_quic_send_batch: send count messages, in order, on the channel
+ * (addr, team_id, label): the same as count calls of aranya_quic_send from
+ * one thread, in one call. Messages are accepted one by one; the call
+ * stops at the first that fails and returns that message's code, with
+ * *out_sent the number accepted before it (each of those is accepted as
+ * aranya_quic_send accepts a message: delivered in order or counted as
+ * unconfirmed). The time limit send_timeout_ms applies to each message, as
+ * for aranya_quic_send, so the call blocks at most count times it.
+ *
+ * addr, team_id, label, label_len: as for aranya_quic_send.
+ * msgs, count: the messages; msgs may be NULL only if count is 0 (then
+ *     nothing is sent and the call returns OK). Each msgs[i].data may be
+ *     NULL only if msgs[i].len is 0.
+ * out_sent: receives the number of messages accepted, on every return
+ *     (count on ARANYA_QUIC_OK) except ARANYA_QUIC_ERR_INVALID_ARGUMENT
+ *     for a NULL out_sent.
+ * Returns the codes of aranya_quic_send. Arguments that apply to every
+ * message (addr, team_id, label) are checked before any message is sent;
+ * a bad msgs[i] (NULL data with a non-zero length, a length over
+ * max_message_size) fails when its turn comes, after the ones before it
+ * were accepted.
+ */
+int32_t aranya_quic_send_batch(aranya_quic_t ep, const char *addr, const uint8_t *team_id,
+                               const char *label, size_t label_len,
+                               const aranya_quic_buf *msgs, size_t count, size_t *out_sent);
+
+/*
+ * aranya_quic_send_sync_batch: aranya_quic_send_batch for Aranya sync
+ * messages of type sync_type. Same behaviour, parameters and return codes,
+ * with sync_type in place of team_id and label.
+ */
+int32_t aranya_quic_send_sync_batch(aranya_quic_t ep, const char *addr, uint32_t sync_type,
+                                    const aranya_quic_buf *msgs, size_t count,
+                                    size_t *out_sent);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -1,0 +1,94 @@
+package main
+
+/*
+#include "aranya_quic.h"
+#include "capi.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/netip"
+	"unsafe"
+)
+
+//export aranya_quic_send_batch
+func aranya_quic_send_batch(ep C.aranya_quic_t, addr *C.aq_cchar, teamID *C.aq_cbytes, label *C.aq_cchar, labelLen C.size_t, msgs *C.aq_cbuf, count C.size_t, outSent *C.size_t) (rc C.int32_t) {
+	const fn = "aranya_quic_send_batch"
+	defer recoverPanic(fn, &rc)
+	if outSent == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_sent is NULL"))
+	}
+	*outSent = 0
+	team, lab, err := channelArgs(teamID, label, labelLen)
+	if err != nil {
+		return fail(fn, err)
+	}
+	return doSendBatch(fn, ep, addr, msgs, count, outSent, func(ctx context.Context, e *endpoint, to netip.AddrPort, n int, msg func(int) ([]byte, error)) (int, error) {
+		return e.ep.SendBatch(ctx, to, team, lab, n, msg)
+	})
+}
+
+//export aranya_quic_send_sync_batch
+func aranya_quic_send_sync_batch(ep C.aranya_quic_t, addr *C.aq_cchar, syncType C.uint32_t, msgs *C.aq_cbuf, count C.size_t, outSent *C.size_t) (rc C.int32_t) {
+	const fn = "aranya_quic_send_sync_batch"
+	defer recoverPanic(fn, &rc)
+	if outSent == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_sent is NULL"))
+	}
+	*outSent = 0
+	return doSendBatch(fn, ep, addr, msgs, count, outSent, func(ctx context.Context, e *endpoint, to netip.AddrPort, n int, msg func(int) ([]byte, error)) (int, error) {
+		return e.ep.SendSyncBatch(ctx, to, uint32(syncType), n, msg)
+	})
+}
+
+type batchSender func(ctx context.Context, e *endpoint, to netip.AddrPort, n int, msg func(int) ([]byte, error)) (int, error)
+
+// doSendBatch is what both batch sends share: the checks of the arguments
+// that apply to every message come first; each message is checked when
+// its turn comes, so those before a bad one are still sent.
+func doSendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbuf, count C.size_t, outSent *C.size_t, send batchSender) C.int32_t {
+	if addr == nil {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL"))
+	}
+	if msgs == nil && count != 0 {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msgs is NULL with count %d", uint64(count)))
+	}
+	if uint64(count) > math.MaxInt32 {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "count %d is over %d", uint64(count), math.MaxInt32))
+	}
+	to, err := peerAddr(addr)
+	if err != nil {
+		return fail(fn, err)
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return fail(fn, err)
+	}
+	defer e.inflight.Done()
+	if count == 0 {
+		return C.ARANYA_QUIC_OK
+	}
+	items := unsafe.Slice(msgs, int(count))
+	// The engine copies each message (or finishes writing it) before it
+	// moves to the next, so the caller's buffers are used in place.
+	sent, err := send(e.ctx, e, to, len(items), func(i int) ([]byte, error) {
+		it := &items[i]
+		switch {
+		case it.data == nil && it.len != 0:
+			return nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msgs[%d].data is NULL with len %d", i, uint64(it.len))
+		case uint64(it.len) > e.maxMessageSize:
+			return nil, errorf(C.ARANYA_QUIC_ERR_TOO_LARGE, "msgs[%d].len %d is over max_message_size %d", i, uint64(it.len), e.maxMessageSize)
+		case it.len == 0:
+			return nil, nil
+		}
+		return unsafe.Slice((*byte)(unsafe.Pointer(it.data)), int(it.len)), nil
+	})
+	*outSent = C.size_t(sent)
+	if err != nil {
+		return fail(fn, fmt.Errorf("msgs[%d]: %w", sent, closedIfFreed(e, err)))
+	}
+	return C.ARANYA_QUIC_OK
+}
