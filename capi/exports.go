@@ -40,13 +40,7 @@ func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
 		}
 		return fail(fn, err)
 	}
-	w := C.aq_waiter_new()
-	if w == nil {
-		_ = ep.Close()
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INTERNAL, "out of memory"))
-	}
-	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1, waiter: w}
-	ep.SetQueueWaker(futexWaker{w})
+	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1}
 	if e.maxMessageSize == 0 {
 		e.maxMessageSize = core.DefaultMaxMessageSize
 	}
@@ -190,7 +184,21 @@ func closedIfFreed(e *endpoint, err error) error {
 func aranya_quic_receive(ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, outChannel *C.aranya_quic_channel, outLen *C.size_t) (rc C.int32_t) {
 	const fn = "aranya_quic_receive"
 	defer recoverPanic(fn, &rc)
-	return receiveOne(fn, ep, buf, bufLen, outChannel, outLen, nil, nil)
+	return receiveOne(fn, ep, buf, bufLen, outChannel, outLen, receiveNow)
+}
+
+//export aranya_quic_receive_timeout
+func aranya_quic_receive_timeout(ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, outChannel *C.aranya_quic_channel, outLen *C.size_t, timeoutMs C.int32_t) (rc C.int32_t) {
+	const fn = "aranya_quic_receive_timeout"
+	defer recoverPanic(fn, &rc)
+	return receiveOne(fn, ep, buf, bufLen, outChannel, outLen, receiveWait(timeoutMs, true))
+}
+
+//export aranya_quic_receive_batch
+func aranya_quic_receive_batch(ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t, msgs *C.aranya_quic_message, maxMsgs C.size_t, outCount *C.size_t, timeoutMs C.int32_t) (rc C.int32_t) {
+	const fn = "aranya_quic_receive_batch"
+	defer recoverPanic(fn, &rc)
+	return receiveBatch(fn, ep, buf, bufLen, msgs, maxMsgs, outCount, receiveWait(timeoutMs, false))
 }
 
 // fillChannel writes ch into the C struct, zeroing what does not apply.

@@ -2,7 +2,6 @@ package main
 
 /*
 #include "aranya_quic.h"
-#include "capi.h"
 */
 import "C"
 
@@ -32,10 +31,6 @@ type endpoint struct {
 	// only called under registry.mu while the handle is registered, so no
 	// Add can follow free's Wait.
 	inflight sync.WaitGroup
-
-	// waiter is where C threads sleep in the blocking receives (wait.c);
-	// the endpoint holds one reference, released by destroy.
-	waiter *C.aq_waiter
 
 	// fdMu guards the pipe behind aranya_quic_receive_fd.
 	fdMu       sync.Mutex
@@ -109,7 +104,6 @@ func unregister(h uint64) (e *endpoint, issued bool) {
 // the caller and is not reported.
 func (e *endpoint) destroy() error {
 	e.cancel()
-	futexWaker{e.waiter}.close()
 	err := e.ep.Close()
 	if !errors.Is(err, core.ErrUnconfirmed) {
 		err = nil
@@ -125,8 +119,6 @@ func (e *endpoint) destroy() error {
 		_ = syscall.Close(e.wfd)
 		e.rfd, e.wfd = -1, -1
 	}
-	e.ep.SetQueueWaker(nil)
-	C.aq_waiter_release(e.waiter)
 	return err
 }
 

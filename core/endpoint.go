@@ -542,21 +542,23 @@ func (e *Endpoint) ReceiveContext(ctx context.Context, buf []byte) (Channel, int
 // left, and calls each, under the queue's lock, for every message taken
 // with its channel and the payload's offset and length in buf (each must be
 // quick and must not call into the endpoint; ch is valid only during the
-// call). It returns how many it took. An empty queue gives ErrWouldBlock
-// after calling park, if not nil, under the same lock: a receiver that
-// waits outside Go registers there with its QueueWaker, so that no message
-// queued after the check goes unseen. When the oldest message alone is
-// longer than buf, it stays queued and ReceiveBatch returns
-// ErrBufferTooSmall with the length needed.
-func (e *Endpoint) ReceiveBatch(buf []byte, max int, each func(ch *Channel, off, n int), park func()) (count, need int, err error) {
-	return e.queue.popBatch(buf, max, each, park)
+// call). It returns how many it took: at least one, or an error. An empty
+// queue gives ErrWouldBlock. When the oldest message alone is longer than
+// buf, it stays queued and ReceiveBatch returns ErrBufferTooSmall with the
+// length needed.
+func (e *Endpoint) ReceiveBatch(buf []byte, max int, each func(ch *Channel, off, n int)) (count, need int, err error) {
+	return e.queue.popBatch(buf, max, each)
 }
 
-// SetQueueWaker installs w, which the receive queue asks on every push
-// whether a receiver waits outside Go and wakes (see ReceiveBatch). nil
-// detaches it; after SetQueueWaker returns, a detached waker is not called
-// again.
-func (e *Endpoint) SetQueueWaker(w QueueWaker) { e.queue.setWaker(w) }
+// ReceiveBatchContext is ReceiveBatch that waits for a message until ctx
+// ends (ErrTimeout) or the endpoint closes (ErrClosed).
+func (e *Endpoint) ReceiveBatchContext(ctx context.Context, buf []byte, max int, each func(ch *Channel, off, n int)) (count, need int, err error) {
+	count, need, err = e.queue.popBatchWait(ctx, buf, max, each)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return 0, 0, fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return count, need, err
+}
 
 // SetQueueNotify registers fn, called under the queue's lock with true
 // when the receive queue becomes non-empty (and at close) and false when it

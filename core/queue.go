@@ -42,21 +42,6 @@ type recvQueue struct {
 	// Waiter counts let push and pop skip ringing when nobody waits.
 	spaceWaiters, dataWaiters int
 	notify                    func(nonEmpty bool)
-	// waker wakes receivers that wait outside Go (see QueueWaker).
-	waker QueueWaker
-}
-
-// QueueWaker lets receivers wait for messages outside the Go scheduler:
-// the C API parks C threads on a futex, so a message wakes the waiting
-// thread directly instead of through a goroutine locked to it. The queue
-// calls both methods under its lock.
-type QueueWaker interface {
-	// Sleeping reports whether any receiver waits; it is checked on every
-	// push, so it must be cheap (an atomic load).
-	Sleeping() bool
-	// Wake wakes one waiting receiver after a push, or every one (all) at
-	// close.
-	Wake(all bool)
 }
 
 func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
@@ -141,9 +126,6 @@ func (q *recvQueue) addLocked(m message) bool {
 	if q.dataWaiters > 0 {
 		ring(q.data)
 	}
-	if q.waker != nil && q.waker.Sleeping() {
-		q.waker.Wake(false)
-	}
 	if q.spaceWaiters > 0 && q.n < q.maxMsgs && q.bytes < q.maxBytes {
 		ring(q.space) // room left for the next waiting pusher
 	}
@@ -169,46 +151,51 @@ func (q *recvQueue) append(m message) {
 // empty and ErrBufferTooSmall (with the needed size) without removing the
 // message when dst is short.
 func (q *recvQueue) pop(dst []byte) (Channel, int, error) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.popLocked(dst)
+	var one takenOne
+	_, need, err := q.popBatch(dst, 1, one.take)
+	return one.result(need, err)
 }
 
-func (q *recvQueue) popLocked(dst []byte) (Channel, int, error) {
-	if q.closed {
-		return Channel{}, 0, ErrClosed
+// popWait is pop that waits for a message until ctx ends or the queue
+// closes.
+func (q *recvQueue) popWait(ctx context.Context, dst []byte) (Channel, int, error) {
+	var one takenOne
+	_, need, err := q.popBatchWait(ctx, dst, 1, one.take)
+	return one.result(need, err)
+}
+
+// takenOne collects the message of a single-message pop.
+type takenOne struct {
+	ch Channel
+	n  int
+}
+
+func (t *takenOne) take(ch *Channel, _, n int) { t.ch, t.n = *ch, n }
+
+func (t *takenOne) result(need int, err error) (Channel, int, error) {
+	if errors.Is(err, ErrBufferTooSmall) {
+		return Channel{}, need, err
 	}
-	if q.n == 0 {
-		return Channel{}, 0, ErrWouldBlock
-	}
-	m := &q.buf[q.head]
-	if len(dst) < len(m.payload) {
-		return *m.ch, len(m.payload), fmt.Errorf("%w: need %d bytes, have %d", ErrBufferTooSmall, len(m.payload), len(dst))
-	}
-	ch := m.ch
-	n := q.takeLocked(dst)
-	q.tookLocked()
-	return *ch, n, nil
+	return t.ch, t.n, err
 }
 
 // popBatch copies up to max of the oldest messages into dst, one after
 // another, while each fits in what is left of dst, calling each (under the
 // lock) for every message taken with its offset and length in dst. It
-// returns the count taken. An empty queue gives ErrWouldBlock, after
-// calling park (if not nil) under the lock, so a receiver that waits
-// outside Go registers before any later push can look for it. When the
+// returns the count taken; ErrWouldBlock when the queue is empty. When the
 // oldest message alone is longer than dst it stays queued and popBatch
 // returns ErrBufferTooSmall with its length as need.
-func (q *recvQueue) popBatch(dst []byte, max int, each func(ch *Channel, off, n int), park func()) (count, need int, err error) {
+func (q *recvQueue) popBatch(dst []byte, max int, each func(ch *Channel, off, n int)) (count, need int, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.popBatchLocked(dst, max, each)
+}
+
+func (q *recvQueue) popBatchLocked(dst []byte, max int, each func(ch *Channel, off, n int)) (count, need int, err error) {
 	if q.closed {
 		return 0, 0, ErrClosed
 	}
 	if q.n == 0 {
-		if park != nil {
-			park()
-		}
 		return 0, 0, ErrWouldBlock
 	}
 	if first := len(q.buf[q.head].payload); first > len(dst) {
@@ -224,6 +211,34 @@ func (q *recvQueue) popBatch(dst []byte, max int, each func(ch *Channel, off, n 
 	}
 	q.tookLocked()
 	return count, 0, nil
+}
+
+// popBatchWait is popBatch that waits for a message until ctx ends or the
+// queue closes.
+func (q *recvQueue) popBatchWait(ctx context.Context, dst []byte, max int, each func(ch *Channel, off, n int)) (count, need int, err error) {
+	for {
+		q.mu.Lock()
+		count, need, err = q.popBatchLocked(dst, max, each)
+		if !errors.Is(err, ErrWouldBlock) {
+			q.mu.Unlock()
+			return count, need, err
+		}
+		wait := q.data
+		q.dataWaiters++
+		q.mu.Unlock()
+		var waitErr error
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			waitErr = ctx.Err()
+		}
+		q.mu.Lock()
+		q.dataWaiters--
+		q.mu.Unlock()
+		if waitErr != nil {
+			return 0, 0, waitErr
+		}
+	}
 }
 
 // takeLocked removes the oldest message, copying its payload into dst,
@@ -260,37 +275,6 @@ func (q *recvQueue) tookLocked() {
 	if q.n > 0 && q.dataWaiters > 0 {
 		ring(q.data) // more for the next waiting receiver
 	}
-	if q.n > 0 && q.waker != nil && q.waker.Sleeping() {
-		q.waker.Wake(false) // more for the next receiver waiting outside Go
-	}
-}
-
-// popWait is pop that waits for a message until ctx ends or the queue
-// closes.
-func (q *recvQueue) popWait(ctx context.Context, dst []byte) (Channel, int, error) {
-	for {
-		q.mu.Lock()
-		ch, n, err := q.popLocked(dst)
-		if !errors.Is(err, ErrWouldBlock) {
-			q.mu.Unlock()
-			return ch, n, err
-		}
-		wait := q.data
-		q.dataWaiters++
-		q.mu.Unlock()
-		var waitErr error
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			waitErr = ctx.Err()
-		}
-		q.mu.Lock()
-		q.dataWaiters--
-		q.mu.Unlock()
-		if waitErr != nil {
-			return Channel{}, 0, waitErr
-		}
-	}
 }
 
 // setNotify installs fn and calls it with the current state, under the
@@ -302,14 +286,6 @@ func (q *recvQueue) setNotify(fn func(nonEmpty bool)) {
 	if fn != nil {
 		fn(q.n > 0 && !q.closed)
 	}
-}
-
-// setWaker installs w (nil detaches); after it returns, a detached waker
-// is not called again.
-func (q *recvQueue) setWaker(w QueueWaker) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.waker = w
 }
 
 // close wakes every waiter; queued messages are dropped, and their count
@@ -327,9 +303,6 @@ func (q *recvQueue) close() (dropped int) {
 		// Readable at close, so a poller wakes and learns of the close from
 		// its next receive call.
 		q.notify(true)
-	}
-	if q.waker != nil {
-		q.waker.Wake(true)
 	}
 	close(q.space)
 	close(q.data)
