@@ -72,3 +72,20 @@ const char *aranya_quic_strerror(int32_t code) {
 const char *aranya_quic_version(void) {
     return ARANYA_QUIC_VERSION_STRING;
 }
+
+// The handle whose receive callback runs on this thread, so that
+// aranya_quic_free can refuse to free it from inside its own callback
+// (which would wait for that very call to return).
+static __thread aranya_quic_t aq_callback_handle_tls;
+
+void aq_deliver(aranya_quic_receive_callback fn, void *user, aranya_quic_t ep,
+                const aranya_quic_channel *channel, const uint8_t *msg, size_t len) {
+    aranya_quic_t outer = aq_callback_handle_tls;
+    aq_callback_handle_tls = ep;
+    fn(user, channel, msg, len);
+    aq_callback_handle_tls = outer;
+}
+
+aranya_quic_t aq_callback_handle(void) {
+    return aq_callback_handle_tls;
+}

@@ -27,4 +27,12 @@ typedef const aranya_quic_buf aq_cbuf;
 #define AQ_CONFIG_V01_SIZE offsetof(aranya_quic_config, connect_timeout_ms)
 #define AQ_STATS_V01_SIZE offsetof(aranya_quic_stats, messages_unconfirmed)
 
+// aq_deliver calls a receive callback for endpoint ep, marking the calling
+// thread as inside ep's callback for the length of the call.
+void aq_deliver(aranya_quic_receive_callback fn, void *user, aranya_quic_t ep,
+                const aranya_quic_channel *channel, const uint8_t *msg, size_t len);
+// aq_callback_handle is the handle whose receive callback the calling
+// thread is running, or 0.
+aranya_quic_t aq_callback_handle(void);
+
 #endif

@@ -104,8 +104,18 @@ func millis(v C.uint32_t, disable bool) time.Duration {
 	return time.Duration(v) * time.Millisecond
 }
 
-// configFrom converts the C config into core's, copying every buffer.
-func configFrom(c *C.aq_cconfig) (core.Config, error) {
+// configFrom converts the C config into core's, copying every buffer. The
+// receive callback comes back apart: it needs the endpoint's handle.
+func configFrom(c *C.aq_cconfig) (core.Config, receiveCallback, error) {
+	cfg, err := engineConfig(c)
+	var cb receiveCallback
+	if err == nil && c.struct_size >= C.uint32_t(unsafe.Offsetof(c.receive_callback_user)+unsafe.Sizeof(c.receive_callback_user)) {
+		cb = receiveCallback{fn: c.receive_callback, user: c.receive_callback_user}
+	}
+	return cfg, cb, err
+}
+
+func engineConfig(c *C.aq_cconfig) (core.Config, error) {
 	var cfg core.Config
 	if c == nil {
 		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg is NULL")

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
 
@@ -28,9 +29,13 @@ func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
 	if out == nil {
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out is NULL"))
 	}
-	c, err := configFrom(cfg)
+	c, cb, err := configFrom(cfg)
 	if err != nil {
 		return fail(fn, err)
+	}
+	var handle atomic.Uint64
+	if cb.fn != nil {
+		c.OnMessage = cb.onMessage(&handle)
 	}
 	ep, err := core.NewEndpoint(c)
 	if err != nil {
@@ -40,12 +45,14 @@ func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
 		}
 		return fail(fn, err)
 	}
-	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1}
+	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1, delivers: cb.fn != nil}
 	if e.maxMessageSize == 0 {
 		e.maxMessageSize = core.DefaultMaxMessageSize
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	*out = C.aranya_quic_t(register(e))
+	h := register(e)
+	handle.Store(h)
+	*out = C.aranya_quic_t(h)
 	return C.ARANYA_QUIC_OK
 }
 
@@ -55,6 +62,9 @@ func aranya_quic_free(ep C.aranya_quic_t) (rc C.int32_t) {
 	defer recoverPanic(fn, &rc)
 	if ep == 0 {
 		return C.ARANYA_QUIC_OK
+	}
+	if C.aq_callback_handle() == ep {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from the handle's own receive_callback, whose return it would wait for: free it from another thread"))
 	}
 	e, issued := unregister(uint64(ep))
 	if e == nil {
@@ -231,6 +241,9 @@ func aranya_quic_receive_fd(ep C.aranya_quic_t, outFD *C.int) (rc C.int32_t) {
 		return fail(fn, err)
 	}
 	defer e.inflight.Done()
+	if e.delivers {
+		return fail(fn, errDelivers())
+	}
 	fd, err := e.receiveFD()
 	if err != nil {
 		return fail(fn, err)

@@ -38,6 +38,9 @@ func receiveWait(timeoutMs C.int32_t, zeroIsTimeout bool) receiveMode {
 // returns to C and sleeps there keeps it until the runtime's monitor takes
 // it back, which measured slower (docs/PERFORMANCE.md).
 func (e *endpoint) take(m receiveMode, dst []byte, max int, each func(ch *core.Channel, off, n int)) (count, need int, err error) {
+	if e.delivers {
+		return 0, 0, errDelivers()
+	}
 	count, need, err = e.ep.ReceiveBatch(dst, max, each)
 	if !m.wait || !errors.Is(err, core.ErrWouldBlock) {
 		return count, need, err

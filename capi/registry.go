@@ -22,6 +22,9 @@ type endpoint struct {
 	// maxMessageSize is the effective limit, checked before touching a
 	// caller's buffer.
 	maxMessageSize uint64
+	// delivers is set when received messages go to the config's
+	// receive_callback: the receive functions have nothing to return.
+	delivers bool
 
 	// ctx is cancelled when free starts: blocked receives and sends made
 	// through this handle return ARANYA_QUIC_ERR_CLOSED at once.

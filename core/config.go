@@ -90,6 +90,14 @@ type Config struct {
 	StatelessResetKey *[32]byte
 	// Logger receives diagnostics; nil logs nothing.
 	Logger *slog.Logger
+	// OnMessage, when set, receives every message instead of the receive
+	// queue (Receive then never returns one). It is called on the
+	// engine's goroutines: one call at a time and in order for the
+	// messages of one channel, concurrently for different channels. msg
+	// is valid only during the call. While it runs, its stream is not
+	// read further, so a slow OnMessage pushes back on that channel's
+	// sender. Close waits for the calls in progress and makes no more.
+	OnMessage func(ch *Channel, msg []byte)
 }
 
 // withDefaults returns c with zero fields filled and checks the ranges.

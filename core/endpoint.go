@@ -36,6 +36,7 @@ type Endpoint struct {
 	local    netip.AddrPort
 	cc       *ccState
 	queue    *recvQueue
+	delivery *delivery // nil unless Config.OnMessage is set
 	stats    counters
 	clock    atomic.Uint64
 	reserved atomic.Uint64 // bytes of large frames being read in full
@@ -79,14 +80,15 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		return nil, fmt.Errorf("%w: bind %s: %w", ErrConnection, cfg.BindAddr, err)
 	}
 	e := &Endpoint{
-		cfg:     cfg,
-		id:      id,
-		udp:     udp,
-		queue:   newRecvQueue(cfg.MaxQueueBytes, cfg.MaxQueueMessages),
-		conns:   newConnTable[*peerConn](cfg.MaxConnections),
-		order:   newChannelOrder(),
-		inOrder: newChannelOrder(),
-		log:     cfg.Logger,
+		cfg:      cfg,
+		id:       id,
+		udp:      udp,
+		queue:    newRecvQueue(cfg.MaxQueueBytes, cfg.MaxQueueMessages),
+		delivery: newDelivery(cfg.OnMessage),
+		conns:    newConnTable[*peerConn](cfg.MaxConnections),
+		order:    newChannelOrder(),
+		inOrder:  newChannelOrder(),
+		log:      cfg.Logger,
 	}
 	if _, err := rand.Read(e.instance[:]); err != nil {
 		udp.Close()
@@ -638,6 +640,9 @@ func (e *Endpoint) Close() error {
 		// messages the peers send while we drain are left unconfirmed,
 		// which their senders hear of, rather than confirmed and dropped.
 		e.queue.refuse()
+		if e.delivery != nil {
+			e.delivery.close()
+		}
 		conns := e.conns.close()
 		e.ln.Close()
 		for _, c := range conns {

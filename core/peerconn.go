@@ -445,27 +445,46 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			finished = c.frameFailed(str, &rc, err)
 			return
 		}
-		p, err := c.ep.readPayload(r, n)
-		if err != nil {
-			finished = c.frameFailed(str, &rc, err)
-			return
-		}
-		if ctx.Err() != nil {
-			putPayload(p)
-			return
-		}
-		m := message{ch: &ch, payload: p}
-		if !c.ep.queue.tryPush(m) {
-			rc.confirm() // about to wait: tell the sender what is queued
-			if err := c.ep.queue.push(ctx, m); err != nil {
+		if d := c.ep.delivery; d != nil {
+			ok, err := c.deliverFrame(ctx, d, r, n, &ch)
+			if err != nil {
+				finished = c.frameFailed(str, &rc, err)
 				return
 			}
+			if !ok {
+				return
+			}
+		} else if !c.queueFrame(ctx, r, n, &ch, &rc, str, &finished) {
+			return
 		}
 		rc.queued++
 		c.touch()
 		c.ep.stats.messagesReceived.Add(1)
 		c.ep.stats.bytesReceived.Add(n)
 	}
+}
+
+// queueFrame reads a frame's payload of n bytes and queues it, waiting
+// for room. False means the stream's reading ends (finished says whether
+// it ended cleanly).
+func (c *peerConn) queueFrame(ctx context.Context, r *bufio.Reader, n uint64, ch *Channel, rc *receipts, str *quic.Stream, finished *bool) bool {
+	p, err := c.ep.readPayload(r, n)
+	if err != nil {
+		*finished = c.frameFailed(str, rc, err)
+		return false
+	}
+	if ctx.Err() != nil {
+		putPayload(p)
+		return false
+	}
+	m := message{ch: ch, payload: p}
+	if !c.ep.queue.tryPush(m) {
+		rc.confirm() // about to wait: tell the sender what is queued
+		if err := c.ep.queue.push(ctx, m); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // receipts tracks what a stream reader has queued and confirmed.

@@ -231,6 +231,37 @@ typedef uint64_t aranya_quic_t;
  * the library must instead zero its struct itself and set struct_size to
  * its own sizeof(aranya_quic_config).
  */
+struct aranya_quic_channel;
+
+/*
+ * aranya_quic_receive_callback: what aranya_quic_config.receive_callback
+ * points to (added in 0.2). Called once per received message, on a thread
+ * of the library, instead of queueing the message: the lowest-latency way
+ * to receive, since no thread of the caller has to be woken.
+ *
+ * user: cfg->receive_callback_user.
+ * channel: where the message came from (as aranya_quic_receive reports
+ *     it); valid only during the call.
+ * msg, len: the message; msg is valid only during the call (copy what
+ *     you keep), and NULL when len is 0.
+ *
+ * Order and threads: the messages of one channel come one call at a time,
+ * in the order sent; calls for different channels may run at the same
+ * time on different threads. While a call runs, its channel is not read
+ * further, so a slow callback pushes back on that channel's sender
+ * (nothing is dropped). A message counts as received, and is confirmed to
+ * its sender, once the call returns.
+ * The callback may call any function of this library, including
+ * aranya_quic_send on the same handle (to reply). It must not call
+ * aranya_quic_free on the handle it serves (that returns
+ * ARANYA_QUIC_ERR_INVALID_ARGUMENT), and aranya_quic_close on the sending
+ * peer's address may wait until drain_timeout_ms, since that peer's
+ * stream cannot finish while its callback runs. aranya_quic_free waits for
+ * the calls in progress to return and makes no more once it started.
+ */
+typedef void (*aranya_quic_receive_callback)(void *user, const struct aranya_quic_channel *channel,
+                                             const uint8_t *msg, size_t len);
+
 typedef struct aranya_quic_config {
     /* sizeof(aranya_quic_config), set by aranya_quic_config_init. */
     uint32_t struct_size;
@@ -320,6 +351,15 @@ typedef struct aranya_quic_config {
      * ARANYA_QUIC_ERR_INVALID_ARGUMENT). 0:
      * ARANYA_QUIC_DEFAULT_CONNECT_TIMEOUT_MS. */
     uint32_t connect_timeout_ms;
+    /* When set, every received message is passed to receive_callback
+     * instead of the receive queue, and the receive functions and
+     * aranya_quic_receive_fd return ARANYA_QUIC_ERR_INVALID_ARGUMENT. See
+     * aranya_quic_receive_callback for when and where it runs. NULL: the
+     * receive queue. */
+    aranya_quic_receive_callback receive_callback;
+    /* Passed unchanged as the first argument of every receive_callback
+     * call; the library never reads it. */
+    void *receive_callback_user;
 } aranya_quic_config;
 
 /* Where a received message came from. */

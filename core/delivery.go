@@ -1,0 +1,74 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"sync"
+)
+
+// delivery passes received messages to Config.OnMessage instead of the
+// receive queue. Each stream's reader calls it for its messages in order,
+// so a channel's messages reach the callback one at a time, in order; the
+// readers of different channels call it concurrently.
+type delivery struct {
+	fn func(ch *Channel, msg []byte)
+	// mu is held shared by every call in progress; close takes it
+	// exclusively, so that once close returns no call runs or starts.
+	mu     sync.RWMutex
+	closed bool
+}
+
+func newDelivery(fn func(ch *Channel, msg []byte)) *delivery {
+	if fn == nil {
+		return nil
+	}
+	return &delivery{fn: fn}
+}
+
+// call runs fn unless the endpoint is closing; false means the message was
+// not delivered.
+func (d *delivery) call(ch *Channel, msg []byte) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return false
+	}
+	d.fn(ch, msg)
+	return true
+}
+
+// close refuses further messages and waits for the calls in progress.
+func (d *delivery) close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+}
+
+// deliverFrame reads a frame's payload of n bytes and delivers it, unless
+// ctx (the stream's) ended: the sender or a newer stream of the channel
+// took over. A
+// payload that fits the reader's buffer is passed straight from it, with no
+// copy. It reports whether the message was delivered; a read error ends the
+// stream.
+func (c *peerConn) deliverFrame(ctx context.Context, d *delivery, r *bufio.Reader, n uint64, ch *Channel) (bool, error) {
+	if n <= uint64(r.Size()) {
+		b, err := r.Peek(int(n))
+		if err != nil {
+			return false, err
+		}
+		if ctx.Err() != nil || !d.call(ch, b) {
+			return false, nil
+		}
+		_, err = r.Discard(int(n))
+		return true, err
+	}
+	p, err := c.ep.readPayload(r, n)
+	if err != nil {
+		return false, err
+	}
+	defer putPayload(p)
+	if ctx.Err() != nil {
+		return false, nil
+	}
+	return d.call(ch, p), nil
+}
