@@ -29,6 +29,7 @@ from ._ffi import (
 )
 from ._ffi import lib as library
 from .endpoint import (
+    RECEIVE_BATCH_DEFAULT,
     RECEIVE_BUFFER_INITIAL,
     Address,
     Config,
@@ -108,6 +109,7 @@ __all__ = [
     "Message",
     "PEER_ID_LEN",
     "PemSource",
+    "RECEIVE_BATCH_DEFAULT",
     "RECEIVE_BUFFER_INITIAL",
     "Stats",
     "TEAM_ID_LEN",

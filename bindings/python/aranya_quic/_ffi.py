@@ -1,7 +1,8 @@
 """Raw ctypes declarations of ``include/aranya_quic.h`` and the library loader.
 
-Everything here mirrors the public C header exactly: the constants, the three
-structs (same field order and C types) and the signature of every function.
+Everything here mirrors the public C header exactly: the constants, the
+structs (same field order and C types; one documented exception in
+:class:`aranya_quic_buf`) and the signature of every function.
 The safe API in :mod:`aranya_quic.endpoint` is built on top of it; use this
 module directly only when you need the C API as-is.
 
@@ -205,6 +206,34 @@ class aranya_quic_stats(Structure):
     ]
 
 
+class aranya_quic_message(Structure):
+    """``struct aranya_quic_message`` (0.2): one message taken by
+    ``aranya_quic_receive_batch``; its payload is ``buf[offset:offset + len]``
+    of the buffer passed to that call."""
+
+    _fields_ = [
+        ("channel", aranya_quic_channel),
+        ("offset", c_size_t),
+        ("len", c_size_t),
+    ]
+
+
+class aranya_quic_buf(Structure):
+    """``struct aranya_quic_buf`` (0.2): one message for
+    ``aranya_quic_send_batch``, ``len`` bytes at ``data``.
+
+    ``data`` is ``const uint8_t *`` in C and declared ``c_char_p`` here (the
+    same ABI): a ``bytes`` object can then be assigned to it directly, with
+    no cast, and ctypes keeps that object alive as long as the struct (or
+    the array holding it). The length is always ``len``, never a NUL.
+    """
+
+    _fields_ = [
+        ("data", c_char_p),
+        ("len", c_size_t),
+    ]
+
+
 def channel_label_bytes(ch: aranya_quic_channel) -> bytes:
     """The ``label_len`` bytes of ``ch.label``, NUL bytes included."""
     n = min(int(ch.label_len), ARANYA_QUIC_LABEL_MAX)
@@ -272,6 +301,45 @@ FUNCTIONS: Final[dict[str, tuple[type | None, list[type]]]] = {
     "aranya_quic_last_error": (c_char_p, []),
     # const char *aranya_quic_version(void);
     "aranya_quic_version": (c_char_p, []),
+    # --- added in 0.2 ---
+    # int32_t aranya_quic_receive_batch(aranya_quic_t ep, uint8_t *buf, size_t buf_len,
+    #                                   aranya_quic_message *msgs, size_t max_msgs,
+    #                                   size_t *out_count, int32_t timeout_ms);
+    "aranya_quic_receive_batch": (
+        c_int32,
+        [
+            aranya_quic_t,
+            _u8p,
+            c_size_t,
+            POINTER(aranya_quic_message),
+            c_size_t,
+            POINTER(c_size_t),
+            c_int32,
+        ],
+    ),
+    # int32_t aranya_quic_send_batch(aranya_quic_t ep, const char *addr, const uint8_t *team_id,
+    #                                const char *label, size_t label_len,
+    #                                const aranya_quic_buf *msgs, size_t count, size_t *out_sent);
+    "aranya_quic_send_batch": (
+        c_int32,
+        [
+            aranya_quic_t,
+            c_char_p,
+            _u8p,
+            c_char_p,
+            c_size_t,
+            POINTER(aranya_quic_buf),
+            c_size_t,
+            POINTER(c_size_t),
+        ],
+    ),
+    # int32_t aranya_quic_send_sync_batch(aranya_quic_t ep, const char *addr, uint32_t sync_type,
+    #                                     const aranya_quic_buf *msgs, size_t count,
+    #                                     size_t *out_sent);
+    "aranya_quic_send_sync_batch": (
+        c_int32,
+        [aranya_quic_t, c_char_p, c_uint32, POINTER(aranya_quic_buf), c_size_t, POINTER(c_size_t)],
+    ),
 }
 
 # ---------------------------------------------------------------------------

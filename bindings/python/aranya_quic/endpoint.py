@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import collections
 import ctypes
 import dataclasses
 import enum
+import itertools
 import math
 import os
+import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from ctypes import POINTER, byref, c_int, c_size_t, c_uint8
 from typing import Any, Union
 
 from . import _ffi
-from .errors import Closed, InvalidArgument, check, error_from_code, last_error
+from .errors import AranyaQuicError, Closed, InvalidArgument, check, error_from_code, last_error
 
 __all__ = [
     "Address",
@@ -28,6 +32,7 @@ __all__ = [
     "Stats",
     "Endpoint",
     "RECEIVE_BUFFER_INITIAL",
+    "RECEIVE_BATCH_DEFAULT",
 ]
 
 #: A peer address: ``"ip:port"``, ``"[ipv6]:port"`` or a ``(host, port)`` tuple
@@ -47,6 +52,9 @@ RECEIVE_BUFFER_KEEP_MAX = 1024 * 1024
 #: Longest single wait in the library while :meth:`Endpoint.receive` blocks,
 #: so that signals (Ctrl-C) are handled at least this often. Milliseconds.
 _WAIT_SLICE_MS = 1000
+#: Messages :meth:`Endpoint.receive_batch` takes per call by default, and what
+#: iteration and :meth:`Endpoint.receive_async` take per library call.
+RECEIVE_BATCH_DEFAULT = 64
 
 _U8P = POINTER(c_uint8)
 _UINT32_MAX = 0xFFFFFFFF
@@ -101,8 +109,26 @@ def _read_pem(value: PemSource, name: str) -> bytes:
     raise TypeError(f"{name}: expected PEM bytes, PEM text or a path, got {type(value).__name__}")
 
 
+#: _format_addr's results for string addresses: a daemon sends to few peers,
+#: over and over. Cleared when it grows past _ADDR_CACHE_MAX.
+_ADDR_CACHE: dict[str, bytes] = {}
+_ADDR_CACHE_MAX = 1024
+
+
 def _format_addr(addr: Address) -> bytes:
     """``addr`` as the NUL-free bytes of ``"ip:port"`` / ``"[ipv6]:port"``."""
+    if type(addr) is str:
+        raw = _ADDR_CACHE.get(addr)
+        if raw is None:
+            raw = _format_addr_uncached(addr)
+            if len(_ADDR_CACHE) >= _ADDR_CACHE_MAX:
+                _ADDR_CACHE.clear()
+            _ADDR_CACHE[addr] = raw
+        return raw
+    return _format_addr_uncached(addr)
+
+
+def _format_addr_uncached(addr: Address) -> bytes:
     if isinstance(addr, tuple):
         if len(addr) < 2:
             raise InvalidArgument(
@@ -139,6 +165,217 @@ def _as_u8(data: Any, name: str) -> tuple[Any, int, Any]:
         return None, 0, None
     arr = (c_uint8 * n).from_buffer_copy(mv) if mv.readonly else (c_uint8 * n).from_buffer(mv)
     return ctypes.cast(arr, _U8P), n, arr
+
+
+def _normalize_timeout(timeout: float | None) -> float | None:
+    """``None`` for an endless wait, else a finite number of seconds >= 0."""
+    if timeout is None:
+        return None
+    try:
+        timeout = float(timeout)
+    except OverflowError:  # an int too large for a float: forever
+        timeout = math.inf if timeout > 0 else -math.inf
+    if not timeout >= 0:
+        raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
+    return None if math.isinf(timeout) else timeout
+
+
+def _wait_ms(deadline: float | None) -> int:
+    """How long one library wait may last: a slice of an endless wait, or
+    what is left before ``deadline``."""
+    if deadline is None:
+        return _WAIT_SLICE_MS
+    left_ms = (deadline - time.monotonic()) * 1000
+    # Compare before ceil(): a huge timeout must not overflow.
+    return _WAIT_SLICE_MS if left_ms >= _WAIT_SLICE_MS else max(0, math.ceil(left_ms))
+
+
+def _layout(fields: list[tuple[int, str]], size: int) -> struct.Struct:
+    """A struct.Struct reading the given (offset, format) fields of a C
+    struct of ``size`` bytes in one C-level call (much faster than ctypes
+    field access); offsets come from the ctypes declarations, so it follows
+    :mod:`_ffi`."""
+    fmt = "="  # native byte order, no implicit padding: the offsets say where
+    for offset, f in fields:
+        pad = offset - struct.calcsize(fmt)
+        assert pad >= 0, "fields in offset order"
+        fmt += "x" * pad + f
+    fmt += "x" * (size - struct.calcsize(fmt))
+    return struct.Struct(fmt)
+
+
+def _channel_fields(base: int) -> list[tuple[int, str]]:
+    """addr, kind, sync_type, team_id, label, label_len, peer_id of an
+    ``aranya_quic_channel`` at ``base``."""
+    ch = _ffi.aranya_quic_channel
+    size_t = {4: "I", 8: "Q"}[ctypes.sizeof(c_size_t)]
+    return [
+        (base + ch.addr.offset, f"{_ffi.ARANYA_QUIC_ADDR_MAX}s"),
+        (base + ch.kind.offset, "I"),
+        (base + ch.sync_type.offset, "I"),
+        (base + ch.team_id.offset, f"{_ffi.ARANYA_QUIC_TEAM_ID_LEN}s"),
+        (base + ch.label.offset, f"{_ffi.ARANYA_QUIC_LABEL_MAX + 1}s"),
+        (base + ch.label_len.offset, size_t),
+        (base + ch.peer_id.offset, f"{_ffi.ARANYA_QUIC_PEER_ID_LEN}s"),
+    ]
+
+
+#: One ``aranya_quic_channel``: (addr, kind, sync_type, team_id, label,
+#: label_len, peer_id).
+_CHANNEL = _layout(_channel_fields(0), ctypes.sizeof(_ffi.aranya_quic_channel))
+#: One ``aranya_quic_message``: the channel's fields, then offset, len.
+_RECORD = _layout(
+    _channel_fields(_ffi.aranya_quic_message.channel.offset)
+    + [
+        (_ffi.aranya_quic_message.offset.offset, {4: "I", 8: "Q"}[ctypes.sizeof(c_size_t)]),
+        (_ffi.aranya_quic_message.len.offset, {4: "I", 8: "Q"}[ctypes.sizeof(c_size_t)]),
+    ],
+    ctypes.sizeof(_ffi.aranya_quic_message),
+)
+_KINDS: dict[int, int] = {int(k): k for k in Kind}
+_LABEL_MAX = _ffi.ARANYA_QUIC_LABEL_MAX
+
+
+#: Batches of at least this many messages, totalling at most
+#: _JOIN_MAX_BYTES, are copied into one buffer by _buf_array: one copy of a
+#: few KiB costs less than ctypes' per-element bookkeeping of pointers.
+_JOIN_MIN_MSGS = 8
+_JOIN_MAX_BYTES = 256 * 1024
+#: _joined_array writes aranya_quic_buf records as pairs of 64-bit words.
+_WORDS_ARE_RECORDS = (
+    ctypes.sizeof(_ffi.aranya_quic_buf) == 16
+    and _ffi.aranya_quic_buf.data.offset == 0
+    and _ffi.aranya_quic_buf.len.offset == 8
+)
+
+
+def _buf_array(msgs: Iterable[Any], name: str) -> tuple[Any, int, list[Any]]:
+    """A ctypes array of ``aranya_quic_buf`` for ``msgs`` (``None`` when empty),
+    its length, and what keeps the payloads alive.
+
+    Many small messages are joined into one buffer and described by offsets
+    into it (see _JOIN_MIN_MSGS). Otherwise ``bytes`` are passed without a
+    copy (the array itself keeps them alive), and other bytes-like objects
+    go through :func:`_as_u8`.
+    """
+    if isinstance(msgs, (bytes, bytearray, memoryview, str)):
+        raise TypeError(f"{name}: expected a sequence of messages, got a single {type(msgs).__name__}")
+    items = msgs if isinstance(msgs, (list, tuple)) else list(msgs)
+    n = len(items)
+    if n == 0:
+        return None, 0, []
+    if n >= _JOIN_MIN_MSGS:
+        joined = _joined_array(items)
+        if joined is not None:
+            return joined
+    array_type = _ffi.aranya_quic_buf * n
+    if all(type(m) is bytes for m in items):
+        return array_type(*[(m, len(m)) for m in items]), n, []
+    arr = array_type()
+    keep: list[Any] = []
+    for i, m in enumerate(items):
+        if type(m) is bytes:
+            arr[i].data, arr[i].len = m, len(m)
+            continue
+        ptr, size, owner = _as_u8(m, f"{name}[{i}]")
+        keep.append(owner)
+        arr[i].data = ctypes.cast(ptr, ctypes.c_char_p) if size else None
+        arr[i].len = size
+    return arr, n, keep
+
+
+_VOIDP = ctypes.c_void_p
+#: The send functions declared a second time, with every ``const uint8_t *``
+#: as ``c_void_p`` (the same ABI): then a ``bytes`` object (or a ctypes
+#: array) is passed as it is, without the cast ``POINTER(c_uint8)`` needs,
+#: which costs more than the rest of a small send's Python side. The exact
+#: declarations in :mod:`_ffi` are separate function objects, unchanged.
+_FAST_ARGTYPES: dict[str, list[Any]] = {
+    "aranya_quic_send": [_ffi.aranya_quic_t, ctypes.c_char_p, _VOIDP, ctypes.c_char_p, c_size_t, _VOIDP, c_size_t],
+    "aranya_quic_send_sync": [_ffi.aranya_quic_t, ctypes.c_char_p, ctypes.c_uint32, _VOIDP, c_size_t],
+    "aranya_quic_send_batch": [
+        _ffi.aranya_quic_t,
+        ctypes.c_char_p,
+        _VOIDP,
+        ctypes.c_char_p,
+        c_size_t,
+        POINTER(_ffi.aranya_quic_buf),
+        c_size_t,
+        POINTER(c_size_t),
+    ],
+}
+_fast_fns: dict[str, Any] = {}
+
+
+def _fast(name: str) -> Any:
+    """The :data:`_FAST_ARGTYPES` declaration of ``name``."""
+    lib = _ffi.lib()  # also refuses a forked child, every call
+    fn = _fast_fns.get(name)
+    if fn is None:
+        fn = lib[name]  # a new function object, not the one _ffi set up
+        fn.restype = ctypes.c_int32
+        fn.argtypes = _FAST_ARGTYPES[name]
+        _fast_fns[name] = fn
+    return fn
+
+
+def _team_id_bytes(team_id: Any, function: str) -> bytes:
+    """The 32 bytes of ``team_id`` (checked), as ``bytes``."""
+    if type(team_id) is bytes and len(team_id) == _ffi.ARANYA_QUIC_TEAM_ID_LEN:
+        return team_id
+    if not isinstance(team_id, (bytes, bytearray, memoryview)) or len(team_id) != (
+        _ffi.ARANYA_QUIC_TEAM_ID_LEN
+    ):
+        raise InvalidArgument(
+            _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+            f"team_id must be {_ffi.ARANYA_QUIC_TEAM_ID_LEN} bytes, got "
+            + (f"{len(team_id)} bytes" if hasattr(team_id, "__len__") else type(team_id).__name__),
+            function,
+        )
+    return bytes(team_id)
+
+
+def _msg_arg(message: Any) -> tuple[Any, int, Any]:
+    """A ``c_void_p`` argument and length for a bytes-like message, plus what
+    keeps it alive (``bytes`` go as they are)."""
+    if type(message) is bytes:
+        return message, len(message), None
+    return _as_u8(message, "message")
+
+
+def _joined_array(items: Sequence[Any]) -> tuple[Any, int, list[Any]] | None:
+    """_buf_array for many small messages: the payloads copied one after
+    another into one bytearray, and the records written as an array of
+    (address, length) machine words viewed as ``aranya_quic_buf``. ``None``
+    when the total is too large for a copy to pay, or an item's size is not
+    its byte length (then _buf_array's per-item path reports it)."""
+    if not _WORDS_ARE_RECORDS:  # pragma: no cover
+        return None
+    try:
+        sizes = array.array("Q", [memoryview(m).nbytes for m in items])
+    except TypeError:
+        return None  # not bytes-like: the per-item path names the culprit
+    total = sum(sizes)
+    if total > _JOIN_MAX_BYTES:
+        return None
+    n = len(items)
+    if total:
+        try:
+            blob = bytearray().join(items)
+        except (TypeError, BufferError, ValueError):
+            return None
+        if len(blob) != total:  # pragma: no cover - a buffer that joins differently
+            return None
+        base = ctypes.addressof((ctypes.c_char * total).from_buffer(blob))
+    else:
+        # All empty: NULL data with length 0 is what the header allows.
+        blob, base = bytearray(), 0
+    words = array.array("Q", bytes(16 * n))
+    offsets = array.array("Q", itertools.accumulate(sizes, initial=base))
+    del offsets[n]
+    words[0::2] = offsets  # data
+    words[1::2] = sizes  # len
+    return (_ffi.aranya_quic_buf * n).from_buffer(words), n, [blob, words]
 
 
 def _check_uint(value: int, name: str, maximum: int) -> int:
@@ -314,18 +551,15 @@ class Message:
 
     @classmethod
     def _from_c(cls, data: bytes, ch: _ffi.aranya_quic_channel) -> Message:
-        try:
-            kind: int = Kind(ch.kind)
-        except ValueError:
-            kind = int(ch.kind)
+        addr, kind, sync_type, team_id, label, label_len, peer_id = _CHANNEL.unpack_from(ch)
         return cls(
-            data=data,
-            addr=ch.addr.decode("utf-8", "replace"),
-            kind=kind,
-            team_id=bytes(ch.team_id),
-            label=_ffi.channel_label_bytes(ch).decode("utf-8", "replace"),
-            sync_type=int(ch.sync_type),
-            peer_id=bytes(ch.peer_id),
+            data,
+            addr.split(b"\0", 1)[0].decode("utf-8", "replace"),
+            _KINDS.get(kind, kind),
+            team_id,
+            label[: min(label_len, _LABEL_MAX)].decode("utf-8", "replace"),
+            sync_type,
+            peer_id,
         )
 
 
@@ -408,6 +642,10 @@ class Endpoint:
         self._async_waiters = 0
         self._local_addr: str | None = None
         self._tls = threading.local()
+        # Messages iteration or receive_async took from the library in a
+        # batch and did not return yet. They are older than anything still
+        # queued in the library, so every receive method returns them first.
+        self._pending: collections.deque[Message] = collections.deque()
         lib = _ffi.lib()
         cfg, keep = config._to_c()
         out = _ffi.aranya_quic_t(0)
@@ -440,16 +678,23 @@ class Endpoint:
         handle when the free won the race before the call started)."""
         if rc == _ffi.ARANYA_QUIC_OK:
             return
+        raise self._error(rc, function)
+
+    def _error(self, rc: int, function: str) -> AranyaQuicError:
+        """The exception for a failed call (see :meth:`_check`); reads the
+        detail message, so call it right after the call."""
         detail = last_error()
         if rc == _ffi.ARANYA_QUIC_ERR_INVALID_HANDLE and self._handle == 0:
-            raise Closed(_ffi.ARANYA_QUIC_ERR_CLOSED, f"the endpoint was closed ({detail})", function)
-        raise error_from_code(rc, detail, function)
+            return Closed(_ffi.ARANYA_QUIC_ERR_CLOSED, f"the endpoint was closed ({detail})", function)
+        return error_from_code(rc, detail, function)
 
     def close(self) -> None:
         """Free the endpoint (``aranya_quic_free``). Idempotent.
 
         Closes every connection gracefully (bounded by ``drain_timeout_ms``)
-        and drops queued messages. Calls blocked on other threads return
+        and drops queued messages (also those iteration or
+        :meth:`receive_async` had taken in a batch but not returned yet).
+        Calls blocked on other threads return
         with :class:`~aranya_quic.Closed`, and so does a pending
         :meth:`receive_async`. The :meth:`fileno` descriptor is closed:
         unregister it from selectors / ``loop.remove_reader`` first.
@@ -465,6 +710,8 @@ class Endpoint:
             if h:
                 check(_ffi.lib().aranya_quic_free(h), "aranya_quic_free")
         finally:
+            # Dropped like the library's queued messages.
+            self._pending.clear()
             self._async_fd_release(leaving=False)
 
     def __enter__(self) -> Endpoint:
@@ -531,8 +778,12 @@ class Endpoint:
         For :mod:`selectors`, :func:`select.select` and asyncio's
         ``loop.add_reader``. It belongs to the library: never read, write or
         close it. Readiness is a hint: after it, call ``receive(timeout=0)``
-        until it returns ``None``. :meth:`close` closes it, so unregister it
-        first.
+        (or ``receive_batch(timeout=0)``) until it returns ``None`` (``[]``).
+        :meth:`close` closes it, so unregister it first. It reflects the
+        library's queue only: messages that iteration or
+        :meth:`receive_async` already took in a batch do not make it
+        readable, so a poller that mixes with those drains with
+        ``receive(timeout=0)`` before waiting.
         """
         h = self._live()
         if self._fd is None:
@@ -559,24 +810,13 @@ class Endpoint:
             InvalidArgument: team_id is not 32 bytes; label too long or not UTF-8.
             BadAddress, TooLarge, Timeout, ConnectionFailed, TlsError, Closed.
         """
-        if not isinstance(team_id, (bytes, bytearray, memoryview)) or len(team_id) != (
-            _ffi.ARANYA_QUIC_TEAM_ID_LEN
-        ):
-            raise InvalidArgument(
-                _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
-                f"team_id must be {_ffi.ARANYA_QUIC_TEAM_ID_LEN} bytes, got "
-                + (f"{len(team_id)} bytes" if hasattr(team_id, "__len__") else type(team_id).__name__),
-                "aranya_quic_send",
-            )
+        team = _team_id_bytes(team_id, "aranya_quic_send")
         label_raw = label.encode("utf-8", "surrogatepass") if isinstance(label, str) else bytes(label)
         addr_raw = _format_addr(addr)
-        team_ptr, _, team_keep = _as_u8(bytes(team_id), "team_id")
-        msg_ptr, msg_len, msg_keep = _as_u8(message, "message")
-        rc = _ffi.lib().aranya_quic_send(
-            self._live(), addr_raw, team_ptr, label_raw, len(label_raw), msg_ptr, msg_len
-        )
+        msg_arg, msg_len, msg_keep = _msg_arg(message)
+        rc = _fast("aranya_quic_send")(self._live(), addr_raw, team, label_raw, len(label_raw), msg_arg, msg_len)
         self._check(rc, "aranya_quic_send")
-        del team_keep, msg_keep
+        del msg_keep
 
     def send_sync(self, addr: Address, sync_type: int, message: Any) -> None:
         """Send an Aranya sync message of type ``sync_type`` (0..2**32-1) to ``addr``.
@@ -585,10 +825,78 @@ class Endpoint:
         """
         _check_uint(sync_type, "sync_type", _UINT32_MAX)
         addr_raw = _format_addr(addr)
-        msg_ptr, msg_len, msg_keep = _as_u8(message, "message")
-        rc = _ffi.lib().aranya_quic_send_sync(self._live(), addr_raw, sync_type, msg_ptr, msg_len)
+        msg_arg, msg_len, msg_keep = _msg_arg(message)
+        rc = _fast("aranya_quic_send_sync")(self._live(), addr_raw, sync_type, msg_arg, msg_len)
         self._check(rc, "aranya_quic_send_sync")
         del msg_keep
+
+    def send_batch(
+        self, addr: Address, team_id: bytes, label: str | bytes, msgs: Iterable[Any]
+    ) -> int:
+        """Send the messages ``msgs``, in order, on the channel (``addr``,
+        ``team_id``, ``label``) in one library call (``aranya_quic_send_batch``):
+        the same as one :meth:`send` per message from one thread.
+
+        Args:
+            addr, team_id, label: as for :meth:`send`.
+            msgs: a sequence (or iterable) of bytes-like messages; ``bytes``
+                are passed without a copy. May be empty.
+
+        Returns:
+            The number of messages sent: ``len(msgs)`` (0 for an empty batch).
+
+        Raises:
+            The error of the first message that failed, as :meth:`send`
+            raises it, with ``sent`` set to how many messages before it were
+            accepted (those are sent; it and the rest are not). Arguments
+            that apply to every message (address, team id, label) fail before
+            any message is sent (``sent == 0``); a message over
+            ``max_message_size`` fails in its turn (:class:`TooLarge`).
+            TypeError: ``msgs`` is a single bytes-like object or str, or
+            holds something that is not bytes-like (nothing is sent).
+        """
+        function = "aranya_quic_send_batch"
+        try:
+            team = _team_id_bytes(team_id, function)
+            label_raw = label.encode("utf-8", "surrogatepass") if isinstance(label, str) else bytes(label)
+            addr_raw = _format_addr(addr)
+            h = self._live()
+        except AranyaQuicError as e:
+            e.sent = 0
+            raise
+        arr, n, keep = _buf_array(msgs, "msgs")
+        sent = c_size_t(0)
+        rc = _fast(function)(h, addr_raw, team, label_raw, len(label_raw), arr, n, byref(sent))
+        self._check_batch(rc, function, sent.value)
+        del keep, arr
+        return n
+
+    def send_sync_batch(self, addr: Address, sync_type: int, msgs: Iterable[Any]) -> int:
+        """Send Aranya sync messages of type ``sync_type`` to ``addr`` in one
+        library call (``aranya_quic_send_sync_batch``). Same behaviour, return
+        value and errors as :meth:`send_batch`."""
+        function = "aranya_quic_send_sync_batch"
+        try:
+            _check_uint(sync_type, "sync_type", _UINT32_MAX)
+            addr_raw = _format_addr(addr)
+            h = self._live()
+        except AranyaQuicError as e:
+            e.sent = 0
+            raise
+        arr, n, keep = _buf_array(msgs, "msgs")
+        sent = c_size_t(0)
+        rc = _ffi.lib().aranya_quic_send_sync_batch(h, addr_raw, sync_type, arr, n, byref(sent))
+        self._check_batch(rc, function, sent.value)
+        del keep, arr
+        return n
+
+    def _check_batch(self, rc: int, function: str, sent: int) -> None:
+        """:meth:`_check` for a batch send: the error carries ``sent``."""
+        if rc == _ffi.ARANYA_QUIC_OK:
+            return
+        e = self._error(rc, function)
+        e.sent = sent
+        raise e
 
     # -- receiving ----------------------------------------------------------
 
@@ -625,15 +933,12 @@ class Endpoint:
                 while this call waited).
             ValueError: ``timeout`` is negative or NaN.
         """
-        if timeout is not None:
+        timeout = _normalize_timeout(timeout)
+        if self._pending:
             try:
-                timeout = float(timeout)
-            except OverflowError:  # an int too large for a float: forever
-                timeout = math.inf if timeout > 0 else -math.inf
-            if not timeout >= 0:
-                raise ValueError(f"timeout must be None or >= 0, got {timeout!r}")
-            if math.isinf(timeout):
-                timeout = None
+                return self._pending.popleft()
+            except IndexError:  # another thread took the last one
+                pass
         lib = _ffi.lib()
         deadline = None if timeout is None else time.monotonic() + timeout
         ch = _ffi.aranya_quic_channel()
@@ -646,12 +951,7 @@ class Endpoint:
                 rc = lib.aranya_quic_receive(h, buf, len(buf), byref(ch), byref(n))
             else:
                 fn = "aranya_quic_receive_timeout"
-                if deadline is None:
-                    wait_ms = _WAIT_SLICE_MS
-                else:
-                    left_ms = (deadline - time.monotonic()) * 1000
-                    # Compare before ceil(): a huge timeout must not overflow.
-                    wait_ms = _WAIT_SLICE_MS if left_ms >= _WAIT_SLICE_MS else max(0, math.ceil(left_ms))
+                wait_ms = _wait_ms(deadline)
                 rc = lib.aranya_quic_receive_timeout(h, buf, len(buf), byref(ch), byref(n), wait_ms)
             if rc == _ffi.ARANYA_QUIC_OK:
                 data = ctypes.string_at(buf, n.value)
@@ -670,13 +970,152 @@ class Endpoint:
                 continue
             self._check(rc, fn)
 
+    def receive_batch(
+        self, max_msgs: int = RECEIVE_BATCH_DEFAULT, timeout: float | None = None
+    ) -> list[Message]:
+        """Take up to ``max_msgs`` received messages, oldest first, in one
+        library call (``aranya_quic_receive_batch``).
+
+        Waits (as :meth:`receive` does) for the first message only, never for
+        more once one is there. One receive buffer is used for the whole
+        batch: a batch stops at the first message that does not fit in what
+        is left of it (that message stays queued, first for the next call),
+        and a message larger than the whole buffer grows it, so nothing is
+        lost to a small buffer.
+
+        Args:
+            max_msgs: the most messages to take (>= 1).
+            timeout: as for :meth:`receive`.
+
+        Returns:
+            1 to ``max_msgs`` messages; ``[]`` when the timeout passed (for
+            ``timeout=0``: the queue was empty). Never empty with
+            ``timeout=None``.
+
+        Raises:
+            Closed: as for :meth:`receive`.
+            InvalidArgument: ``max_msgs`` < 1.
+            ValueError: ``timeout`` is negative or NaN.
+        """
+        if isinstance(max_msgs, bool) or not isinstance(max_msgs, int):
+            raise TypeError(f"max_msgs: expected int, got {type(max_msgs).__name__}")
+        if max_msgs < 1:
+            raise InvalidArgument(
+                _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT, f"max_msgs must be >= 1, got {max_msgs}"
+            )
+        timeout = _normalize_timeout(timeout)
+        pending = self._pending
+        if pending:
+            out: list[Message] = []
+            try:
+                while len(out) < max_msgs:
+                    out.append(pending.popleft())
+            except IndexError:
+                pass
+            if out:
+                return out
+        return self._take_batch(max_msgs, timeout)
+
+    def _records(self, count: int) -> ctypes.Array[_ffi.aranya_quic_message]:
+        """This thread's array of at least ``count`` message records."""
+        recs = getattr(self._tls, "recs", None)
+        if recs is None or len(recs) < count:
+            recs = (_ffi.aranya_quic_message * max(count, RECEIVE_BATCH_DEFAULT))()
+            self._tls.recs = recs
+        return recs
+
+    def _take_batch(self, max_msgs: int, timeout: float | None) -> list[Message]:
+        """One batch straight from the library (not from ``_pending``)."""
+        lib = _ffi.lib()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        recs = self._records(max_msgs)
+        n = c_size_t(0)
+        buf = self._buffer(RECEIVE_BUFFER_INITIAL)
+        fn = "aranya_quic_receive_batch"
+        while True:
+            h = self._live()
+            wait_ms = 0 if timeout == 0 else _wait_ms(deadline)
+            rc = lib.aranya_quic_receive_batch(h, buf, len(buf), recs, max_msgs, byref(n), wait_ms)
+            if rc == _ffi.ARANYA_QUIC_OK:
+                return self._unpack(buf, recs, n.value, max_msgs)
+            if rc == _ffi.ARANYA_QUIC_ERR_BUFFER_TOO_SMALL:
+                needed = int(recs[0].len)
+                if needed <= len(buf):  # pragma: no cover - library contract broken
+                    raise error_from_code(rc, last_error(), fn, needed=needed)
+                buf = self._buffer(needed)
+                continue  # the message stays queued: take it at once
+            if rc in (_ffi.ARANYA_QUIC_ERR_WOULD_BLOCK, _ffi.ARANYA_QUIC_ERR_TIMEOUT):
+                if deadline is None:
+                    continue
+                if timeout == 0 or time.monotonic() >= deadline:
+                    return []
+                continue
+            self._check(rc, fn)
+
+    @staticmethod
+    def _unpack(
+        buf: ctypes.Array[c_uint8], recs: ctypes.Array[_ffi.aranya_quic_message], count: int, max_msgs: int
+    ) -> list[Message]:
+        """Messages from the first ``count`` records and their payloads in ``buf``."""
+        if not 1 <= count <= max_msgs:  # pragma: no cover - library contract broken
+            raise error_from_code(
+                _ffi.ARANYA_QUIC_ERR_INTERNAL, f"library reported {count} messages for {max_msgs} records"
+            )
+        records = list(_RECORD.iter_unpack(memoryview(recs).cast("B")[: count * _RECORD.size]))
+        used = max(r[7] + r[8] for r in records)
+        if used > len(buf):  # pragma: no cover - library contract broken
+            raise error_from_code(
+                _ffi.ARANYA_QUIC_ERR_INTERNAL,
+                f"library reported messages up to byte {used} of a {len(buf)}-byte buffer",
+            )
+        # One copy of the payloads, sliced per message (cheaper than a
+        # bytes() per message through the ctypes buffer).
+        blob = memoryview(buf).cast("B")[:used].tobytes()
+        out = []
+        # Messages of a batch mostly share a sender and a label: decode each
+        # distinct one once.
+        last_addr = last_label = b""
+        addr_s = label_s = ""
+        last_len = -1
+        for addr, kind, sync_type, team, label, label_len, peer, offset, length in records:
+            if addr != last_addr:
+                last_addr = addr
+                addr_s = addr.split(b"\0", 1)[0].decode("utf-8", "replace")
+            if label_len != last_len or label != last_label:
+                last_label, last_len = label, label_len
+                label_s = label[: min(label_len, _LABEL_MAX)].decode("utf-8", "replace")
+            out.append(
+                Message(blob[offset : offset + length], addr_s, _KINDS.get(kind, kind), team, label_s, sync_type, peer)
+            )
+        return out
+
+    def _next_from_batch(self, timeout: float | None) -> Message | None:
+        """The next message for iteration / receive_async: from ``_pending``,
+        else a whole batch from the library whose first message is returned
+        and the rest kept in ``_pending``."""
+        if self._pending:
+            try:
+                return self._pending.popleft()
+            except IndexError:
+                pass
+        msgs = self._take_batch(RECEIVE_BATCH_DEFAULT, timeout)
+        if not msgs:
+            return None
+        if len(msgs) > 1:
+            self._pending.extend(msgs[1:])
+        return msgs[0]
+
     def __iter__(self) -> Endpoint:
         return self
 
     def __next__(self) -> Message:
-        """Block for the next message; ends the iteration when the endpoint closes."""
+        """Block for the next message; ends the iteration when the endpoint closes.
+
+        Takes every queued message (up to 64) in one library call and hands
+        them out one by one; any receive method returns those first.
+        """
         try:
-            msg = self.receive()
+            msg = self._next_from_batch(None)
         except Closed:
             raise StopIteration from None
         assert msg is not None
@@ -688,7 +1127,8 @@ class Endpoint:
         Registers a duplicate of :meth:`fileno` with the running loop's
         ``add_reader`` while waiting (no thread, no busy polling). Use one
         ``receive_async`` at a time per endpoint and loop (asyncio keeps one
-        reader per fd).
+        reader per fd). Takes every queued message (up to 64) in one library
+        call and hands them out one by one, as iteration does.
 
         Raises:
             Closed: the endpoint is closed, or was closed (by a task on this
@@ -698,7 +1138,7 @@ class Endpoint:
         fd = self._async_fd_acquire()
         try:
             while True:
-                msg = self.receive(timeout=0)  # raises Closed once closed
+                msg = self._next_from_batch(0)  # raises Closed once closed
                 if msg is not None:
                     return msg
                 ready: asyncio.Future[None] = loop.create_future()

@@ -5,6 +5,10 @@ carrying the numeric ``code`` and the library's ``detail`` message (from
 ``aranya_quic_last_error()``, read right after the failing call on the same
 thread). Unknown negative codes raise :class:`AranyaQuicError` itself.
 
+A failed batch send (:meth:`Endpoint.send_batch`,
+:meth:`Endpoint.send_sync_batch`) raises the error of the message that
+failed, with ``sent`` set to the number of messages accepted before it.
+
 :class:`InvalidArgument` and :class:`BadAddress` also derive from
 :class:`ValueError`, so generic argument handlers catch them. (The OSError
 family, e.g. ``TimeoutError``, is deliberately not used as a base: its
@@ -42,10 +46,16 @@ class AranyaQuicError(Exception):
         code: the negative ``ARANYA_QUIC_ERR_*`` code.
         detail: the library's detail message for this failure (may be "").
         function: the C function that failed, if known.
+        sent: for a batch send, how many messages from the start of the
+            batch were accepted (sent, as by a successful ``send``) before
+            the one that failed; the failed one and the rest were not.
+            ``None`` for errors of other calls.
     """
 
     #: The code this class stands for (``None`` on the base class).
     CODE: int | None = None
+    #: See the class docstring; set on the instance by batch sends.
+    sent: int | None = None
 
     def __init__(self, code: int, detail: str = "", function: str | None = None) -> None:
         self.code = code
@@ -68,9 +78,10 @@ class AranyaQuicError(Exception):
         if self.function and not self.detail.startswith(self.function):
             head = f"{self.function}: "
         desc = self.description
+        tail = "" if self.sent is None else f" ({self.sent} message(s) of the batch sent before it)"
         if self.detail:
-            return f"{head}{desc} ({self.code}): {self.detail}"
-        return f"{head}{desc} ({self.code})"
+            return f"{head}{desc} ({self.code}): {self.detail}{tail}"
+        return f"{head}{desc} ({self.code}){tail}"
 
 
 class WouldBlock(AranyaQuicError):

@@ -20,6 +20,8 @@ STRUCTS = {
     "aranya_quic_config": _ffi.aranya_quic_config,
     "aranya_quic_channel": _ffi.aranya_quic_channel,
     "aranya_quic_stats": _ffi.aranya_quic_stats,
+    "aranya_quic_message": _ffi.aranya_quic_message,
+    "aranya_quic_buf": _ffi.aranya_quic_buf,
 }
 
 

@@ -193,6 +193,41 @@ impl Default for aranya_quic_stats {
     }
 }
 
+/// `struct aranya_quic_message`: one message taken by
+/// [`aranya_quic_receive_batch`]; its payload is
+/// `buf[offset .. offset + len]` of the buffer passed to that call.
+/// (Added in 0.2.)
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct aranya_quic_message {
+    pub channel: aranya_quic_channel,
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Default for aranya_quic_message {
+    fn default() -> Self {
+        // SAFETY: integers and integer arrays, for which all-zero is valid.
+        unsafe { core::mem::zeroed() }
+    }
+}
+
+/// `struct aranya_quic_buf`: one message for [`aranya_quic_send_batch`]:
+/// `len` bytes at `data` (NULL only if `len` is 0). (Added in 0.2.)
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct aranya_quic_buf {
+    pub data: *const u8,
+    pub len: usize,
+}
+
+impl Default for aranya_quic_buf {
+    /// NULL and 0: the empty message.
+    fn default() -> Self {
+        aranya_quic_buf { data: core::ptr::null(), len: 0 }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Functions
 // ---------------------------------------------------------------------------
@@ -244,4 +279,33 @@ extern "C" {
     pub fn aranya_quic_strerror(code: i32) -> *const c_char;
     pub fn aranya_quic_last_error() -> *const c_char;
     pub fn aranya_quic_version() -> *const c_char;
+
+    // --- added in 0.2 ---
+    pub fn aranya_quic_receive_batch(
+        ep: aranya_quic_t,
+        buf: *mut u8,
+        buf_len: usize,
+        msgs: *mut aranya_quic_message,
+        max_msgs: usize,
+        out_count: *mut usize,
+        timeout_ms: i32,
+    ) -> i32;
+    pub fn aranya_quic_send_batch(
+        ep: aranya_quic_t,
+        addr: *const c_char,
+        team_id: *const u8,
+        label: *const c_char,
+        label_len: usize,
+        msgs: *const aranya_quic_buf,
+        count: usize,
+        out_sent: *mut usize,
+    ) -> i32;
+    pub fn aranya_quic_send_sync_batch(
+        ep: aranya_quic_t,
+        addr: *const c_char,
+        sync_type: u32,
+        msgs: *const aranya_quic_buf,
+        count: usize,
+        out_sent: *mut usize,
+    ) -> i32;
 }

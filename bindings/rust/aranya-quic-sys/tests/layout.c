@@ -70,6 +70,15 @@ int main(void) {
     FIELD(aranya_quic_stats, congestion_control);
     FIELD(aranya_quic_stats, messages_unconfirmed);
 
+    SIZE(aranya_quic_message);
+    FIELD(aranya_quic_message, channel);
+    FIELD(aranya_quic_message, offset);
+    FIELD(aranya_quic_message, len);
+
+    SIZE(aranya_quic_buf);
+    FIELD(aranya_quic_buf, data);
+    FIELD(aranya_quic_buf, len);
+
     CONST(ARANYA_QUIC_VERSION_MAJOR);
     CONST(ARANYA_QUIC_VERSION_MINOR);
     CONST(ARANYA_QUIC_VERSION_PATCH);

@@ -87,6 +87,10 @@ fn rust_view() -> BTreeMap<String, String> {
         handshake_failures, open_streams, messages_sent, bytes_sent, messages_received,
         bytes_received, queue_messages, queue_bytes, streams_reset, connections_lost,
         congestion_control, messages_unconfirmed);
+    size!(aranya_quic_message);
+    field!(aranya_quic_message, channel, offset, len);
+    size!(aranya_quic_buf);
+    field!(aranya_quic_buf, data, len);
     constant!(ARANYA_QUIC_VERSION_MAJOR, ARANYA_QUIC_VERSION_MINOR, ARANYA_QUIC_VERSION_PATCH,
         ARANYA_QUIC_VERSION_NUMBER, ARANYA_QUIC_TEAM_ID_LEN, ARANYA_QUIC_LABEL_MAX,
         ARANYA_QUIC_ADDR_MAX, ARANYA_QUIC_PEER_ID_LEN, ARANYA_QUIC_FINGERPRINT_LEN,

@@ -114,6 +114,7 @@ pub struct QuicMessageError {
     kind: ErrorKind,
     message: String,
     needed: Option<usize>,
+    sent: Option<usize>,
 }
 
 impl QuicMessageError {
@@ -126,16 +127,21 @@ impl QuicMessageError {
         let message = unsafe { CStr::from_ptr(sys::aranya_quic_last_error()) }
             .to_string_lossy()
             .into_owned();
-        QuicMessageError { kind: ErrorKind::from_code(rc), message, needed: None }
+        QuicMessageError { kind: ErrorKind::from_code(rc), message, needed: None, sent: None }
     }
 
     /// An error found by this crate before calling the library.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        QuicMessageError { kind, message: message.into(), needed: None }
+        QuicMessageError { kind, message: message.into(), needed: None, sent: None }
     }
 
     pub(crate) fn with_needed(mut self, needed: usize) -> Self {
         self.needed = Some(needed);
+        self
+    }
+
+    pub(crate) fn with_sent(mut self, sent: usize) -> Self {
+        self.sent = Some(sent);
         self
     }
 
@@ -160,6 +166,18 @@ impl QuicMessageError {
     pub fn needed(&self) -> Option<usize> {
         self.needed
     }
+
+    /// For a failed batch send ([`Endpoint::send_batch`],
+    /// [`Endpoint::send_sync_batch`]): how many messages, from the start of
+    /// the batch, were accepted before the one that failed. Those are sent
+    /// (as a successful `send` is); the failed one and the rest are not.
+    /// `None` for errors of other calls.
+    ///
+    /// [`Endpoint::send_batch`]: crate::Endpoint::send_batch
+    /// [`Endpoint::send_sync_batch`]: crate::Endpoint::send_sync_batch
+    pub fn sent(&self) -> Option<usize> {
+        self.sent
+    }
 }
 
 impl fmt::Display for QuicMessageError {
@@ -170,6 +188,9 @@ impl fmt::Display for QuicMessageError {
         }
         if let Some(n) = self.needed {
             write!(f, " (needs {n} bytes)")?;
+        }
+        if let Some(n) = self.sent {
+            write!(f, " ({n} message(s) of the batch sent before it)")?;
         }
         Ok(())
     }
@@ -232,6 +253,15 @@ mod tests {
         let next = -(known.len() as i32) - 1;
         assert_eq!(ErrorKind::from_code(next), ErrorKind::Unknown(next));
         assert_eq!(ErrorKind::Unknown(next).code(), next);
+    }
+
+    #[test]
+    fn batch_errors_carry_the_count_sent() {
+        let e = QuicMessageError::new(ErrorKind::TooLarge, "too big");
+        assert_eq!(e.sent(), None);
+        let e = e.with_sent(3);
+        assert_eq!(e.sent(), Some(3));
+        assert!(e.to_string().contains("3 message(s) of the batch sent"), "{e}");
     }
 
     #[test]

@@ -20,15 +20,23 @@
 //! # Ok(()) }
 //! ```
 //!
-//! With the `tokio` feature, [`Endpoint::recv`] waits asynchronously on the
+//! With the `tokio` feature, `Endpoint::recv` waits asynchronously on the
 //! endpoint's pollable fd.
+//!
+//! Many messages per call: [`Endpoint::send_batch`] and
+//! [`Endpoint::send_sync_batch`] send a slice of messages on one channel;
+//! [`Endpoint::receive_batch`] (and, with `tokio`, `Endpoint::recv_batch`)
+//! take every queued message that fits a reusable [`MessageBatch`], whose
+//! messages are read in place without allocating.
 
+mod batch;
 mod config;
 mod endpoint;
 mod error;
 mod types;
 
 pub use aranya_quic_sys as sys;
+pub use batch::{BatchIter, BatchMessage, MessageBatch};
 pub use config::{CongestionControl, Config, Limit, LogLevel};
 pub use endpoint::Endpoint;
 pub use error::{ErrorKind, QuicMessageError};

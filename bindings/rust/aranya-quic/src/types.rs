@@ -97,26 +97,32 @@ pub(crate) fn parse_addr(b: &[u8]) -> Result<SocketAddr, QuicMessageError> {
         })
 }
 
+/// The `label_len` bytes of a C channel's label (NUL bytes included).
+pub(crate) fn channel_label(c: &sys::aranya_quic_channel) -> &[u8] {
+    let len = c.label_len.min(c.label.len());
+    // SAFETY: c_char and u8 have the same size and alignment.
+    unsafe { std::slice::from_raw_parts(c.label.as_ptr().cast::<u8>(), len) }
+}
+
+pub(crate) fn channel_kind(kind: u32) -> ChannelKind {
+    match kind {
+        sys::ARANYA_QUIC_KIND_CHANNEL => ChannelKind::Channel,
+        sys::ARANYA_QUIC_KIND_SYNC => ChannelKind::Sync,
+        k => ChannelKind::Other(k),
+    }
+}
+
 impl QuicChannel {
+    /// The owned form of a C channel. Allocates only for a non-empty label
+    /// (the address is parsed, not kept as a string).
     pub(crate) fn from_c(c: &sys::aranya_quic_channel) -> Result<Self, QuicMessageError> {
         let addr = parse_addr(c_array_str(&c.addr))?;
-        let len = c.label_len.min(c.label.len());
-        // SAFETY: c_char and u8 have the same size and alignment.
-        let label = unsafe { std::slice::from_raw_parts(c.label.as_ptr().cast::<u8>(), len) };
-        let label = match std::str::from_utf8(label) {
-            Ok(s) => s.to_owned(),
-            Err(_) => String::from_utf8_lossy(label).into_owned(),
-        };
-        let kind = match c.kind {
-            sys::ARANYA_QUIC_KIND_CHANNEL => ChannelKind::Channel,
-            sys::ARANYA_QUIC_KIND_SYNC => ChannelKind::Sync,
-            k => ChannelKind::Other(k),
-        };
+        let label = String::from_utf8_lossy(channel_label(c)).into_owned();
         Ok(QuicChannel {
             addr,
             team_id: GraphId(c.team_id),
             label,
-            kind,
+            kind: channel_kind(c.kind),
             sync_type: c.sync_type,
             peer_id: c.peer_id,
         })
