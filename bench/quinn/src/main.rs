@@ -4,10 +4,13 @@
 //! AES-128-GCM) and flow-control windows as the Go baselines and the
 //! library.
 //!
-//!   quinnbench msg|pingpong|aq-msg|aq-pingpong [size=N] [dur=SECONDS] [certs=DIR]
+//!   quinnbench msg|pingpong|aq-msg|aq-msg-async|aq-msg-async-batch|aq-pingpong
+//!              [size=N] [dur=SECONDS] [certs=DIR]
 //!
 //! aq-*: the same scenarios through this repository's Rust binding of the
-//! library (feature `aq`, on by default).
+//! library (feature `aq`, on by default). aq-msg-async is aq-msg with the
+//! receiver on tokio (the binding's async `recv`); aq-msg-async-batch
+//! receives with its `recv_batch`.
 //! Prints one JSON line: {"scenario":..,"impl":"quinn"|"aranya-quic-rust","metrics":{..}}.
 
 #[cfg(feature = "aq")]
@@ -223,6 +226,8 @@ fn main() {
         {
             let m = match o.scenario.as_str() {
                 "aq-msg" => Some(aq::msg(&o)?),
+                "aq-msg-async" => Some(aq::msg_async(&o, false)?),
+                "aq-msg-async-batch" => Some(aq::msg_async(&o, true)?),
                 "aq-pingpong" => Some(aq::pingpong(&o)?),
                 _ => None,
             };
