@@ -138,7 +138,7 @@ bench-build: $(LIB)
 	@mkdir -p $(BENCH)
 	@test -f $(BENCH)/certs/ca.pem || $(GO) run ./examples/certgen -out $(BENCH)/certs alice bob
 	$(CC) -std=c11 -O2 $(CWARN) -Iinclude -o $(BENCH)/aqbench-c bench/c/aqbench.c -L$(BUILD) -laranya_quic -lpthread -Wl,-rpath,'$$ORIGIN/..'
-	$(GO) build -o $(BENCH)/aqbench ./bench/cmd/aqbench
+	$(LIB_ENV) $(GO) build $(LIB_GOFLAGS) -o $(BENCH)/aqbench ./bench/cmd/aqbench
 	@if command -v cargo >/dev/null; then \
 		cd bench/quinn && { CARGO_TARGET_DIR=$(CURDIR)/$(BENCH)/cargo cargo build --release --locked -q \
 			|| { echo "bench: quinnbench with the Rust binding did not build; quinn alone"; \

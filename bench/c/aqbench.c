@@ -5,11 +5,18 @@
  *
  *   aqbench SCENARIO [key=value ...]
  *
- * Scenarios: msg, par, pingpong, first, fanin, churn, memidle, memqueue;
- * info prints the library's version and congestion control.
+ * Scenarios: msg, par, pingpong, first, fanin, fanout, churn, memidle,
+ * memqueue; info prints the library's version and congestion control.
  * Keys: certs=DIR (examples/certgen output: ca.pem, alice.*, bob.*),
  * size=BYTES, dur=SECONDS, iters=N, peers=N, channels=N, maxconn=N,
- * cc=reno|bbr2 (congestion control; default: the library's).
+ * cc=reno|bbr2 (congestion control of every endpoint; default: the
+ * library's), wait=poll (receive through aranya_quic_receive_fd + poll),
+ * batch=N (msg, par, fanin, fanout: aranya_quic_send_batch and
+ * aranya_quic_receive_batch with N messages per call; 0, the default, is
+ * one call per message), load=1 (pingpong: 64 KiB messages on a second
+ * channel from the pinging endpoint while the ping-pong runs).
+ * Throughput scenarios report cpu_ns_per_msg: CPU time of the whole
+ * process (both endpoints, user + system) per message received.
  * Prints one JSON line: {"scenario":..,"impl":"aranya-quic","metrics":{..}}.
  * Exit status 0 on success; on failure a message on stderr and status 1.
  */
@@ -24,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +61,15 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* User + system CPU time of the whole process, in seconds. */
+static double cpu_s(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        die("getrusage: %s", strerror(errno));
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void sleep_ms(long ms) {
@@ -118,6 +135,10 @@ static long opt_maxconn = 32;
  * Go). */
 static int opt_poll = 0;
 static uint32_t opt_cc = ARANYA_QUIC_CC_DEFAULT; /* cc=reno|bbr2 */
+static const char *opt_cc_name = NULL;          /* as given, for the memqueue child */
+static long opt_batch = 0;
+static int opt_load = 0;
+static int opt_callback = 0; /* recv=callback: messages arrive through receive_callback */
 
 static void parse_opts(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
@@ -142,11 +163,31 @@ static void parse_opts(int argc, char **argv) {
             opt_maxconn = atol(v);
         else if (!strcmp(k, "wait"))
             opt_poll = !strcmp(v, "poll");
-        else if (!strcmp(k, "cc"))
+        else if (!strcmp(k, "cc")) {
             opt_cc = !strcmp(v, "reno") ? ARANYA_QUIC_CC_RENO : !strcmp(v, "bbr2") ? ARANYA_QUIC_CC_BBR2 : (die("cc=reno|bbr2"), 0);
+            opt_cc_name = v;
+        } else if (!strcmp(k, "batch"))
+            opt_batch = atol(v);
+        else if (!strcmp(k, "load"))
+            opt_load = atoi(v);
+        else if (!strcmp(k, "recv"))
+            opt_callback = !strcmp(v, "callback") ? 1 : !strcmp(v, "call") ? 0 : (die("recv=call|callback"), 0);
         else
             die("unknown option %s", k);
     }
+    if (opt_peers < 1 || opt_channels < 1)
+        die("peers and channels want at least 1");
+    if (opt_batch < 0 || opt_batch > 65536)
+        die("batch=N wants 0..65536");
+    if (opt_load != 0 && opt_load != 1)
+        die("load=0|1");
+    const char *sc = argv[1];
+    if (opt_batch && strcmp(sc, "msg") && strcmp(sc, "par") && strcmp(sc, "fanin") && strcmp(sc, "fanout"))
+        die("batch=N applies to msg, par, fanin and fanout");
+    if (opt_load && strcmp(sc, "pingpong"))
+        die("load=1 applies to pingpong");
+    if (opt_callback && strcmp(sc, "pingpong"))
+        die("recv=callback applies to pingpong");
 }
 
 /* ------------------------------------------------------------ endpoints */
@@ -168,8 +209,10 @@ typedef struct {
     char addr[ARANYA_QUIC_ADDR_MAX];
 } endpoint;
 
-/* who: 0 alice, 1 bob. maxconn 0: default. send_timeout_ms 0: default. */
-static endpoint mk(int who, uint32_t maxconn, uint32_t send_timeout_ms) {
+/* who: 0 alice, 1 bob. maxconn 0: default. send_timeout_ms 0: default.
+ * fn: the receive callback, or NULL for the receive queue. */
+static endpoint mk_full(int who, uint32_t maxconn, uint32_t send_timeout_ms, aranya_quic_receive_callback fn,
+                        void *user) {
     aranya_quic_config cfg;
     endpoint e;
     size_t n;
@@ -184,9 +227,15 @@ static endpoint mk(int who, uint32_t maxconn, uint32_t send_timeout_ms) {
     cfg.max_connections = maxconn;
     cfg.send_timeout_ms = send_timeout_ms;
     cfg.congestion_control = opt_cc;
+    cfg.receive_callback = fn;
+    cfg.receive_callback_user = user;
     check(aranya_quic_new(&cfg, &e.h), "new");
     check(aranya_quic_local_addr(e.h, e.addr, sizeof e.addr, &n), "local_addr");
     return e;
+}
+
+static endpoint mk(int who, uint32_t maxconn, uint32_t send_timeout_ms) {
+    return mk_full(who, maxconn, send_timeout_ms, NULL, NULL);
 }
 
 static void send_msg(endpoint *from, const char *to, const char *label, const uint8_t *msg, size_t len) {
@@ -203,6 +252,70 @@ static int32_t wait_receive(aranya_quic_t h, uint8_t *buf, size_t cap, aranya_qu
     double end = now_s() + timeout_ms / 1000.0;
     for (;;) {
         int32_t rc = aranya_quic_receive(h, buf, cap, ch, len);
+        if (rc != ARANYA_QUIC_ERR_WOULD_BLOCK)
+            return rc;
+        int left = (int)((end - now_s()) * 1000);
+        if (left <= 0)
+            return ARANYA_QUIC_ERR_TIMEOUT;
+        poll(&pf, 1, left);
+    }
+}
+
+/* Where a receiver takes messages: one at a time (batch=0) or up to
+ * opt_batch per call. */
+typedef struct {
+    uint8_t *buf;
+    size_t cap;
+    aranya_quic_message *recs;
+    size_t nrec;
+    int fd; /* receive_fd, fetched on the first wait (wait=poll) */
+} rxbuf;
+
+/* A batch of small messages fills N * size bytes; large messages are capped
+ * here, since a call per MiB costs nothing next to the copy, but the buffer
+ * always holds at least one message. */
+#define BATCH_BUF_MAX ((size_t)4 << 20)
+
+static void rx_init(rxbuf *x, size_t size) {
+    size_t one = size ? size : 1;
+    x->nrec = opt_batch > 0 ? (size_t)opt_batch : 1;
+    x->cap = one;
+    if (opt_batch > 0) {
+        x->cap = x->nrec * one;
+        if (x->cap > BATCH_BUF_MAX)
+            x->cap = BATCH_BUF_MAX > one ? BATCH_BUF_MAX : one;
+    }
+    x->buf = malloc(x->cap);
+    x->recs = calloc(x->nrec, sizeof *x->recs);
+    x->fd = -1;
+    if (!x->buf || !x->recs)
+        die("out of memory");
+}
+
+static void rx_free(rxbuf *x) {
+    free(x->buf);
+    free(x->recs);
+}
+
+/* Takes one message (batch=0) or up to nrec; *count is how many, their
+ * lengths in x->recs. Waits up to timeout_ms for the first: in
+ * aranya_quic_receive_batch or receive_timeout, or with wait=poll in
+ * poll() on the fd, taking without waiting until WOULD_BLOCK. */
+static int32_t rx_take(aranya_quic_t h, rxbuf *x, size_t *count, int32_t timeout_ms) {
+    if (opt_batch == 0) {
+        int32_t rc = wait_receive(h, x->buf, x->cap, &x->recs[0].channel, &x->recs[0].len, timeout_ms);
+        x->recs[0].offset = 0;
+        *count = rc == ARANYA_QUIC_OK ? 1 : 0;
+        return rc;
+    }
+    if (!opt_poll)
+        return aranya_quic_receive_batch(h, x->buf, x->cap, x->recs, x->nrec, count, timeout_ms);
+    if (x->fd < 0)
+        check(aranya_quic_receive_fd(h, &x->fd), "receive_fd");
+    struct pollfd pf = {.fd = x->fd, .events = POLLIN};
+    double end = now_s() + timeout_ms / 1000.0;
+    for (;;) {
+        int32_t rc = aranya_quic_receive_batch(h, x->buf, x->cap, x->recs, x->nrec, count, 0);
         if (rc != ARANYA_QUIC_ERR_WOULD_BLOCK)
             return rc;
         int left = (int)((end - now_s()) * 1000);
@@ -234,23 +347,28 @@ static void emit(const char *scenario, const char *metrics_fmt, ...) {
  * are done and every message they sent has arrived. */
 typedef struct {
     endpoint *ep;
-    size_t cap;
+    size_t size;         /* message size, for the receive buffer */
     atomic_int done;     /* senders finished; total is final */
-    atomic_llong total;  /* messages the senders sent (timed ones) */
+    atomic_llong total;  /* messages the senders sent to this endpoint */
     long long msgs, bytes;
     double last;         /* time of the last message */
+    /* Process CPU time when the last message was taken, if that was after
+     * done; else -1 and the caller's reading when it set done stands. */
+    double cpu_last;
     int err;
 } receiver;
 
 static void *receiver_main(void *arg) {
     receiver *r = arg;
-    uint8_t *buf = malloc(r->cap);
-    aranya_quic_channel ch;
-    size_t len;
+    rxbuf x;
+    rx_init(&x, r->size);
+    r->cpu_last = -1;
+    r->last = now_s();
     for (;;) {
         if (atomic_load(&r->done) && r->msgs >= atomic_load(&r->total))
             break;
-        int32_t rc = wait_receive(r->ep->h, buf, r->cap, &ch, &len, 200);
+        size_t k;
+        int32_t rc = rx_take(r->ep->h, &x, &k, 50);
         if (rc == ARANYA_QUIC_ERR_TIMEOUT) {
             if (atomic_load(&r->done) && now_s() - r->last > 20) {
                 r->err = 1; /* messages lost */
@@ -259,19 +377,61 @@ static void *receiver_main(void *arg) {
             continue;
         }
         if (rc != ARANYA_QUIC_OK) {
-            fprintf(stderr, "aqbench: receive: %s\n", aranya_quic_last_error());
+            fprintf(stderr, "aqbench: receive: %s (%d): %s\n", aranya_quic_strerror(rc), rc,
+                    aranya_quic_last_error());
             r->err = 1;
             break;
         }
-        r->msgs++;
-        r->bytes += (long long)len;
+        for (size_t i = 0; i < k; i++)
+            r->bytes += (long long)x.recs[i].len;
+        r->msgs += (long long)k;
         r->last = now_s();
+        if (atomic_load(&r->done) && r->msgs >= atomic_load(&r->total)) {
+            r->cpu_last = cpu_s();
+            break;
+        }
     }
-    free(buf);
+    rx_free(&x);
     return NULL;
 }
 
 /* ------------------------------------------------------------ scenarios */
+
+/* n copies of one message, for aranya_quic_send_batch. */
+static aranya_quic_buf *batch_bufs(const uint8_t *msg, size_t size, size_t n) {
+    aranya_quic_buf *b = calloc(n, sizeof *b);
+    if (!b)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        b[i].data = msg;
+        b[i].len = size;
+    }
+    return b;
+}
+
+/* One send call: one message (batch=0) or opt_batch of them. Returns how
+ * many were sent. */
+static long long send_some(endpoint *from, const char *to, const char *label, const aranya_quic_buf *bufs) {
+    if (opt_batch == 0) {
+        send_msg(from, to, label, bufs[0].data, bufs[0].len);
+        return 1;
+    }
+    size_t sent = 0;
+    int32_t rc = aranya_quic_send_batch(from->h, to, team, label, strlen(label), bufs, (size_t)opt_batch, &sent);
+    if (rc != ARANYA_QUIC_OK)
+        die("send_batch: %s (%d) after %zu of %ld: %s", aranya_quic_strerror(rc), rc, sent, opt_batch,
+            aranya_quic_last_error());
+    return (long long)sent;
+}
+
+/* Send calls between looks at the clock: about every 64 small messages,
+ * every call once a call carries 4 KiB or more. */
+static long long clock_every(size_t size) {
+    long long per = opt_batch > 0 ? opt_batch : 1;
+    if (size * (size_t)per >= 4096 || per >= 64)
+        return 1;
+    return 64 / per;
+}
 
 typedef struct {
     endpoint *from;
@@ -285,17 +445,36 @@ typedef struct {
 static void *sender_main(void *arg) {
     sender *s = arg;
     uint8_t *msg = calloc(1, s->size ? s->size : 1);
-    /* Small messages look at the clock every 64 sends, large ones every
-     * send. */
-    long long every = s->size >= 4096 ? 1 : 64;
+    aranya_quic_buf *bufs = batch_bufs(msg, s->size, opt_batch > 0 ? (size_t)opt_batch : 1);
+    long long every = clock_every(s->size);
     for (long long i = 0;; i++) {
-        send_msg(s->from, s->to, s->label, msg, s->size);
-        s->sent++;
+        s->sent += send_some(s->from, s->to, s->label, bufs);
         if (i % every == 0 && now_s() >= s->deadline)
             break;
     }
+    free(bufs);
     free(msg);
     return NULL;
+}
+
+/* Connects from to `to` before the clock starts, as the baselines dial
+ * before theirs, with one message on a channel of its own: the measured
+ * channels are still new when timing starts, so their first message is
+ * timed like the rest. */
+static void preconnect(endpoint *from, endpoint *to) {
+    uint8_t msg[64] = {0}, in[64];
+    aranya_quic_channel ch;
+    send_msg(from, to->addr, "connect", msg, sizeof msg);
+    recv_msg(to, in, sizeof in, &ch);
+}
+
+static void emit_throughput(const char *scenario, long long msgs, long long bytes, double el, double cpu,
+                            const char *extra_key, int extra) {
+    emit(scenario,
+         "\"msgs_per_s\":%.1f,\"gbit_s\":%.4f,\"cpu_ns_per_msg\":%.1f,\"msgs\":%lld,\"seconds\":%.3f,"
+         "\"cpu_seconds\":%.3f,\"batch\":%ld,\"%s\":%d",
+         (double)msgs / el, (double)bytes * 8 / el / 1e9, cpu * 1e9 / (double)msgs, msgs, el, cpu, opt_batch,
+         extra_key, extra);
 }
 
 /* n senders (one per channel, or one per sending endpoint) into one
@@ -305,23 +484,17 @@ static void run_streams(const char *scenario, endpoint *froms, int nfrom, int nc
     int n = nfrom * nchan;
     sender *s = calloc((size_t)n, sizeof *s);
     pthread_t *th = calloc((size_t)n, sizeof *th);
-    uint8_t *buf = malloc(size ? size : 1);
-    aranya_quic_channel ch;
-    receiver r = {.ep = &b, .cap = size ? size : 1};
+    receiver r = {.ep = &b, .size = size};
+    for (int i = 0; i < nfrom; i++)
+        preconnect(&froms[i], &b);
     for (int i = 0; i < n; i++) {
         s[i].from = &froms[i / nchan];
         s[i].to = b.addr;
         snprintf(s[i].label, sizeof s[i].label, "bench-%d", i % nchan);
         s[i].size = size;
-        /* Warm-up: connection and channel stream exist before timing. A
-         * small message: a first message larger than the channel's send
-         * buffer (256 KiB) stalls behind the channel header (core bug,
-         * see bench/README.md, "Known limits"). */
-        send_msg(s[i].from, b.addr, s[i].label, buf, size < 64 ? size : 64);
-        recv_msg(&b, buf, size ? size : 1, &ch);
     }
     pthread_t rt;
-    double start = now_s();
+    double start = now_s(), cpu0 = cpu_s();
     for (int i = 0; i < n; i++)
         s[i].deadline = start + opt_dur;
     pthread_create(&rt, NULL, receiver_main, &r);
@@ -332,18 +505,17 @@ static void run_streams(const char *scenario, endpoint *froms, int nfrom, int nc
         pthread_join(th[i], NULL);
         total += s[i].sent;
     }
+    double cpu_done = cpu_s();
     atomic_store(&r.total, total);
     atomic_store(&r.done, 1);
     pthread_join(rt, NULL);
     if (r.err || r.msgs != total)
         die("%s: received %lld of %lld messages", scenario, r.msgs, total);
-    double el = r.last - start;
-    emit(scenario, "\"msgs_per_s\":%.1f,\"gbit_s\":%.4f,\"msgs\":%lld,\"seconds\":%.3f,\"senders\":%d",
-         (double)r.msgs / el, (double)r.bytes * 8 / el / 1e9, r.msgs, el, n);
+    double cpu_end = r.cpu_last > cpu_done ? r.cpu_last : cpu_done;
+    emit_throughput(scenario, r.msgs, r.bytes, r.last - start, cpu_end - cpu0, "senders", n);
     check(aranya_quic_free(b.h), "free");
     free(s);
     free(th);
-    free(buf);
 }
 
 static void sc_msg(void) {
@@ -369,35 +541,268 @@ static void sc_fanin(void) {
     free(a);
 }
 
-/* Ping-pong: B echoes every message back on the channel it came on. */
-static atomic_int echo_stop;
+/* Fan-out: one sending endpoint, `peers` receiving endpoints with a
+ * receiver thread each; the sender goes round-robin, one message (or one
+ * batch) per peer at a time. Throughput = all messages received / (the
+ * last receiver's last message - start). */
+static void sc_fanout(void) {
+    int n = (int)opt_peers;
+    size_t size = (size_t)opt_size;
+    endpoint a = mk(0, 0, 0);
+    endpoint *e = calloc((size_t)n, sizeof *e);
+    receiver *r = calloc((size_t)n, sizeof *r);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    long long *sent = calloc((size_t)n, sizeof *sent);
+    for (int i = 0; i < n; i++) {
+        e[i] = mk(1, 0, 0);
+        r[i].ep = &e[i];
+        r[i].size = size;
+    }
+    for (int i = 0; i < n; i++)
+        preconnect(&a, &e[i]);
+    uint8_t *msg = calloc(1, size ? size : 1);
+    aranya_quic_buf *bufs = batch_bufs(msg, size, opt_batch > 0 ? (size_t)opt_batch : 1);
+    double start = now_s(), cpu0 = cpu_s(), deadline = start + opt_dur;
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, receiver_main, &r[i]);
+    long long every = clock_every(size);
+    for (long long i = 0;; i++) {
+        int p = (int)(i % n);
+        sent[p] += send_some(&a, e[p].addr, "bench-0", bufs);
+        if (i % every == 0 && now_s() >= deadline)
+            break;
+    }
+    double cpu_done = cpu_s();
+    for (int i = 0; i < n; i++) {
+        atomic_store(&r[i].total, sent[i]);
+        atomic_store(&r[i].done, 1);
+    }
+    long long msgs = 0, bytes = 0, total = 0;
+    double last = start, cpu_end = cpu_done;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        if (r[i].err || r[i].msgs != sent[i]) {
+            fprintf(stderr, "aqbench: fanout: peer %d received %lld of %lld messages\n", i, r[i].msgs, sent[i]);
+            bad = 1;
+        }
+        msgs += r[i].msgs;
+        bytes += r[i].bytes;
+        total += sent[i];
+        if (r[i].last > last)
+            last = r[i].last;
+        if (r[i].cpu_last > cpu_end)
+            cpu_end = r[i].cpu_last;
+    }
+    if (bad)
+        die("fanout: received %lld of %lld messages", msgs, total);
+    emit_throughput("fanout", msgs, bytes, last - start, cpu_end - cpu0, "peers", n);
+    check(aranya_quic_free(a.h), "free");
+    for (int i = 0; i < n; i++)
+        check(aranya_quic_free(e[i].h), "free");
+    free(bufs);
+    free(msg);
+    free(e);
+    free(r);
+    free(th);
+    free(sent);
+}
 
+/* Ping-pong: B echoes every "ping" message back on the channel it came on.
+ * With load=1, A also sends 64 KiB messages on "bulk", which B drops. */
+#define BULK_SIZE 65536
+
+static atomic_int echo_stop;       /* the ping-pong is over */
+static atomic_int bulk_stop;       /* the bulk sender should stop */
+static atomic_llong bulk_sent = -1; /* final count of bulk messages; -1 while sending */
+static atomic_llong bulk_bytes;    /* bulk payload bytes B received */
+static long long bulk_msgs;        /* bulk messages B received (echo thread only) */
+
+static int is_label(const aranya_quic_channel *ch, const char *label) {
+    size_t n = strlen(label);
+    return ch->label_len == n && memcmp(ch->label, label, n) == 0;
+}
+
+/* Runs until the ping-pong is over and every bulk message sent arrived, so
+ * that nothing is in flight when the endpoints are freed. */
 static void *echo_main(void *arg) {
     endpoint *b = arg;
-    uint8_t buf[65536];
+    uint8_t *buf = malloc(BULK_SIZE);
     aranya_quic_channel ch;
     size_t len;
-    while (!atomic_load(&echo_stop)) {
-        int32_t rc = wait_receive(b->h, buf, sizeof buf, &ch, &len, 100);
+    double last = now_s();
+    for (;;) {
+        if (atomic_load(&echo_stop)) {
+            long long want = atomic_load(&bulk_sent);
+            if (want >= 0 && bulk_msgs >= want)
+                break;
+            if (now_s() - last > 20)
+                die("pingpong: %lld of %lld bulk messages arrived", bulk_msgs, want);
+        }
+        int32_t rc = wait_receive(b->h, buf, BULK_SIZE, &ch, &len, 100);
         if (rc == ARANYA_QUIC_ERR_TIMEOUT)
             continue;
         check(rc, "echo receive");
+        last = now_s();
+        if (is_label(&ch, "bulk")) {
+            bulk_msgs++;
+            atomic_fetch_add(&bulk_bytes, (long long)len);
+            continue;
+        }
         check(aranya_quic_send(b->h, ch.addr, ch.team_id, ch.label, ch.label_len, buf, len), "echo send");
     }
+    free(buf);
     return NULL;
 }
 
+typedef struct {
+    endpoint *from;
+    const char *to;
+} bulk_arg;
+
+static void *bulk_main(void *arg) {
+    bulk_arg *ba = arg;
+    uint8_t *msg = calloc(1, BULK_SIZE);
+    long long n = 0;
+    while (!atomic_load(&bulk_stop)) {
+        send_msg(ba->from, ba->to, "bulk", msg, BULK_SIZE);
+        n++;
+    }
+    atomic_store(&bulk_sent, n);
+    free(msg);
+    return NULL;
+}
+
+/* recv=callback: both ends receive through receive_callback. B's callback
+ * echoes each ping (and drops bulk); A's callback takes the round-trip
+ * time and sends the next ping, so no thread of ours waits for a message. */
+typedef struct {
+    endpoint ep;
+    const char *to;
+    uint8_t *msg;
+    size_t size;
+    int warm; /* round trips left before the clock starts */
+    double t, deadline;
+    double *rtt;
+    size_t n, cap;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+} cb_pinger;
+
+static void pinger_cb(void *user, const aranya_quic_channel *ch, const uint8_t *m, size_t len) {
+    (void)ch, (void)m, (void)len;
+    cb_pinger *p = user;
+    double now = now_s();
+    if (p->warm > 0) {
+        if (--p->warm == 0)
+            p->deadline = now + opt_dur;
+    } else {
+        if (p->n == p->cap)
+            p->rtt = realloc(p->rtt, (p->cap *= 2) * sizeof *p->rtt);
+        p->rtt[p->n++] = (now - p->t) * 1e6;
+        if (now >= p->deadline) {
+            pthread_mutex_lock(&p->mu);
+            p->done = 1;
+            pthread_cond_signal(&p->cv);
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
+    }
+    p->t = now_s();
+    send_msg(&p->ep, p->to, "ping", p->msg, p->size);
+}
+
+typedef struct {
+    endpoint ep;
+    atomic_llong bulk_msgs;
+} cb_echo;
+
+static void echo_cb(void *user, const aranya_quic_channel *ch, const uint8_t *m, size_t len) {
+    cb_echo *e = user;
+    if (is_label(ch, "bulk")) {
+        atomic_fetch_add(&e->bulk_msgs, 1);
+        atomic_fetch_add(&bulk_bytes, (long long)len);
+        return;
+    }
+    check(aranya_quic_send(e->ep.h, ch->addr, ch->team_id, ch->label, ch->label_len, m, len), "echo send");
+}
+
+static void sc_pingpong_callback(void) {
+    static cb_pinger p;
+    static cb_echo e;
+    p.size = (size_t)opt_size;
+    p.msg = calloc(1, p.size ? p.size : 1);
+    p.warm = 10;
+    p.cap = 1 << 16;
+    p.rtt = malloc(p.cap * sizeof *p.rtt);
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_cond_init(&p.cv, NULL);
+    /* The handles are stored before the first message can reach a
+     * callback: nothing is sent until both exist. */
+    e.ep = mk_full(1, 0, 0, echo_cb, &e);
+    p.ep = mk_full(0, 0, 0, pinger_cb, &p);
+    p.to = e.ep.addr;
+    pthread_t bt;
+    bulk_arg ba = {.from = &p.ep, .to = e.ep.addr};
+    double bulk_start = now_s();
+    if (opt_load)
+        pthread_create(&bt, NULL, bulk_main, &ba);
+    p.t = now_s();
+    send_msg(&p.ep, p.to, "ping", p.msg, p.size);
+    pthread_mutex_lock(&p.mu);
+    while (!p.done)
+        pthread_cond_wait(&p.cv, &p.mu);
+    pthread_mutex_unlock(&p.mu);
+    double ping_end = now_s();
+    long long bulk_got = atomic_load(&bulk_bytes);
+    if (opt_load) {
+        atomic_store(&bulk_stop, 1);
+        pthread_join(bt, NULL);
+        long long want = atomic_load(&bulk_sent);
+        double start = now_s();
+        while (atomic_load(&e.bulk_msgs) < want) {
+            if (now_s() - start > 20)
+                die("pingpong: %lld of %lld bulk messages arrived", (long long)atomic_load(&e.bulk_msgs), want);
+            sleep_ms(1);
+        }
+    }
+    double p50 = quantile(p.rtt, p.n, 0.5), p99 = quantile(p.rtt, p.n, 0.99);
+    if (opt_load)
+        emit("pingpong", "\"p50_us\":%.2f,\"p99_us\":%.2f,\"samples\":%zu,\"bulk_gbit_s\":%.4f,\"bulk_msgs\":%lld",
+             p50, p99, p.n, (double)bulk_got * 8 / (ping_end - bulk_start) / 1e9, bulk_got / BULK_SIZE);
+    else
+        emit("pingpong", "\"p50_us\":%.2f,\"p99_us\":%.2f,\"samples\":%zu", p50, p99, p.n);
+    check(aranya_quic_free(p.ep.h), "free");
+    check(aranya_quic_free(e.ep.h), "free");
+    free(p.rtt);
+    free(p.msg);
+}
+
 static void sc_pingpong(void) {
+    if (opt_callback) {
+        sc_pingpong_callback();
+        return;
+    }
     endpoint a = mk(0, 0, 0), b = mk(1, 0, 0);
     size_t size = (size_t)opt_size;
-    uint8_t *msg = calloc(1, size), *in = malloc(size > 65536 ? size : 65536);
+    uint8_t *msg = calloc(1, size ? size : 1), *in = malloc(size > 65536 ? size : 65536);
     aranya_quic_channel ch;
-    pthread_t et;
+    pthread_t et, bt;
+    if (!opt_load)
+        atomic_store(&bulk_sent, 0);
     pthread_create(&et, NULL, echo_main, &b);
-    for (int i = 0; i < 10; i++) { /* warm-up: both streams open */
+    /* Like the baselines: ten round trips before the clock, so the
+     * handshake and the opening of both streams stay out of the
+     * quantiles. */
+    for (int i = 0; i < 10; i++) {
         send_msg(&a, b.addr, "ping", msg, size);
         recv_msg(&a, in, 65536, &ch);
     }
+    bulk_arg ba = {.from = &a, .to = b.addr};
+    double bulk_start = now_s();
+    if (opt_load)
+        pthread_create(&bt, NULL, bulk_main, &ba);
     size_t cap = 1 << 16, n = 0;
     double *rtt = malloc(cap * sizeof *rtt);
     double deadline = now_s() + opt_dur;
@@ -409,10 +814,20 @@ static void sc_pingpong(void) {
             rtt = realloc(rtt, (cap *= 2) * sizeof *rtt);
         rtt[n++] = (now_s() - t) * 1e6;
     }
+    double ping_end = now_s();
+    long long bulk_got = atomic_load(&bulk_bytes);
+    if (opt_load) {
+        atomic_store(&bulk_stop, 1);
+        pthread_join(bt, NULL);
+    }
     atomic_store(&echo_stop, 1);
     pthread_join(et, NULL);
     double p50 = quantile(rtt, n, 0.5), p99 = quantile(rtt, n, 0.99);
-    emit("pingpong", "\"p50_us\":%.2f,\"p99_us\":%.2f,\"samples\":%zu", p50, p99, n);
+    if (opt_load)
+        emit("pingpong", "\"p50_us\":%.2f,\"p99_us\":%.2f,\"samples\":%zu,\"bulk_gbit_s\":%.4f,\"bulk_msgs\":%lld",
+             p50, p99, n, (double)bulk_got * 8 / (ping_end - bulk_start) / 1e9, bulk_got / BULK_SIZE);
+    else
+        emit("pingpong", "\"p50_us\":%.2f,\"p99_us\":%.2f,\"samples\":%zu", p50, p99, n);
     check(aranya_quic_free(a.h), "free");
     check(aranya_quic_free(b.h), "free");
     free(rtt);
@@ -614,7 +1029,9 @@ static void sc_memqueue(char *self) {
     posix_spawn_file_actions_addclose(&fa, out[0]);
     char certs[1100];
     snprintf(certs, sizeof certs, "certs=%s", opt_certs);
-    char *argv[] = {self, "memqueue-child", certs, NULL};
+    char cc[64];
+    snprintf(cc, sizeof cc, "cc=%s", opt_cc_name ? opt_cc_name : "");
+    char *argv[] = {self, "memqueue-child", certs, opt_cc_name ? cc : NULL, NULL};
     pid_t pid;
     if (posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ) != 0)
         die("posix_spawn");
@@ -628,8 +1045,6 @@ static void sc_memqueue(char *self) {
     size_t size = 1 << 20;
     uint8_t *msg = calloc(1, size);
     long sent = 0;
-    /* A small first message opens the channel (see run_streams). */
-    send_msg(&a, addr, "fill", msg, 64);
     for (;;) {
         int32_t rc = aranya_quic_send(a.h, addr, team, "fill", 4, msg, size);
         if (rc != ARANYA_QUIC_OK)
@@ -658,7 +1073,7 @@ static void sc_memqueue(char *self) {
 
 int main(int argc, char **argv) {
     if (argc < 2)
-        die("usage: aqbench msg|par|pingpong|first|fanin|churn|memidle|memqueue [key=value ...]");
+        die("usage: aqbench msg|par|pingpong|first|fanin|fanout|churn|memidle|memqueue [key=value ...]");
     parse_opts(argc, argv);
     load_certs();
     const char *sc = argv[1];
@@ -672,6 +1087,8 @@ int main(int argc, char **argv) {
         sc_first();
     else if (!strcmp(sc, "fanin"))
         sc_fanin();
+    else if (!strcmp(sc, "fanout"))
+        sc_fanout();
     else if (!strcmp(sc, "churn"))
         sc_churn();
     else if (!strcmp(sc, "memidle"))

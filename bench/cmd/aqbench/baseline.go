@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -190,63 +191,96 @@ func readFrames(r io.Reader, maxLen int, fn func(n int)) error {
 }
 
 // streamResult is one throughput run: messages and payload bytes that the
-// reader got, between the writer's start and the reader's last frame.
+// reader got, between the writer's start and the reader's last frame, and
+// the process CPU time over the same span.
 type streamResult struct {
 	msgs, bytes int64
 	elapsed     time.Duration
+	cpu         cpuMeter
 }
 
 func (r streamResult) metrics() map[string]float64 {
 	s := r.elapsed.Seconds()
 	return map[string]float64{
-		"msgs_per_s": float64(r.msgs) / s,
-		"gbit_s":     float64(r.bytes) * 8 / s / 1e9,
-		"msgs":       float64(r.msgs),
-		"seconds":    s,
+		"msgs_per_s":     float64(r.msgs) / s,
+		"gbit_s":         float64(r.bytes) * 8 / s / 1e9,
+		"msgs":           float64(r.msgs),
+		"seconds":        s,
+		"cpu_ns_per_msg": r.cpu.perMsg(r.msgs),
 	}
 }
 
-// pump writes frames of size bytes to w for dur (each frame one Write),
-// then closes w; the reader side counts what arrives.
-func pump(w io.WriteCloser, r io.Reader, size int, dur time.Duration) (streamResult, error) {
+// checkEvery is how many messages a producer sends between looks at the
+// clock: small frames every 64, large ones every one.
+func checkEvery(size int) int {
+	if size >= 4096 {
+		return 1
+	}
+	return 64
+}
+
+// produce sends frame through s until deadline, then closes s.
+func produce(s frameSender, frame []byte, deadline time.Time, every int) error {
+	for i := 0; ; i++ {
+		if err := s.Send(frame); err != nil {
+			return err
+		}
+		if i%every == 0 && time.Now().After(deadline) {
+			break
+		}
+	}
+	return s.Close()
+}
+
+// pump sends frames of size bytes to w for dur through the -writer kind
+// of sender, then ends the stream; the reader side counts what arrives.
+func pump(w io.WriteCloser, r io.Reader, size int, dur time.Duration, writer string) (streamResult, error) {
 	frame := appendFrame(nil, make([]byte, size))
+	s, err := newSender(writer, w, len(frame))
+	if err != nil {
+		return streamResult{}, err
+	}
 	var res streamResult
 	done := make(chan error, 1)
 	var end time.Time
+	res.cpu = startCPU()
+	start := time.Now()
 	go func() {
 		err := readFrames(r, size, func(n int) {
 			res.msgs++
 			res.bytes += int64(n)
 		})
 		end = time.Now()
+		res.cpu.stop()
 		done <- err
 	}()
-	start := time.Now()
-	deadline := start.Add(dur)
-	// Small frames look at the clock every 64 writes, large ones every one.
-	every := 64
-	if size >= 4096 {
-		every = 1
-	}
-	for i := 0; ; i++ {
-		if _, err := w.Write(frame); err != nil {
-			return res, err
-		}
-		if i%every == 0 && time.Now().After(deadline) {
-			break
-		}
-	}
-	if err := w.Close(); err != nil {
-		return res, err
+	if err := produce(s, frame, start.Add(dur), checkEvery(size)); err != nil {
+		return streamResult{}, err
 	}
 	if err := <-done; err != nil {
-		return res, err
+		return streamResult{}, err
 	}
 	res.elapsed = end.Sub(start)
 	return res, nil
 }
 
-func runQUICStream(c *creds, size int, dur time.Duration) (map[string]float64, error) {
+// packetMetrics adds the sender's mean QUIC packet size (UDP payload,
+// handshake included), the figure ceiling-udp's datagram size compares
+// with.
+func packetMetrics(m map[string]float64, conns ...*quic.Conn) {
+	var bytes, pkts uint64
+	for _, c := range conns {
+		st := c.ConnectionStats()
+		bytes += st.BytesSent
+		pkts += st.PacketsSent
+	}
+	if pkts > 0 {
+		m["avg_packet_bytes"] = float64(bytes) / float64(pkts)
+		m["packets"] = float64(pkts)
+	}
+}
+
+func runQUICStream(c *creds, size int, dur time.Duration, writer string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
 	defer cancel()
 	p, err := dialQUICPair(ctx, c)
@@ -273,11 +307,13 @@ func runQUICStream(c *creds, size int, dur time.Duration) (map[string]float64, e
 		}
 		return s
 	}}
-	res, err := pump(w, r, size, dur)
+	res, err := pump(w, r, size, dur, writer)
 	if err != nil {
 		return nil, err
 	}
-	return res.metrics(), nil
+	m := res.metrics()
+	packetMetrics(m, p.cli)
+	return m, nil
 }
 
 type errReader struct{}
@@ -331,14 +367,14 @@ type closeWriter struct{ *tls.Conn }
 
 func (c closeWriter) Close() error { return c.CloseWrite() }
 
-func runTLSStream(c *creds, size int, dur time.Duration) (map[string]float64, error) {
+func runTLSStream(c *creds, size int, dur time.Duration, writer string) (map[string]float64, error) {
 	cli, srv, err := tlsPair(c)
 	if err != nil {
 		return nil, err
 	}
 	defer cli.Close()
 	defer srv.Close()
-	res, err := pump(closeWriter{cli}, srv, size, dur)
+	res, err := pump(closeWriter{cli}, srv, size, dur, writer)
 	if err != nil {
 		return nil, err
 	}
@@ -346,8 +382,12 @@ func runTLSStream(c *creds, size int, dur time.Duration) (map[string]float64, er
 }
 
 // runQUICPingPong: the client writes a 64-byte frame on a bidirectional
-// stream, the server echoes it, and the client times the round trip.
-func runQUICPingPong(c *creds, size int, dur time.Duration) (map[string]float64, error) {
+// stream, the server echoes it, and the client times the round trip. With
+// load, a second stream of the same connection carries 64 KiB messages
+// from the client (expert writer, as fast as the connection takes them)
+// to the server, which discards them: the latency of a small message
+// behind a bulk transfer on one connection.
+func runQUICPingPong(c *creds, size int, dur time.Duration, load bool) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), dur+30*time.Second)
 	defer cancel()
 	p, err := dialQUICPair(ctx, c)
@@ -375,6 +415,12 @@ func runQUICPingPong(c *creds, size int, dur time.Duration) (map[string]float64,
 			}
 		}
 	}()
+	var bulk *bulkLoad
+	if load {
+		if bulk, err = startBulkLoad(ctx, p); err != nil {
+			return nil, err
+		}
+	}
 	frame := appendFrame(nil, make([]byte, size))
 	in := make([]byte, len(frame))
 	br := bufio.NewReader(s)
@@ -388,6 +434,16 @@ func runQUICPingPong(c *creds, size int, dur time.Duration) (map[string]float64,
 			return nil, err
 		}
 	}
+	if bulk != nil {
+		// The bulk flow leaves slow start and fills its windows before
+		// the samples count.
+		time.Sleep(time.Until(bulk.start.Add(200 * time.Millisecond)))
+	}
+	var bulkFrom int64
+	var measureStart time.Time
+	if bulk != nil {
+		bulkFrom, measureStart = bulk.got.Load(), time.Now()
+	}
 	deadline := time.Now().Add(dur)
 	for time.Now().Before(deadline) {
 		t := time.Now()
@@ -399,7 +455,63 @@ func runQUICPingPong(c *creds, size int, dur time.Duration) (map[string]float64,
 		}
 		rtts = append(rtts, time.Since(t))
 	}
-	return latencyMetrics(rtts), nil
+	m := latencyMetrics(rtts)
+	if bulk != nil {
+		bytes := bulk.got.Load() - bulkFrom
+		m["bulk_gbit_s"] = float64(bytes) * 8 / time.Since(measureStart).Seconds() / 1e9
+		if err := bulk.stop(); err != nil {
+			return nil, fmt.Errorf("bulk stream: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// bulkLoad is the 64 KiB message flow of the loaded ping-pong.
+type bulkLoad struct {
+	start time.Time
+	got   atomic.Int64 // payload bytes the server has read
+	quit  atomic.Bool
+	sent  chan error // the producer's end: nil once the stream is closed
+	read  chan error // the reader's end: nil at EOF
+}
+
+func startBulkLoad(ctx context.Context, p *quicPair) (*bulkLoad, error) {
+	const size = 64 << 10
+	w, err := p.cli.OpenUniStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &bulkLoad{start: time.Now(), sent: make(chan error, 1), read: make(chan error, 1)}
+	go func() {
+		r, err := p.srv.AcceptUniStream(ctx)
+		if err != nil {
+			b.read <- err
+			return
+		}
+		b.read <- readFrames(r, size, func(n int) { b.got.Add(int64(n)) })
+	}()
+	frame := appendFrame(nil, make([]byte, size))
+	ew := newExpertWriter(w, expertQueueLimit(len(frame)))
+	go func() {
+		for !b.quit.Load() {
+			if err := ew.Send(frame); err != nil {
+				b.sent <- err
+				return
+			}
+		}
+		b.sent <- ew.Close()
+	}()
+	return b, nil
+}
+
+// stop ends the flow the graceful way (queue drained, FIN read), so the
+// connection stays healthy until the pair is closed.
+func (b *bulkLoad) stop() error {
+	b.quit.Store(true)
+	if err := <-b.sent; err != nil {
+		return err
+	}
+	return <-b.read
 }
 
 // runQUICDial times a new connection from a fresh socket, a new stream and
@@ -479,13 +591,38 @@ func baselineMain(args []string) error {
 	fs := flag.NewFlagSet("go", flag.ExitOnError)
 	certs := fs.String("certs", "build/bench/certs", "directory of examples/certgen PEM files")
 	size := fs.Int("size", 64, "payload bytes per message")
-	dur := fs.Duration("dur", time.Second, "how long to send")
+	dur := durationFlag(fs, "dur", time.Second, "how long to send (1s, 500ms, or seconds: 1, 0.5)")
 	iters := fs.Int("iters", 20, "iterations (dial)")
+	writer := fs.String("writer", "naive", "quic-msg, tls-msg, quic-par, quic-fanout: naive (one Write per message) or expert (queue + writer goroutine + bufio)")
+	streams := fs.Int("streams", 8, "quic-par: streams (one producer goroutine each)")
+	peers := fs.Int("peers", 32, "quic-fanout: receiving endpoints")
+	load := fs.Bool("load", false, "quic-pingpong: a 64 KiB bulk stream on the same connection meanwhile")
+	dgram := fs.Int("dgram", defaultDatagram, "ceiling-udp: datagram payload bytes")
+	batch := fs.Int("batch", 64, "ceiling-udp: datagrams per send call (GSO: at most 64 and 65507 bytes) and per recvmmsg")
+	send := fs.String("send", "gso", "ceiling-udp: gso (sendmsg + UDP_SEGMENT, as quic-go) or mmsg (sendmmsg)")
 	if len(args) < 1 {
-		return errors.New("usage: aqbench go quic-msg|quic-pingpong|quic-dial|tls-msg [flags]")
+		return errors.New("usage: aqbench go quic-msg|quic-par|quic-fanout|quic-pingpong|quic-dial|tls-msg|ceiling-aes|ceiling-udp [flags]")
 	}
 	scenario := args[0]
 	fs.Parse(args[1:])
+	if *dur <= 0 {
+		return fmt.Errorf("-dur %v <= 0", *dur)
+	}
+	// The ceilings need no certificates.
+	switch scenario {
+	case "ceiling-aes":
+		m, err := runCeilingAES(*dur)
+		if err != nil {
+			return fmt.Errorf("%s: %w", scenario, err)
+		}
+		return printImplResult(scenario, "ceiling", m)
+	case "ceiling-udp":
+		m, err := runCeilingUDP(*send, *dgram, *batch, *dur)
+		if err != nil {
+			return fmt.Errorf("%s: %w", scenario, err)
+		}
+		return printImplResult(scenario, "ceiling", m)
+	}
 	c, err := loadCreds(*certs)
 	if err != nil {
 		return err
@@ -493,11 +630,15 @@ func baselineMain(args []string) error {
 	var m map[string]float64
 	switch scenario {
 	case "quic-msg":
-		m, err = runQUICStream(c, *size, *dur)
+		m, err = runQUICStream(c, *size, *dur, *writer)
 	case "tls-msg":
-		m, err = runTLSStream(c, *size, *dur)
+		m, err = runTLSStream(c, *size, *dur, *writer)
+	case "quic-par":
+		m, err = runQUICPar(c, *streams, *size, *dur, *writer)
+	case "quic-fanout":
+		m, err = runQUICFanout(c, *peers, *size, *dur, *writer)
 	case "quic-pingpong":
-		m, err = runQUICPingPong(c, *size, *dur)
+		m, err = runQUICPingPong(c, *size, *dur, *load)
 	case "quic-dial":
 		m, err = runQUICDial(c, *iters)
 	default:

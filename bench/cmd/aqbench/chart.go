@@ -1,12 +1,13 @@
 package main
 
 import (
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
-	"strings"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -14,144 +15,167 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// drawChart plots every library/baseline ratio of the run: a bar per
-// comparison, green where the target is met, red where missed,
-// grey where the ratio is reported without a target, with the target
-// marked on the bar.
-func drawChart(rep *report, path string) error {
-	var cs []*comparison
+var (
+	colourMet    = color.RGBA{R: 46, G: 160, B: 67, A: 255}
+	colourMissed = color.RGBA{R: 207, G: 34, B: 46, A: 255}
+)
+
+// chartRow is one target on the chart.
+type chartRow struct {
+	name, label string
+	score       float64 // result / target in the good direction: >= 1 met
+	met         bool
+}
+
+// chartRows turns every evaluated target into a score, so that ratios
+// where higher is better and ratios where lower is better read the same
+// way: right of 1 is met, left of it missed. A target of 0 (no messages
+// lost) has no finite score: met shows as exactly 1, missed at the left
+// edge.
+func chartRows(rep *report) []chartRow {
+	var rows []chartRow
 	for _, c := range rep.Comparisons {
-		if c.Unit == "x" && c.Skipped == "" && c.Ratio > 0 {
-			cs = append(cs, c)
+		if c.Op == "" || c.Skipped != "" || c.Met == nil {
+			continue
 		}
-	}
-	if len(cs) == 0 {
-		return fmt.Errorf("no ratios to plot")
-	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("aranya-quic (C API) / baseline, same run; %s, %s CPUs (%s)",
-		rep.Machine["cpu_model"], rep.Machine["nproc"], rep.Date[:10])
-	p.Y.Label.Text = "ratio (library / baseline), clipped at 4"
-	n := len(cs)
-	colours := map[string]color.Color{
-		"met":    color.RGBA{R: 46, G: 160, B: 67, A: 255},
-		"missed": color.RGBA{R: 207, G: 34, B: 46, A: 255},
-		"report": color.RGBA{R: 140, G: 140, B: 140, A: 255},
-	}
-	series := map[string]plotter.Values{"met": make(plotter.Values, n), "missed": make(plotter.Values, n), "report": make(plotter.Values, n)}
-	var targets plotter.XYs
-	var labels plotter.XYLabels
-	names := make([]string, n)
-	for i, c := range cs {
-		kind := "report"
-		if c.Met != nil {
-			kind = "missed"
-			if *c.Met {
-				kind = "met"
+		s := c.Score
+		if s <= 0 || math.IsInf(s, 0) || math.IsNaN(s) {
+			s = 1
+			if !*c.Met {
+				s = 0 // drawn at the left edge
 			}
-			targets = append(targets, plotter.XY{X: float64(i), Y: c.Target})
 		}
-		series[kind][i] = c.Ratio
-		names[i] = shortName(c)
-		labels.XYs = append(labels.XYs, plotter.XY{X: float64(i), Y: c.Ratio})
-		labels.Labels = append(labels.Labels, fmt.Sprintf("%.2f", c.Ratio))
+		rows = append(rows, chartRow{
+			name:  c.Name,
+			label: fmt.Sprintf("%s (target %s, %s is better)", resultCell(c), targetCell(c), c.Better),
+			score: s,
+			met:   *c.Met,
+		})
 	}
-	// Clip tall bars (a p99 ratio can be 10x) so the targets stay
-	// readable; the label over each bar gives its true value.
-	const yMax = 4.0
-	for _, v := range series {
-		for i := range v {
-			v[i] = min(v[i], yMax)
+	return rows
+}
+
+// drawChart plots every target of the run as a bar from the target (1)
+// to the result's score, on a log axis: green bars end right of the
+// target line (met), red ones left of it (missed). Each bar's label
+// carries the raw result, the target and the direction.
+func drawChart(rep *report, path string) error {
+	rows := chartRows(rep)
+	if len(rows) == 0 {
+		return errors.New("no evaluated targets to plot")
+	}
+	lo, hi := 0.5, 2.0
+	for _, r := range rows {
+		if r.score > 0 {
+			lo, hi = min(lo, r.score/1.3), max(hi, r.score*1.3)
 		}
 	}
-	for i := range labels.XYs {
-		labels.XYs[i].Y = min(labels.XYs[i].Y, yMax)
+	lo, hi = max(lo, 0.01), min(hi, 100)
+
+	p := plot.New()
+	date := rep.Date
+	if len(date) >= 10 {
+		date = date[:10]
 	}
-	w := vg.Points(14)
-	for _, k := range []string{"met", "missed", "report"} {
-		b, err := plotter.NewBarChart(series[k], w)
+	p.Title.Text = fmt.Sprintf("aranya-quic targets, %s: %s, %s CPUs", date, rep.Machine["cpu_model"], rep.Machine["nproc"])
+	p.Title.Padding = vg.Points(6)
+	p.X.Label.Text = "score = result / target in the good direction (log scale): right of the dashed target line, green, is met; left, red, is missed"
+	p.X.Scale = plot.LogScale{}
+	p.X.Tick.Marker = logTicks(lo, hi)
+	p.X.Min, p.X.Max = lo, hi // the labels' glyph boxes make room for them on the right
+	n := len(rows)
+	names := make([]string, n)
+	var labels plotter.XYLabels
+	for i, r := range rows {
+		y := float64(n - 1 - i) // the first row on top
+		names[n-1-i] = r.name
+		x := clamp(r.score, lo, hi)
+		col := colourMissed
+		if r.met {
+			col = colourMet
+		}
+		bar, err := plotter.NewLine(plotter.XYs{{X: 1, Y: y}, {X: x, Y: y}})
 		if err != nil {
-			return err
+			return fmt.Errorf("bar: %w", err)
 		}
-		b.Color = colours[k]
-		b.LineStyle.Width = 0
-		p.Add(b)
-	}
-	if len(targets) > 0 {
-		s, err := plotter.NewScatter(targets)
+		bar.Color = col
+		bar.Width = vg.Points(9)
+		p.Add(bar)
+		end, err := plotter.NewScatter(plotter.XYs{{X: x, Y: y}})
 		if err != nil {
-			return err
+			return fmt.Errorf("bar end: %w", err)
 		}
-		s.GlyphStyle.Shape = draw.BoxGlyph{}
-		s.GlyphStyle.Radius = vg.Points(3.5)
-		s.GlyphStyle.Color = color.Black
-		p.Add(s)
-		p.Legend.Add("performance target", s)
+		end.GlyphStyle.Shape = draw.CircleGlyph{}
+		end.GlyphStyle.Radius = vg.Points(4.5)
+		end.GlyphStyle.Color = col
+		p.Add(end)
+		labels.XYs = append(labels.XYs, plotter.XY{X: max(x, 1) * 1.06, Y: y})
+		labels.Labels = append(labels.Labels, r.label)
 	}
+	target, err := plotter.NewLine(plotter.XYs{{X: 1, Y: -0.6}, {X: 1, Y: float64(n) - 0.4}})
+	if err != nil {
+		return fmt.Errorf("target line: %w", err)
+	}
+	target.Color = color.Black
+	target.Width = vg.Points(1.2)
+	target.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(target)
 	l, err := plotter.NewLabels(labels)
 	if err != nil {
-		return err
+		return fmt.Errorf("labels: %w", err)
 	}
 	for i := range l.TextStyle {
-		l.TextStyle[i].XAlign = -0.5
-		l.TextStyle[i].YAlign = 0
+		l.TextStyle[i].XAlign = draw.XLeft
+		l.TextStyle[i].YAlign = draw.YCenter
 		l.TextStyle[i].Font.Size = vg.Points(8)
 	}
 	p.Add(l)
-	one := plotter.NewFunction(func(float64) float64 { return 1 })
-	one.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
-	one.Color = color.Gray{Y: 100}
-	p.Add(one)
-	p.NominalX(names...)
-	p.X.Tick.Label.Rotation = 0.6
-	p.X.Tick.Label.XAlign = draw.XRight
-	p.X.Tick.Label.YAlign = draw.YCenter
-	p.X.Tick.Label.Font.Size = vg.Points(8)
-	p.Y.Min = 0
-	p.Y.Max = yMax + 0.3
-	p.Legend.Top = true
-	p.Add(plotter.NewGrid())
-	return p.Save(vg.Points(820), vg.Points(520), path)
+	grid := plotter.NewGrid()
+	grid.Horizontal.Width = 0
+	p.Add(grid)
+	p.NominalY(names...)
+	p.Y.Tick.Label.Font.Size = vg.Points(8.5)
+	p.Y.Min, p.Y.Max = -0.6, float64(n)-0.4
+	return p.Save(vg.Points(980), vg.Points(float64(90+22*n)), path)
 }
 
-func shortName(c *comparison) string {
-	r := strings.NewReplacer(
-		": msg/s vs ", " vs ", ": Gbit/s vs ", " vs ", ": RTT ", " ", " vs raw quic-go", " vs quic-go",
-		"1 channel", "1 ch", "first message to a new peer", "first msg", "into one endpoint", "",
-		"8 channels x 64 KiB", "8 ch x 64 KiB", " (both from Rust)", " (Rust)", " (library from C)", " (C)",
-		"diagnostic: engine from Go (no C API), ", "engine/Go: ", "dial+data", "dial", " bulk", " bulk", "ping-pong 64 B", "ping-pong",
-	)
-	return r.Replace(c.Name)
+func clamp(v, lo, hi float64) float64 { return max(lo, min(v, hi)) }
+
+// logTicks labels 1, 2 and 5 of each decade between lo and hi.
+func logTicks(lo, hi float64) plot.ConstantTicks {
+	var ts []plot.Tick
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		for _, m := range []float64{1, 2, 5} {
+			v := m * math.Pow(10, e)
+			if v < lo || v > hi {
+				continue
+			}
+			ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)})
+		}
+	}
+	return ts
 }
 
 func chartMain(args []string) error {
 	fs := flag.NewFlagSet("chart", flag.ExitOnError)
-	in := fs.String("in", "bench/results/latest.json", "report")
+	in := fs.String("in", defaultReport, "report")
 	out := fs.String("out", "bench/results/ratios.png", "PNG")
 	fs.Parse(args)
-	b, err := os.ReadFile(*in)
+	rep, err := loadReport(*in)
 	if err != nil {
 		return err
 	}
-	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return err
-	}
-	return drawChart(&rep, *out)
+	return drawChart(rep, *out)
 }
 
 func tableMain(args []string) error {
 	fs := flag.NewFlagSet("table", flag.ExitOnError)
-	in := fs.String("in", "bench/results/latest.json", "report")
+	in := fs.String("in", defaultReport, "report")
 	fs.Parse(args)
-	b, err := os.ReadFile(*in)
+	rep, err := loadReport(*in)
 	if err != nil {
 		return err
 	}
-	var rep report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		return err
-	}
-	printTable(os.Stdout, &rep)
+	printTable(os.Stdout, rep)
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 // same scenarios as bench/c, to split what cgo and the capi layer cost from
 // what the engine costs. Diagnostic: `aqbench run -engine` adds them.
 
-func engineEndpoint(dir, name string) (*core.Endpoint, error) {
+func engineEndpoint(dir, name, cc string) (*core.Endpoint, error) {
 	rd := func(f string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
@@ -26,10 +26,11 @@ func engineEndpoint(dir, name string) (*core.Endpoint, error) {
 		return b
 	}
 	return core.NewEndpoint(core.Config{
-		BindAddr: "127.0.0.1:0",
-		CertPEM:  rd(name + ".crt"),
-		KeyPEM:   rd(name + ".key"),
-		CAPEM:    rd("ca.pem"),
+		BindAddr:          "127.0.0.1:0",
+		CertPEM:           rd(name + ".crt"),
+		KeyPEM:            rd(name + ".key"),
+		CAPEM:             rd("ca.pem"),
+		CongestionControl: cc,
 	})
 }
 
@@ -37,18 +38,25 @@ func engineMain(args []string) error {
 	fs := flag.NewFlagSet("engine", flag.ExitOnError)
 	certs := fs.String("certs", "build/bench/certs", "examples/certgen output")
 	size := fs.Int("size", 64, "payload bytes")
-	dur := fs.Duration("dur", time.Second, "how long")
+	dur := durationFlag(fs, "dur", time.Second, "how long (1s, 500ms, or seconds: 1, 0.5)")
+	cc := fs.String("cc", "", "congestion control: reno or bbr2 (default: what the shipped library uses: bbr2 in a build with the quic-go hook)")
 	if len(args) < 1 {
 		return errors.New("usage: aqbench engine msg|pingpong [flags]")
 	}
 	scenario := args[0]
 	fs.Parse(args[1:])
-	a, err := engineEndpoint(*certs, "alice")
+	if *cc == "" {
+		*cc = defaultCongestion()
+	}
+	if *cc == core.CongestionBBR2 && !core.CongestionHookAvailable() {
+		return errors.New("-cc=bbr2 needs the quic-go congestion hook, which this aqbench lacks: build it with make bench-build (patched quic-go, tag aranya_cc)")
+	}
+	a, err := engineEndpoint(*certs, "alice", *cc)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	b, err := engineEndpoint(*certs, "bob")
+	b, err := engineEndpoint(*certs, "bob", *cc)
 	if err != nil {
 		return err
 	}
@@ -74,6 +82,7 @@ func engineMain(args []string) error {
 			err      error
 		}
 		done := make(chan rr, 1)
+		cpu := startCPU()
 		start := time.Now()
 		go func() {
 			var r rr
@@ -95,6 +104,7 @@ func engineMain(args []string) error {
 				r.bytes += int64(n)
 				r.last = time.Now()
 			}
+			cpu.stop()
 			done <- r
 		}()
 		deadline := start.Add(*dur)
@@ -118,7 +128,7 @@ func engineMain(args []string) error {
 			return r.err
 		}
 		s := r.last.Sub(start).Seconds()
-		m = map[string]float64{"msgs_per_s": float64(r.n) / s, "gbit_s": float64(r.bytes) * 8 / s / 1e9, "msgs": float64(r.n), "seconds": s}
+		m = map[string]float64{"msgs_per_s": float64(r.n) / s, "gbit_s": float64(r.bytes) * 8 / s / 1e9, "msgs": float64(r.n), "seconds": s, "cpu_ns_per_msg": cpu.perMsg(r.n)}
 	case "pingpong":
 		go func() {
 			for {
@@ -156,5 +166,23 @@ func engineMain(args []string) error {
 	default:
 		return fmt.Errorf("unknown scenario %q", scenario)
 	}
+	// What the connections really ran, read back from the engine, so a
+	// result line cannot claim a controller it did not use.
+	m["cc_bbr2"] = 0
+	if a.Stats().CongestionControl == core.CongestionBBR2 {
+		m["cc_bbr2"] = 1
+	}
 	return printResult("engine-"+scenario, m)
+}
+
+// defaultCongestion is the controller the shipped library runs: BBRv2
+// when this binary has the quic-go hook (make bench-build builds it like
+// make lib), NewReno otherwise, with a warning, since then the engine
+// figures are not the shipped library's.
+func defaultCongestion() string {
+	if core.CongestionHookAvailable() {
+		return core.CongestionBBR2
+	}
+	fmt.Fprintln(os.Stderr, "aqbench engine: built without the quic-go congestion hook: NewReno, unlike the shipped library (build with make bench-build)")
+	return core.CongestionReno
 }

@@ -9,6 +9,9 @@
 //	                           cgo/capi cost from engine cost (diagnostic)
 //	aqbench chart -in latest.json -out ratios.png
 //	aqbench table -in latest.json   the markdown table again
+//	aqbench docs [-in latest.json] [-doc docs/PERFORMANCE.md] [-check]
+//	                           rewrite the documents' generated blocks
+//	                           from the reports
 //
 // The library side is bench/c/aqbench.c (through the C API) and the quinn
 // baseline is bench/quinn; `run` starts each measurement as its own
@@ -23,7 +26,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: aqbench run|go|chart ...")
+		fmt.Fprintln(os.Stderr, "usage: aqbench run|go|engine|chart|table|docs ...")
 		os.Exit(2)
 	}
 	var err error
@@ -38,6 +41,8 @@ func main() {
 		err = chartMain(os.Args[2:])
 	case "table":
 		err = tableMain(os.Args[2:])
+	case "docs":
+		err = docsMain(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
