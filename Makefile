@@ -150,6 +150,22 @@ bench: bench-build
 bench-full: bench-build
 	$(BENCH)/aqbench run -rounds 7 -dur 3 -iters 50 -churn-dur 5 -every-round $(BENCH_ARGS)
 
+# The receive wake-up candidates, measured against each other: the shipped
+# pull path (waiting in Go), the receive callback, and a futex wait in C
+# that was built, measured and dropped; its library is rebuilt from the
+# commit that had it. Results: bench/results/wakeup.json.
+WAKEUP_FUTEX_COMMIT := a97383d
+.PHONY: bench-wakeup
+bench-wakeup: bench-build
+	rm -rf $(BENCH)/variants/src && mkdir -p $(BENCH)/variants/futex
+	git worktree add --detach $(BENCH)/variants/src $(WAKEUP_FUTEX_COMMIT)
+	sed -e 's#^use .*#use .#' -e 's#=> ./quic-go#=> $(CURDIR)/$(QUICGO)/quic-go#' $(QUICGO)/go.work > $(BENCH)/variants/src/go.work
+	cd $(BENCH)/variants/src && CGO_ENABLED=1 GOWORK=$(CURDIR)/$(BENCH)/variants/src/go.work $(GO) build $(LIB_GOFLAGS) -buildmode=c-shared \
+		-ldflags='-extldflags=-Wl,--version-script=$(CURDIR)/$(BENCH)/variants/src/capi/exports.map' \
+		-o $(CURDIR)/$(BENCH)/variants/futex/libaranya_quic.so ./capi; \
+		status=$$?; cd $(CURDIR) && git worktree remove --force $(BENCH)/variants/src; exit $$status
+	$(BENCH)/aqbench wakeup -futex-commit $(WAKEUP_FUTEX_COMMIT) $(BENCH_WAKEUP_ARGS)
+
 # Congestion control: BBRv2 against NewReno through the netsim
 # proxy at 50 Mbit/s, 40 ms RTT (lossy, clean, two flows sharing one
 # bottleneck), engine in-process, built with the hook. About 2 minutes;

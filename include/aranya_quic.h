@@ -25,6 +25,14 @@
  *   aranya_quic_receive_timeout(ep, buf, sizeof buf, &channel, &len, 1000);
  *   aranya_quic_free(ep);
  *
+ * Receiving: from the queue, one message per call (aranya_quic_receive,
+ * aranya_quic_receive_timeout, or aranya_quic_receive_fd with poll), many
+ * per call (aranya_quic_receive_batch), or, for the lowest latency, through
+ * a receive callback set in the config (aranya_quic_receive_callback),
+ * which the library calls on its own threads so that no thread of the
+ * caller waits to be woken. Sending: one message per call, or many to one
+ * channel per call (aranya_quic_send_batch).
+ *
  * Conventions
  * -----------
  * - Every function except the three returning `const char *` returns an
@@ -40,6 +48,9 @@
  *   ARANYA_QUIC_ERR_INVALID_ARGUMENT.
  * - The library never keeps a pointer the caller passed in after the call
  *   returns: the caller owns all its buffers and may reuse them at once.
+ *   The one exception is the config's receive_callback and
+ *   receive_callback_user, which the endpoint keeps until
+ *   aranya_quic_free returns.
  * - A length is trusted to describe its buffer: the library reads (or
  *   writes) exactly that many bytes, as memcpy would. A msg_len larger than
  *   the buffer behind msg is the caller's bug (undefined behaviour) and

@@ -12,6 +12,8 @@
 //	aqbench docs [-in latest.json] [-doc docs/PERFORMANCE.md] [-check]
 //	                           rewrite the documents' generated blocks
 //	                           from the reports
+//	aqbench wakeup [flags]     the receive wake-up candidates against each
+//	                           other (bench/results/wakeup.json)
 //
 // The library side is bench/c/aqbench.c (through the C API) and the quinn
 // baseline is bench/quinn; `run` starts each measurement as its own
@@ -43,6 +45,8 @@ func main() {
 		err = tableMain(os.Args[2:])
 	case "docs":
 		err = docsMain(os.Args[2:])
+	case "wakeup":
+		err = wakeupMain(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

@@ -29,6 +29,7 @@ type job struct {
 	Argv  []string // the command
 	Once  bool     // run in the first round only (unless -every-round)
 	Est   float64  // expected wall seconds, for the estimate printed at start
+	Env   []string // added to the environment (KEY=value)
 }
 
 // The sections of the report; the docs render one table per section, in
@@ -696,6 +697,9 @@ func runJob(j job, timeout time.Duration) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, j.Argv[0], j.Argv[1:]...)
+	if len(j.Env) > 0 {
+		cmd.Env = append(os.Environ(), j.Env...)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
