@@ -117,9 +117,15 @@ func receiveBatch(fn string, ep C.aranya_quic_t, buf *C.uint8_t, bufLen C.size_t
 	// never that long in practice.
 	records := unsafe.Slice(msgs, int(min(uint64(maxMsgs), math.MaxInt32)))
 	i := 0
+	var prev *core.Channel
 	count, need, err := e.take(m, dst, len(records), func(ch *core.Channel, off, n int) {
 		r := &records[i]
-		fillChannel(&r.channel, ch)
+		if ch == prev {
+			r.channel = records[i-1].channel // same stream: same channel
+		} else {
+			fillChannel(&r.channel, ch)
+			prev = ch
+		}
 		r.offset = C.size_t(off)
 		r.len = C.size_t(n)
 		i++

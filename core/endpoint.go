@@ -219,16 +219,63 @@ func (e *Endpoint) sendBatch(ctx context.Context, addr netip.AddrPort, key chanK
 	if err != nil {
 		return 0, err
 	}
+	// After the first message, the rest go straight to the stream it
+	// used for as long as that stream takes them; anything else (a
+	// retired stream, a limit) goes the full way again.
+	var last sent
 	for i := 0; i < count; i++ {
 		m, err := msg(i)
-		if err == nil {
-			err = e.sendTo(ctx, addr, key, hdr, m)
-		}
 		if err != nil {
+			return i, err
+		}
+		if last.s != nil {
+			ok, err := e.sendOnStream(ctx, last, m)
+			if err != nil {
+				return i, err
+			}
+			if ok {
+				continue
+			}
+		}
+		if last, err = e.sendTo(ctx, addr, key, hdr, m); err != nil {
 			return i, err
 		}
 	}
 	return count, nil
+}
+
+// sent is where a message went: the stream, on its connection.
+type sent struct {
+	c *peerConn
+	s *sendStream
+}
+
+// sendOnStream sends msg on the stream an earlier message of a batch
+// used. False without an error means the stream did not take it and the
+// full path must.
+func (e *Endpoint) sendOnStream(ctx context.Context, to sent, msg []byte) (bool, error) {
+	if n := uint64(len(msg)); n > e.cfg.MaxMessageSize || n > to.c.peerMaxMessage {
+		return false, nil
+	}
+	lctx := newLazyContext(ctx, e.cfg.SendTimeout)
+	defer lctx.release()
+	switch err := to.s.send(&lctx, msg); {
+	case err == nil:
+		e.sentOn(to, msg)
+		return true, nil
+	case errors.Is(err, ErrTimeout):
+		return false, err
+	default:
+		return false, nil
+	}
+}
+
+// sentOn counts a message the stream took.
+func (e *Endpoint) sentOn(to sent, msg []byte) {
+	to.c.touch()
+	to.s.lastUse.Store(e.clock.Load())
+	e.stats.messagesSent.Add(1)
+	e.stats.bytesSent.Add(uint64(len(msg)))
 }
 
 // sendAddr checks a peer address once per send call and returns its
@@ -249,13 +296,15 @@ func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, h
 	if err != nil {
 		return err
 	}
-	return e.sendTo(ctx, addr, key, hdr, msg)
+	_, err = e.sendTo(ctx, addr, key, hdr, msg)
+	return err
 }
 
-// sendTo sends one message to an address sendAddr accepted.
-func (e *Endpoint) sendTo(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, msg []byte) error {
+// sendTo sends one message to an address sendAddr accepted, and says
+// where it went.
+func (e *Endpoint) sendTo(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, msg []byte) (sent, error) {
 	if uint64(len(msg)) > e.cfg.MaxMessageSize {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
+		return sent{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
 	}
 	lctxv := newLazyContext(ctx, e.cfg.SendTimeout)
 	lctx := &lctxv
@@ -266,10 +315,10 @@ func (e *Endpoint) sendTo(ctx context.Context, addr netip.AddrPort, key chanKey,
 	for {
 		c, err := e.conn(lctx, addr)
 		if err != nil {
-			return err
+			return sent{}, err
 		}
 		if uint64(len(msg)) > c.peerMaxMessage {
-			return fmt.Errorf("%w: %d bytes, the peer %s accepts at most %d", ErrMessageTooLarge, len(msg), addr, c.peerMaxMessage)
+			return sent{}, fmt.Errorf("%w: %d bytes, the peer %s accepts at most %d", ErrMessageTooLarge, len(msg), addr, c.peerMaxMessage)
 		}
 		s, err := e.channelStream(lctx, c, key, hdr)
 		if err == nil {
@@ -280,11 +329,9 @@ func (e *Endpoint) sendTo(ctx context.Context, addr netip.AddrPort, key chanKey,
 		}
 		switch {
 		case err == nil:
-			c.touch()
-			s.lastUse.Store(e.clock.Load())
-			e.stats.messagesSent.Add(1)
-			e.stats.bytesSent.Add(uint64(len(msg)))
-			return nil
+			to := sent{c: c, s: s}
+			e.sentOn(to, msg)
+			return to, nil
 		case errors.Is(err, errDraining), errors.Is(err, errStreamRetired):
 			// Not written: move to the connection that replaces this one.
 			if !c.alive() {
@@ -293,15 +340,15 @@ func (e *Endpoint) sendTo(ctx context.Context, addr netip.AddrPort, key chanKey,
 				e.conns.remove(c)
 			}
 			if lerr := lctx.err(); lerr != nil {
-				return fmt.Errorf("%w: the connection to %s kept closing under the send: %w", ErrTimeout, addr, err)
+				return sent{}, fmt.Errorf("%w: the connection to %s kept closing under the send: %w", ErrTimeout, addr, err)
 			}
 			continue
 		case errors.Is(err, ErrTimeout):
-			return err
+			return sent{}, err
 		case lctx.err() != nil:
-			return fmt.Errorf("%w: %w", ErrTimeout, err)
+			return sent{}, fmt.Errorf("%w: %w", ErrTimeout, err)
 		default:
-			return err
+			return sent{}, err
 		}
 	}
 }

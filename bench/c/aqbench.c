@@ -186,8 +186,8 @@ static void parse_opts(int argc, char **argv) {
         die("batch=N applies to msg, par, fanin and fanout");
     if (opt_load && strcmp(sc, "pingpong"))
         die("load=1 applies to pingpong");
-    if (opt_callback && strcmp(sc, "pingpong"))
-        die("recv=callback applies to pingpong");
+    if (opt_callback && strcmp(sc, "pingpong") && strcmp(sc, "msg") && strcmp(sc, "par") && strcmp(sc, "fanin"))
+        die("recv=callback applies to pingpong, msg, par and fanin");
 }
 
 /* ------------------------------------------------------------ endpoints */
@@ -461,11 +461,52 @@ static void *sender_main(void *arg) {
  * before theirs, with one message on a channel of its own: the measured
  * channels are still new when timing starts, so their first message is
  * timed like the rest. */
-static void preconnect(endpoint *from, endpoint *to) {
+/* recv=callback: the receiving endpoint counts in its receive callback. */
+typedef struct {
+    atomic_llong msgs, bytes, connects;
+    atomic_llong last_ns; /* time of the last counted message */
+    atomic_int senders_done; /* from here on every message reads the clock */
+} cb_counter;
+
+static int is_label(const aranya_quic_channel *ch, const char *label);
+
+static void count_cb(void *user, const aranya_quic_channel *ch, const uint8_t *m, size_t len) {
+    (void)m;
+    cb_counter *c = user;
+    if (is_label(ch, "connect")) {
+        atomic_fetch_add(&c->connects, 1);
+        return;
+    }
+    atomic_fetch_add(&c->bytes, (long long)len);
+    long long n = atomic_fetch_add(&c->msgs, 1) + 1;
+    /* Only the last message's time counts, and it comes after the senders
+     * finished; before that, reading the clock every 1024th message keeps
+     * the receiver's cost close to the receive thread's. */
+    if ((n & 1023) == 0 || atomic_load(&c->senders_done))
+        atomic_store(&c->last_ns, (long long)(now_s() * 1e9));
+}
+
+/* Sends one message on a channel of its own and waits for it, so that the
+ * handshake stays out of the measurement. */
+static void preconnect_to(endpoint *from, endpoint *to, cb_counter *counted) {
     uint8_t msg[64] = {0}, in[64];
     aranya_quic_channel ch;
+    long long before = counted ? atomic_load(&counted->connects) : 0;
     send_msg(from, to->addr, "connect", msg, sizeof msg);
-    recv_msg(to, in, sizeof in, &ch);
+    if (!counted) {
+        recv_msg(to, in, sizeof in, &ch);
+        return;
+    }
+    double start = now_s();
+    while (atomic_load(&counted->connects) == before) {
+        if (now_s() - start > 10)
+            die("connect message never arrived");
+        sleep_ms(1);
+    }
+}
+
+static void preconnect(endpoint *from, endpoint *to) {
+    preconnect_to(from, to, NULL);
 }
 
 static void emit_throughput(const char *scenario, long long msgs, long long bytes, double el, double cpu,
@@ -479,7 +520,14 @@ static void emit_throughput(const char *scenario, long long msgs, long long byte
 
 /* n senders (one per channel, or one per sending endpoint) into one
  * receiving endpoint; throughput at the receiver. */
+/* run_streams with recv=callback: the same senders, counted by count_cb. */
+static void run_streams_callback(const char *scenario, endpoint *froms, int nfrom, int nchan, size_t size);
+
 static void run_streams(const char *scenario, endpoint *froms, int nfrom, int nchan, size_t size) {
+    if (opt_callback) {
+        run_streams_callback(scenario, froms, nfrom, nchan, size);
+        return;
+    }
     endpoint b = mk(1, 0, 0);
     int n = nfrom * nchan;
     sender *s = calloc((size_t)n, sizeof *s);
@@ -513,6 +561,49 @@ static void run_streams(const char *scenario, endpoint *froms, int nfrom, int nc
         die("%s: received %lld of %lld messages", scenario, r.msgs, total);
     double cpu_end = r.cpu_last > cpu_done ? r.cpu_last : cpu_done;
     emit_throughput(scenario, r.msgs, r.bytes, r.last - start, cpu_end - cpu0, "senders", n);
+    check(aranya_quic_free(b.h), "free");
+    free(s);
+    free(th);
+}
+
+static void run_streams_callback(const char *scenario, endpoint *froms, int nfrom, int nchan, size_t size) {
+    static cb_counter c;
+    endpoint b = mk_full(1, 0, 0, count_cb, &c);
+    int n = nfrom * nchan;
+    sender *s = calloc((size_t)n, sizeof *s);
+    pthread_t *th = calloc((size_t)n, sizeof *th);
+    for (int i = 0; i < nfrom; i++)
+        preconnect_to(&froms[i], &b, &c);
+    for (int i = 0; i < n; i++) {
+        s[i].from = &froms[i / nchan];
+        s[i].to = b.addr;
+        snprintf(s[i].label, sizeof s[i].label, "bench-%d", i % nchan);
+        s[i].size = size;
+    }
+    double start = now_s(), cpu0 = cpu_s();
+    for (int i = 0; i < n; i++)
+        s[i].deadline = start + opt_dur;
+    for (int i = 0; i < n; i++)
+        pthread_create(&th[i], NULL, sender_main, &s[i]);
+    long long total = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        total += s[i].sent;
+    }
+    atomic_store(&c.senders_done, 1);
+    if (atomic_load(&c.msgs) >= total) /* all in before the flag: the last read may be stale */
+        atomic_store(&c.last_ns, (long long)(now_s() * 1e9));
+    double wait_start = now_s();
+    while (atomic_load(&c.msgs) < total) {
+        if (now_s() - wait_start > 20)
+            die("%s: received %lld of %lld messages", scenario, (long long)atomic_load(&c.msgs), total);
+        sleep_ms(1);
+    }
+    double cpu_end = cpu_s();
+    if (atomic_load(&c.msgs) != total)
+        die("%s: received %lld of %lld messages", scenario, (long long)atomic_load(&c.msgs), total);
+    double last = (double)atomic_load(&c.last_ns) / 1e9;
+    emit_throughput(scenario, total, atomic_load(&c.bytes), last - start, cpu_end - cpu0, "senders", n);
     check(aranya_quic_free(b.h), "free");
     free(s);
     free(th);
