@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,10 +37,26 @@ func parseAddrPort(s string) (netip.AddrPort, error) {
 	}
 	// netip splits at the last colon too, so this is the port it parsed.
 	port := s[strings.LastIndexByte(s, ':')+1:]
-	if port != strconv.Itoa(int(ap.Port())) {
+	if !canonicalPort(port) {
 		return netip.AddrPort{}, fmt.Errorf("port %q is not canonical decimal (0..65535 without sign or leading zeros)", port)
 	}
 	return ap, nil
+}
+
+// canonicalPort reports whether a port that netip accepted has no sign and
+// no leading zero. It looks at the text byte by byte: the C API parses
+// the caller's string in place, and a string comparison may read whole
+// words past its end, which memory checkers in the host report.
+func canonicalPort(port string) bool {
+	if port == "" || (len(port) > 1 && port[0] == '0') {
+		return false
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func checkPeerAddr(ap netip.AddrPort) error {
