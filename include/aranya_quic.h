@@ -407,7 +407,7 @@ typedef struct aranya_quic_stats {
     uint64_t open_streams;       /* gauge: channel streams open, both directions */
     uint64_t messages_sent;
     uint64_t bytes_sent;         /* payload bytes */
-    uint64_t messages_received;  /* messages put on the receive queue */
+    uint64_t messages_received;  /* messages queued, or passed to the receive callback */
     uint64_t bytes_received;     /* payload bytes */
     uint64_t queue_messages;     /* gauge: messages queued */
     uint64_t queue_bytes;        /* gauge: payload bytes queued */

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -95,7 +96,55 @@ func renderFiles(in, ccIn string) (map[string]string, error) {
 			return nil, fmt.Errorf("read cc report: %w", err)
 		}
 	}
-	return renderBlocks(rep, cc), nil
+	blocks := renderBlocks(rep, cc)
+	// The wake-up comparison (aqbench wakeup) sits beside the main report.
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(in), "wakeup.json")); err == nil {
+		var w wakeupReport
+		if err := json.Unmarshal(b, &w); err != nil {
+			return nil, fmt.Errorf("wakeup.json: %w", err)
+		}
+		blocks["wakeup"] = renderWakeup(&w)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read wakeup report: %w", err)
+	}
+	return blocks, nil
+}
+
+// wakeupReport is the part of bench/results/wakeup.json the docs use.
+type wakeupReport struct {
+	Date     string                        `json:"date"`
+	Settings map[string]any                `json:"settings"`
+	Medians  map[string]map[string]float64 `json:"medians"`
+}
+
+func renderWakeup(w *wakeupReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run of %s, %v rounds of %v s (`make bench-wakeup`, `bench/results/wakeup.json`); medians, ping-pong of 64 B, NewReno on both sides.\n\n",
+		w.Date, w.Settings["rounds"], w.Settings["dur_s"])
+	b.WriteString("| receive path | ping-pong p50 | p99 | p50 / quic-go p50 | 64 B msg/s, one call per message |\n|---|---|---|---|---|\n")
+	base := w.Medians["quic-go/pingpong"]["p50_us"]
+	rows := []struct{ key, name string }{
+		{"callback", "receive callback (shipped)"},
+		{"go-wait", "receive_timeout, waiting in Go (shipped)"},
+		{"futex", "receive_timeout, waiting on a futex in C (dropped)"},
+		{"quic-go", "raw quic-go, one goroutine per side"},
+	}
+	for _, r := range rows {
+		pp, ok := w.Medians[r.key+"/pingpong"]
+		if !ok {
+			continue
+		}
+		rate := "-"
+		if m, ok := w.Medians[r.key+"/msg64"]; ok {
+			rate = fmtMetric("msgs_per_s", m["msgs_per_s"])
+		}
+		ratio := "-"
+		if base > 0 {
+			ratio = fmt.Sprintf("%.2fx", pp["p50_us"]/base)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.name, fmtMetric("p50_us", pp["p50_us"]), fmtMetric("p99_us", pp["p99_us"]), ratio, rate)
+	}
+	return b.String()
 }
 
 func loadReport(path string) (*report, error) {

@@ -32,6 +32,7 @@ from ctypes import (
     c_uint8,
     c_uint32,
     c_uint64,
+    c_void_p,
 )
 from pathlib import Path
 from typing import Final
@@ -155,6 +156,10 @@ class aranya_quic_config(Structure):
         ("stateless_reset_key", POINTER(c_uint8)),
         # --- added in 0.2; read only when struct_size covers them ---
         ("connect_timeout_ms", c_uint32),
+        # aranya_quic_receive_callback, a nullable function pointer; NULL
+        # (None) queues received messages. This binding leaves it NULL.
+        ("receive_callback", c_void_p),
+        ("receive_callback_user", c_void_p),
     ]
 
 

@@ -10,7 +10,7 @@
 #![no_std]
 #![allow(non_camel_case_types)]
 
-use core::ffi::{c_char, c_int};
+use core::ffi::{c_char, c_int, c_void};
 
 // ---------------------------------------------------------------------------
 // Version
@@ -96,6 +96,16 @@ pub const ARANYA_QUIC_DISABLED: u32 = u32::MAX;
 /// An endpoint handle; 0 is never valid.
 pub type aranya_quic_t = u64;
 
+/// `aranya_quic_receive_callback`: the type of
+/// [`aranya_quic_config::receive_callback`] (added in 0.2). The header says
+/// when and on which threads the library calls it.
+pub type aranya_quic_receive_callback = unsafe extern "C" fn(
+    user: *mut c_void,
+    channel: *const aranya_quic_channel,
+    msg: *const u8,
+    len: usize,
+);
+
 /// `struct aranya_quic_config`. Initialize with [`aranya_quic_config_init`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -126,13 +136,17 @@ pub struct aranya_quic_config {
     pub stateless_reset_key: *const u8,
     // --- added in 0.2; read only when struct_size covers them ---
     pub connect_timeout_ms: u32,
+    /// `None` is the C NULL: received messages go to the queue.
+    pub receive_callback: Option<aranya_quic_receive_callback>,
+    pub receive_callback_user: *mut c_void,
 }
 
 impl Default for aranya_quic_config {
     /// All zeroes and NULLs (struct_size 0: still call
     /// [`aranya_quic_config_init`]).
     fn default() -> Self {
-        // SAFETY: integers and raw pointers, for which all-zero is valid.
+        // SAFETY: integers, raw pointers and an Option of a function
+        // pointer (None), for all of which all-zero is valid.
         unsafe { core::mem::zeroed() }
     }
 }

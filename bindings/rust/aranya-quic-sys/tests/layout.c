@@ -41,6 +41,8 @@ int main(void) {
     FIELD(aranya_quic_config, send_buffer_bytes);
     FIELD(aranya_quic_config, stateless_reset_key);
     FIELD(aranya_quic_config, connect_timeout_ms);
+    FIELD(aranya_quic_config, receive_callback);
+    FIELD(aranya_quic_config, receive_callback_user);
 
     SIZE(aranya_quic_channel);
     FIELD(aranya_quic_channel, addr);

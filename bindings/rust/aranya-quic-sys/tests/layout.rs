@@ -79,7 +79,8 @@ fn rust_view() -> BTreeMap<String, String> {
         key_pem_len, ca_pem, ca_pem_len, max_connections, idle_timeout_ms, send_timeout_ms,
         max_message_size, max_queue_bytes, pinned_peers, pinned_peers_len, keep_alive_ms,
         drain_timeout_ms, handshake_timeout_ms, max_queue_messages, max_channels_per_peer,
-        congestion_control, log_level, send_buffer_bytes, stateless_reset_key, connect_timeout_ms);
+        congestion_control, log_level, send_buffer_bytes, stateless_reset_key, connect_timeout_ms,
+        receive_callback, receive_callback_user);
     size!(aranya_quic_channel);
     field!(aranya_quic_channel, addr, kind, sync_type, team_id, label, label_len, peer_id);
     size!(aranya_quic_stats);
