@@ -128,7 +128,7 @@ func runMain(args []string) error {
 	out := fs.String("out", "bench/results/latest.json", "JSON report")
 	chart := fs.String("chart", "bench/results/ratios.png", "chart of the targets (\"\" for none)")
 	docs := fs.String("docs", "auto", "documents whose generated blocks to rewrite from the report (comma-separated); "+
-		"auto: "+defaultDoc+" when -out is "+defaultReport+"; \"\" for none")
+		"auto: "+defaultDocs+" when -out is "+defaultReport+"; \"\" for none")
 	ccIn := fs.String("cc-in", defaultCCReport, "congestion-control report the documents' cc blocks come from")
 	timeout := fs.Duration("job-timeout", 2*time.Minute, "per-job time limit")
 	dryRun := fs.Bool("n", false, "print the jobs and the time estimate, run nothing")
@@ -240,7 +240,7 @@ func runMain(args []string) error {
 	if docPaths == "auto" {
 		docPaths = ""
 		if filepath.Clean(*out) == filepath.Clean(defaultReport) {
-			docPaths = defaultDoc
+			docPaths = defaultDocs
 		}
 	}
 	if docPaths != "" {
