@@ -3,10 +3,12 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use aranya_quic_sys as sys;
 
 use crate::error::{ErrorKind, QuicMessageError};
+use crate::label::LabelCache;
 use crate::types::{c_array_str, channel_kind, channel_label, parse_addr, ChannelKind, GraphId, QuicChannel};
 
 /// Reusable storage for [`Endpoint::receive_batch`] and (feature `tokio`)
@@ -26,6 +28,9 @@ pub struct MessageBatch {
     count: usize,
     /// Bytes of `buf` those records use.
     used: usize,
+    /// The label cache of the endpoint that filled the batch last, for
+    /// [`BatchMessage::channel`].
+    labels: Option<Arc<LabelCache>>,
 }
 
 impl MessageBatch {
@@ -49,13 +54,14 @@ impl MessageBatch {
             msgs: vec![sys::aranya_quic_message::default(); max_messages.max(1)],
             count: 0,
             used: 0,
+            labels: None,
         }
     }
 
     /// A batch without storage, for lazily built internal batches.
     #[cfg(feature = "tokio")]
     pub(crate) fn empty() -> Self {
-        MessageBatch { buf: Vec::new(), msgs: Vec::new(), count: 0, used: 0 }
+        MessageBatch { buf: Vec::new(), msgs: Vec::new(), count: 0, used: 0, labels: None }
     }
 
     /// Messages held (from the last receive).
@@ -90,12 +96,21 @@ impl MessageBatch {
         }
         let raw = &self.msgs[i];
         // Offsets were checked against buf when the batch was filled.
-        Some(BatchMessage { raw, data: &self.buf[raw.offset..raw.offset + raw.len] })
+        Some(BatchMessage { raw, data: &self.buf[raw.offset..raw.offset + raw.len], labels: self.labels.as_deref() })
     }
 
     /// The messages of the last receive, oldest first.
     pub fn iter(&self) -> BatchIter<'_> {
         BatchIter { batch: self, next: 0 }
+    }
+
+    /// Makes `channel()` of the messages to come share labels through
+    /// `labels` (the filling endpoint's cache).
+    pub(crate) fn use_labels(&mut self, labels: &Arc<LabelCache>) {
+        // Usually the same cache as last time: skip the reference count.
+        if !matches!(&self.labels, Some(l) if Arc::ptr_eq(l, labels)) {
+            self.labels = Some(Arc::clone(labels));
+        }
     }
 
     /// Grows the buffer to hold at least `n` bytes; doubling, so that a run
@@ -253,6 +268,7 @@ impl ExactSizeIterator for BatchIter<'_> {}
 pub struct BatchMessage<'a> {
     raw: &'a sys::aranya_quic_message,
     data: &'a [u8],
+    labels: Option<&'a LabelCache>,
 }
 
 impl<'a> BatchMessage<'a> {
@@ -297,9 +313,11 @@ impl<'a> BatchMessage<'a> {
         &self.raw.channel.peer_id
     }
 
-    /// Where the message came from, owned (as `receive` returns it).
+    /// Where the message came from, owned (as `receive` returns it). Its
+    /// label comes from the receiving endpoint's label cache, as with
+    /// `receive`: no allocation once the label was seen.
     pub fn channel(&self) -> Result<QuicChannel, QuicMessageError> {
-        QuicChannel::from_c(&self.raw.channel)
+        QuicChannel::from_c(&self.raw.channel, self.labels)
     }
 
     /// The C record (`aranya_quic_channel`).

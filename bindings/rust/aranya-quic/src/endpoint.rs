@@ -3,6 +3,7 @@
 use std::ffi::{c_char, c_int, CStr};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aranya_quic_sys as sys;
@@ -10,6 +11,7 @@ use aranya_quic_sys as sys;
 use crate::batch::MessageBatch;
 use crate::config::Config;
 use crate::error::{check, ErrorKind, QuicMessageError};
+use crate::label::LabelCache;
 use crate::types::{c_array_str, parse_addr, GraphId, QuicChannel, Stats};
 
 /// Initial buffer for [`Endpoint::receive_vec`] / `recv` when the caller's
@@ -32,6 +34,10 @@ const SEND_CHUNK: usize = 64;
 /// [`ErrorKind::Unconfirmed`]).
 pub struct Endpoint {
     handle: sys::aranya_quic_t,
+    /// Labels received recently, so that a received channel shares its
+    /// label instead of allocating it. Shared with the batches this
+    /// endpoint fills, whose `channel()` uses it too.
+    labels: Arc<LabelCache>,
     /// Registration of `fd` with tokio, made on the first `recv`. Declared
     /// before `fd` so that it is deregistered before `fd` is closed.
     #[cfg(feature = "tokio")]
@@ -176,6 +182,7 @@ impl Endpoint {
         match fd {
             Ok(fd) => Ok(Endpoint {
                 handle,
+                labels: Arc::default(),
                 #[cfg(feature = "tokio")]
                 async_fd: std::sync::OnceLock::new(),
                 #[cfg(feature = "tokio")]
@@ -308,7 +315,7 @@ impl Endpoint {
                         format!("library reported {n} bytes for a {len}-byte buffer"),
                     ));
                 }
-                Ok(Some((QuicChannel::from_c(&ch)?, n)))
+                Ok(Some((QuicChannel::from_c(&ch, Some(&self.labels))?, n)))
             }
             sys::ARANYA_QUIC_ERR_WOULD_BLOCK => Ok(None),
             sys::ARANYA_QUIC_ERR_TIMEOUT if timeout_ms.is_some() => Ok(None),
@@ -379,6 +386,7 @@ impl Endpoint {
     /// message larger than the whole buffer grows it and is taken, so
     /// nothing is ever lost to a small buffer.
     pub fn receive_batch(&self, batch: &mut MessageBatch, timeout: Option<Duration>) -> Result<usize, QuicMessageError> {
+        batch.use_labels(&self.labels);
         #[cfg(feature = "tokio")]
         if let Some(n) = self.pending_into_batch(batch) {
             return Ok(n);
@@ -580,6 +588,7 @@ impl Endpoint {
     /// like [`recv`](Self::recv).
     pub async fn recv_batch(&self, batch: &mut MessageBatch) -> Result<usize, QuicMessageError> {
         let afd = self.async_fd()?;
+        batch.use_labels(&self.labels);
         loop {
             if let Some(n) = self.pending_into_batch(batch) {
                 return Ok(n);
@@ -637,7 +646,7 @@ impl Endpoint {
         self.pop_pending(&mut p, |ch, data| {
             buf.clear();
             buf.extend_from_slice(data);
-            QuicChannel::from_c(ch)
+            QuicChannel::from_c(ch, Some(&self.labels))
         })
         .transpose()
     }
@@ -656,7 +665,7 @@ impl Endpoint {
                 .with_needed(data.len()));
             };
             dst.copy_from_slice(data);
-            Ok((QuicChannel::from_c(ch)?, data.len()))
+            Ok((QuicChannel::from_c(ch, Some(&self.labels))?, data.len()))
         })
         .transpose()
     }
@@ -697,7 +706,7 @@ impl Endpoint {
         if let Some(r) = self.pop_pending(&mut p, |ch, data| {
             buf.clear();
             buf.extend_from_slice(data);
-            QuicChannel::from_c(ch)
+            QuicChannel::from_c(ch, Some(&self.labels))
         }) {
             return r.map(Some);
         }
@@ -714,7 +723,7 @@ impl Endpoint {
                 self.pop_pending(&mut p, |ch, data| {
                     buf.clear();
                     buf.extend_from_slice(data);
-                    QuicChannel::from_c(ch)
+                    QuicChannel::from_c(ch, Some(&self.labels))
                 })
                 .transpose()
             }

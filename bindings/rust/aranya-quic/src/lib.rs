@@ -28,11 +28,16 @@
 //! [`Endpoint::receive_batch`] (and, with `tokio`, `Endpoint::recv_batch`)
 //! take every queued message that fits a reusable [`MessageBatch`], whose
 //! messages are read in place without allocating.
+//!
+//! A received channel's label is a [`Label`], a shared string that an
+//! endpoint reuses for every message on a label it has seen: receiving
+//! allocates nothing once a label is known.
 
 mod batch;
 mod config;
 mod endpoint;
 mod error;
+mod label;
 mod types;
 
 pub use aranya_quic_sys as sys;
@@ -40,6 +45,7 @@ pub use batch::{BatchIter, BatchMessage, MessageBatch};
 pub use config::{CongestionControl, Config, Limit, LogLevel};
 pub use endpoint::Endpoint;
 pub use error::{ErrorKind, QuicMessageError};
+pub use label::Label;
 pub use types::{version, ChannelKind, GraphId, QuicChannel, Stats};
 
 /// Longest label, in bytes.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use aranya_quic_sys as sys;
 
 use crate::error::{ErrorKind, QuicMessageError};
+use crate::label::{Label, LabelCache};
 
 /// An Aranya team id (graph id): 32 bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -65,8 +66,10 @@ pub struct QuicChannel {
     pub addr: SocketAddr,
     /// For [`ChannelKind::Channel`]: the team id; else zeroes.
     pub team_id: GraphId,
-    /// For [`ChannelKind::Channel`]: the label; else empty.
-    pub label: String,
+    /// For [`ChannelKind::Channel`]: the label; else empty. Shared with
+    /// every other message on that label the endpoint received recently, so
+    /// receiving it allocates nothing.
+    pub label: Label,
     pub kind: ChannelKind,
     /// For [`ChannelKind::Sync`]: the sync type; else 0.
     pub sync_type: u32,
@@ -113,11 +116,15 @@ pub(crate) fn channel_kind(kind: u32) -> ChannelKind {
 }
 
 impl QuicChannel {
-    /// The owned form of a C channel. Allocates only for a non-empty label
-    /// (the address is parsed, not kept as a string).
-    pub(crate) fn from_c(c: &sys::aranya_quic_channel) -> Result<Self, QuicMessageError> {
+    /// The owned form of a C channel. Allocates nothing when `labels`
+    /// already holds its label (the address is parsed, not kept as a
+    /// string); without a cache, a non-empty label is allocated.
+    pub(crate) fn from_c(c: &sys::aranya_quic_channel, labels: Option<&LabelCache>) -> Result<Self, QuicMessageError> {
         let addr = parse_addr(c_array_str(&c.addr))?;
-        let label = String::from_utf8_lossy(channel_label(c)).into_owned();
+        let label = match labels {
+            Some(cache) => cache.get(channel_label(c)),
+            None => Label::from_bytes_lossy(channel_label(c)),
+        };
         Ok(QuicChannel {
             addr,
             team_id: GraphId(c.team_id),
@@ -219,16 +226,20 @@ mod tests {
 
     #[test]
     fn channel_from_c() {
-        let q = QuicChannel::from_c(&chan("[::1]:4433", sys::ARANYA_QUIC_KIND_CHANNEL, b"a\0b")).unwrap();
+        let cache = LabelCache::default();
+        let q = QuicChannel::from_c(&chan("[::1]:4433", sys::ARANYA_QUIC_KIND_CHANNEL, b"a\0b"), Some(&cache)).unwrap();
         assert_eq!(q.addr, "[::1]:4433".parse().unwrap());
         assert_eq!(q.label, "a\0b"); // label_len wins over the NUL
         assert_eq!(q.kind, ChannelKind::Channel);
         assert_eq!(q.team_id, GraphId([9; 32]));
         assert_eq!(q.peer_id, [8; 32]);
         assert_eq!(q.sync_type, 5);
-        let q = QuicChannel::from_c(&chan("1.2.3.4:5", 77, b"")).unwrap();
+        let again = QuicChannel::from_c(&chan("[::1]:4433", sys::ARANYA_QUIC_KIND_CHANNEL, b"a\0b"), None).unwrap();
+        assert_eq!(again, q, "with or without a cache, the same channel");
+        let q = QuicChannel::from_c(&chan("1.2.3.4:5", 77, b""), Some(&cache)).unwrap();
         assert_eq!(q.kind, ChannelKind::Other(77));
-        let e = QuicChannel::from_c(&chan("nonsense", 1, b"")).unwrap_err();
+        assert!(q.label.is_empty());
+        let e = QuicChannel::from_c(&chan("nonsense", 1, b""), None).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Internal);
     }
 

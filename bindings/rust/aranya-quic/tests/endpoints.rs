@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aranya_quic::{sys, ChannelKind, CongestionControl, Config, Endpoint, ErrorKind, GraphId, QuicChannel, LABEL_MAX};
+use aranya_quic::{sys, ChannelKind, CongestionControl, Config, Endpoint, ErrorKind, GraphId, Label, QuicChannel, LABEL_MAX};
 use common::*;
 
 fn recv(ep: &Endpoint) -> (QuicChannel, Vec<u8>) {
@@ -51,7 +51,7 @@ fn channels_carry_content_team_label_and_sender() {
         }
     }
     // Everything arrives, in order per channel, with its channel fields.
-    let mut next: HashMap<(GraphId, String), usize> = HashMap::new();
+    let mut next: HashMap<(GraphId, Label), usize> = HashMap::new();
     let mut peer = None;
     for _ in 0..N * channels.len() {
         let (ch, msg) = recv(&bob);
