@@ -63,8 +63,16 @@ func aranya_quic_free(ep C.aranya_quic_t) (rc C.int32_t) {
 	if ep == 0 {
 		return C.ARANYA_QUIC_OK
 	}
-	if C.aq_callback_handle() == ep {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from the handle's own receive_callback, whose return it would wait for: free it from another thread"))
+	if inside := C.aq_callback_handle(); inside != 0 {
+		if inside == ep {
+			return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from the handle's own receive_callback, whose return it would wait for: free it from another thread"))
+		}
+		if e := lookup(ep); e != nil && e.delivers {
+			// Its free waits for its callbacks, which may be waiting in
+			// turn for the one this call runs in (two callbacks freeing
+			// each other's endpoints would never return).
+			return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from a receive_callback on an endpoint that has a receive_callback itself: free it from a thread outside the callbacks"))
+		}
 	}
 	e, issued := unregister(uint64(ep))
 	if e == nil {

@@ -88,6 +88,14 @@ func acquire(h C.aranya_quic_t) (*endpoint, error) {
 	return e, nil
 }
 
+// lookup returns the endpoint of h, or nil, without marking a call in
+// flight: for a look at its settings only.
+func lookup(h C.aranya_quic_t) *endpoint {
+	registry.mu.RLock()
+	defer registry.mu.RUnlock()
+	return registry.m[uint64(h)]
+}
+
 // unregister removes h. It reports the endpoint (nil if h is not
 // registered) and whether h was ever issued.
 func unregister(h uint64) (e *endpoint, issued bool) {

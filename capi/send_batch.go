@@ -68,9 +68,8 @@ func doSendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbu
 		return fail(fn, err)
 	}
 	defer e.inflight.Done()
-	if count == 0 {
-		return C.ARANYA_QUIC_OK
-	}
+	// With count 0 the engine still checks the address (its own address
+	// is refused as for any batch).
 	items := unsafe.Slice(msgs, int(count))
 	// The engine copies each message (or finishes writing it) before it
 	// moves to the next, so the caller's buffers are used in place.

@@ -336,3 +336,33 @@ func TestDeliverySupersededStreamDoesNotOvertake(t *testing.T) {
 	require.Greater(t, nextOld, uint32(holdAt))
 	t.Logf("%d of the old stream's %d messages were delivered", nextOld, n)
 }
+
+// A message taken by the receiver (queued, or returned from OnMessage) is
+// confirmed to its sender while the stream stays open, not only at its
+// end: a connection that dies later must not count it as unconfirmed.
+func TestReceiptsWhileStreamOpen(t *testing.T) {
+	for _, mode := range []string{"queue", "callback"} {
+		t.Run(mode, func(t *testing.T) {
+			var got atomic.Int64
+			rcfg := peerConfig(t, "bob")
+			if mode == "callback" {
+				rcfg.OnMessage = func(*Channel, []byte) { got.Add(1) }
+			}
+			r := newEndpoint(t, rcfg)
+			s := newTestEndpoint(t, "alice")
+			const n = 50
+			for i := 0; i < n; i++ {
+				require.NoError(t, s.Send(sendCtx(t), r.LocalAddr(), team(1), "receipts", []byte{byte(i)}))
+			}
+			if mode == "queue" {
+				recvN(t, r, n, deliveryWait)
+			} else {
+				require.Eventually(t, func() bool { return got.Load() == n }, deliveryWait, time.Millisecond)
+			}
+			c, ok := s.conns.lookup(r.LocalAddr())
+			require.True(t, ok, "the sender's connection is still up")
+			require.Eventually(t, func() bool { return c.pendingUnconfirmed() == 0 }, deliveryWait, time.Millisecond,
+				"the receiver took every message but the sender still counts some as unconfirmed")
+		})
+	}
+}

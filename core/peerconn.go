@@ -461,6 +461,13 @@ func (c *peerConn) readStream(str *quic.Stream) {
 		c.touch()
 		c.ep.stats.messagesReceived.Add(1)
 		c.ep.stats.bytesReceived.Add(n)
+		if r.Buffered() == 0 {
+			// About to wait for the network: tell the sender what was
+			// taken, once per burst, so that a connection that dies later
+			// does not leave it counting delivered messages as
+			// unconfirmed.
+			rc.confirm()
+		}
 	}
 }
 

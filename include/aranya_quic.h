@@ -260,15 +260,17 @@ struct aranya_quic_channel;
  * in the order sent; calls for different channels may run at the same
  * time on different threads. While a call runs, its channel is not read
  * further, so a slow callback pushes back on that channel's sender
- * (nothing is dropped). A message counts as received, and is confirmed to
- * its sender, once the call returns.
+ * (nothing is dropped). A message counts as received once the call
+ * returns; the library confirms it to its sender when the stream has no
+ * more data waiting to be read (once per burst).
  * The callback may call any function of this library, including
- * aranya_quic_send on the same handle (to reply). It must not call
- * aranya_quic_free on the handle it serves (that returns
- * ARANYA_QUIC_ERR_INVALID_ARGUMENT), and aranya_quic_close on the sending
- * peer's address may wait until drain_timeout_ms, since that peer's
- * stream cannot finish while its callback runs. aranya_quic_free waits for
- * the calls in progress to return and makes no more once it started.
+ * aranya_quic_send on the same handle (to reply), except aranya_quic_free
+ * of an endpoint that has a receive_callback (its own or another's): that
+ * returns ARANYA_QUIC_ERR_INVALID_ARGUMENT and frees nothing. An
+ * aranya_quic_close of the sending peer's address may wait until
+ * drain_timeout_ms, since that peer's stream cannot finish while its
+ * callback runs. aranya_quic_free waits for the calls in progress to
+ * return and makes no more once it started.
  */
 typedef void (*aranya_quic_receive_callback)(void *user, const struct aranya_quic_channel *channel,
                                              const uint8_t *msg, size_t len);
@@ -506,10 +508,17 @@ int32_t aranya_quic_new(const aranya_quic_config *cfg, aranya_quic_t *out);
  * ep: the handle. 0, or a handle already freed (or being freed by another
  *     thread, in which case this returns at once): harmless, returns OK.
  * Blocks for at most drain_timeout_ms + 1 s while the peers confirm what
- * was sent to them.
- * Returns ARANYA_QUIC_OK (every accepted message was confirmed by its
- * peer); ARANYA_QUIC_ERR_UNCONFIRMED (the handle is freed all the same;
- * the detail says how many accepted messages the peers did not confirm);
+ * was sent to them, and, on an endpoint with a receive_callback, until the
+ * calls in progress return.
+ * Returns ARANYA_QUIC_OK (every message accepted on the connections free
+ * closed was confirmed by its peer; messages the library had already given
+ * up on, on a connection that died earlier, were counted in the stats'
+ * messages_unconfirmed then); ARANYA_QUIC_ERR_UNCONFIRMED (the handle is
+ * freed all the same; the detail says how many accepted messages the peers
+ * did not confirm); ARANYA_QUIC_ERR_INVALID_ARGUMENT when called from a
+ * receive_callback on its own handle, or on any handle that has a
+ * receive_callback (two callbacks freeing each other's endpoints would wait
+ * for each other forever): nothing is freed;
  * ARANYA_QUIC_ERR_INVALID_HANDLE for a number this library never returned;
  * ARANYA_QUIC_ERR_INTERNAL.
  */
@@ -750,8 +759,10 @@ int32_t aranya_quic_receive_batch(aranya_quic_t ep, uint8_t *buf, size_t buf_len
  * out_sent: receives the number of messages accepted, on every return
  *     (count on ARANYA_QUIC_OK) except ARANYA_QUIC_ERR_INVALID_ARGUMENT
  *     for a NULL out_sent.
- * Returns the codes of aranya_quic_send. Arguments that apply to every
- * message (addr, team_id, label) are checked before any message is sent;
+ * Returns the codes of aranya_quic_send, and ARANYA_QUIC_ERR_INVALID_ARGUMENT
+ * for a count over INT32_MAX. Arguments that apply to every message (addr,
+ * team_id, label) are checked before any message is sent, also when count
+ * is 0;
  * a bad msgs[i] (NULL data with a non-zero length, a length over
  * max_message_size) fails when its turn comes, after the ones before it
  * were accepted.

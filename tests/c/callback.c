@@ -918,6 +918,74 @@ static void test_free_in_callback(void) {
     CHECK_RC(aranya_quic_free(alice), ARANYA_QUIC_OK);
 }
 
+/* ------------------------------------- cross free between callbacks */
+
+/* Two endpoints with callbacks, each callback freeing the other's
+ * endpoint while both calls run: each free is refused with
+ * ARANYA_QUIC_ERR_INVALID_ARGUMENT (waiting would be a cycle: each free
+ * waits for the other's callback), both handles keep working, and both can
+ * be freed from outside the callbacks afterwards. */
+
+typedef struct {
+    atomic_uint_least64_t other;
+    atomic_int *running; /* callbacks inside the crossing section */
+    atomic_int done;
+    int32_t rc_free_other;
+    int32_t rc_other_after;
+} crossfree_state;
+
+static void crossfree_callback(void *user, const aranya_quic_channel *ch, const uint8_t *msg, size_t len) {
+    crossfree_state *st = user;
+    char addr[ARANYA_QUIC_ADDR_MAX];
+    size_t alen;
+    (void)ch, (void)msg, (void)len;
+    if (atomic_load(&st->done)) {
+        return;
+    }
+    /* Both callbacks are inside before either frees: the cycle is real. */
+    atomic_fetch_add(st->running, 1);
+    wait_at_least(st->running, 2);
+    aranya_quic_t other = atomic_load(&st->other);
+    st->rc_free_other = aranya_quic_free(other);
+    st->rc_other_after = aranya_quic_local_addr(other, addr, sizeof addr, &alen);
+    atomic_store(&st->done, 1);
+}
+
+static void test_cross_free(void) {
+    static crossfree_state sa, sb;
+    static atomic_int running;
+    char a_addr[ARANYA_QUIC_ADDR_MAX], b_addr[ARANYA_QUIC_ADDR_MAX], c_addr[ARANYA_QUIC_ADDR_MAX];
+    uint8_t tid[ARANYA_QUIC_TEAM_ID_LEN], msg[4] = {1, 2, 3, 4};
+    size_t len;
+
+    memset(&sa, 0, sizeof sa);
+    memset(&sb, 0, sizeof sb);
+    atomic_store(&running, 0);
+    sa.running = sb.running = &running;
+    fill_team(tid, 12);
+    aranya_quic_t a = callback_endpoint(&alice_id, a_addr, crossfree_callback, &sa);
+    aranya_quic_t b = callback_endpoint(&bob_id, b_addr, crossfree_callback, &sb);
+    aranya_quic_t carol = queue_endpoint(&carol_id, c_addr);
+    if (a == 0 || b == 0 || carol == 0) {
+        return;
+    }
+    atomic_store(&sa.other, b);
+    atomic_store(&sb.other, a);
+    CHECK_RC(aranya_quic_send(carol, a_addr, tid, "x", 1, msg, sizeof msg), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_send(carol, b_addr, tid, "x", 1, msg, sizeof msg), ARANYA_QUIC_OK);
+    /* A hang here is the bug this test is for. */
+    CHECK(wait_at_least(&sa.done, 1));
+    CHECK(wait_at_least(&sb.done, 1));
+    CHECK_RC(sa.rc_free_other, ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(sb.rc_free_other, ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(sa.rc_other_after, ARANYA_QUIC_OK);
+    CHECK_RC(sb.rc_other_after, ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_local_addr(a, a_addr, sizeof a_addr, &len), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_free(a), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_free(b), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_free(carol), ARANYA_QUIC_OK);
+}
+
 /* ----------------------------------------------- close in callback */
 
 /* aranya_quic_close on the sending peer's address, from the callback, may
@@ -1245,6 +1313,7 @@ int main(int argc, char **argv) {
         {"confirmed_after_return", test_confirmed_after_return},
         {"echo", test_echo},
         {"free_in_callback", test_free_in_callback},
+        {"cross_free", test_cross_free},
         {"close_in_callback", test_close_in_callback},
         {"receive_refused", test_receive_refused},
         {"free_stops_calls", test_free_stops_calls},

@@ -2280,6 +2280,13 @@ static void test_send_batch(void) {
     sent = 99;
     CHECK_RC(aranya_quic_send_batch(alice, b_addr, tid, "sb", 2, bufs, 0, &sent), ARANYA_QUIC_OK);
     CHECK(sent == 0);
+    /* The address is checked with count 0 too: our own is refused. */
+    sent = 99;
+    CHECK_RC(aranya_quic_send_batch(alice, a_addr, tid, "sb", 2, NULL, 0, &sent), ARANYA_QUIC_ERR_BAD_ADDRESS);
+    CHECK(sent == 0);
+    sent = 99;
+    CHECK_RC(aranya_quic_send_sync_batch(alice, a_addr, 9, NULL, 0, &sent), ARANYA_QUIC_ERR_BAD_ADDRESS);
+    CHECK(sent == 0);
 
     /* Arguments for the whole batch: refused before anything is sent, with
      * *out_sent 0. */
