@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,10 @@ type chanKey struct {
 // buf. A large message on an idle stream is written from the caller's
 // memory. Admission is all or nothing, so a Send that fails left no part of
 // its frame behind, unless the stream itself broke.
+//
+// The flusher stays parked for a while after it ran out of work, so a
+// stream that keeps flushing reuses one goroutine, and an idle stream (there
+// may be thousands) holds none.
 type sendStream struct {
 	key   chanKey
 	str   *quic.Stream
@@ -58,23 +63,32 @@ type sendStream struct {
 	receipt atomic.Bool
 	endOnce sync.Once
 
-	mu       sync.Mutex
-	buf      []byte
-	spare    []byte
+	mu    sync.Mutex
+	buf   []byte
+	spare []byte
+	// pending is the rest of a frame that a direct write left half written;
+	// the flusher writes it before buf.
+	pending  []byte
 	flushing bool // a write (flusher or a large direct write) is in progress
 	retired  bool
 	err      error
-	// changed is closed and replaced whenever flushing, buf or err changes,
-	// waking senders waiting for room and a drain waiting for the flush.
-	changed      chan struct{}
-	waiters      int    // goroutines waiting on changed
+	// waiting holds a bell for each goroutine waiting for flushing, buf or
+	// err to change (senders waiting for room, a drain waiting for the
+	// flush). The bells come from a pool and are reused, so waking a waiter
+	// allocates nothing.
+	waiting []chan struct{}
+	// parked says the flusher goroutine waits on kick (capacity 1): true
+	// gives it the stream to flush (the next flush wakes it instead of
+	// starting a goroutine), false ends it.
+	parked       bool
+	kick         chan bool
 	queuedWrites int    // messages handed to quic-go since the flusher last ran
 	accepted     uint64 // messages send admitted
 	lastUse      atomic.Uint64
 }
 
 func newSendStream(key chanKey, str *quic.Stream, header []byte, limit int, stats *counters, link *orderLink) *sendStream {
-	s := &sendStream{key: key, str: str, limit: limit, stats: stats, link: link, changed: make(chan struct{}), ackDone: make(chan struct{})}
+	s := &sendStream{key: key, str: str, limit: limit, stats: stats, link: link, ackDone: make(chan struct{})}
 	s.buf = append(make([]byte, 0, min(limit, 4096)), header...)
 	go s.readAcks()
 	return s
@@ -120,6 +134,7 @@ func (s *sendStream) breakLocked(err error) {
 		return
 	}
 	s.err = streamWriteError(err)
+	s.releaseFlusherLocked()
 	if s.onBroken != nil {
 		go s.onBroken(s)
 	}
@@ -145,27 +160,40 @@ func (s *sendStream) end() (unconfirmed uint64, ok bool) {
 	return unconfirmed, ok
 }
 
+// bells are the wake-up channels of waitLocked (capacity 1; a chan is
+// pointer-shaped, so the pool stores it without allocating).
+var bells = sync.Pool{New: func() any { return make(chan struct{}, 1) }}
+
+// signalLocked wakes every goroutine in waitLocked.
 func (s *sendStream) signalLocked() {
-	if s.waiters > 0 {
-		close(s.changed)
-		s.changed = make(chan struct{})
+	for _, bell := range s.waiting {
+		bell <- struct{}{} // rung at most once per wait, so never blocks
 	}
+	clear(s.waiting)
+	s.waiting = s.waiting[:0]
 }
 
 // waitLocked releases s.mu until the next signal or ctx's end, and takes
-// it again.
+// it again. A wait that was signalled returns nil even if ctx ended at the
+// same time: the caller looks at the stream again first.
 func (s *sendStream) waitLocked(ctx context.Context) error {
-	wait := s.changed
-	s.waiters++
+	bell := bells.Get().(chan struct{})
+	s.waiting = append(s.waiting, bell)
 	s.mu.Unlock()
 	var err error
 	select {
-	case <-wait:
+	case <-bell:
+		s.mu.Lock()
 	case <-ctx.Done():
-		err = ctx.Err()
+		s.mu.Lock()
+		if i := slices.Index(s.waiting, bell); i >= 0 {
+			s.waiting = slices.Delete(s.waiting, i, i+1)
+			err = ctx.Err()
+		} else {
+			<-bell // rung after all: empty it before it goes back
+		}
 	}
-	s.mu.Lock()
-	s.waiters--
+	bells.Put(bell)
 	return err
 }
 
@@ -200,9 +228,8 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 			// blocking writes hand them over in batches instead.
 			s.buf = wire.AppendFrameHeader(s.buf, len(msg))
 			s.buf = append(s.buf, msg...)
-			s.flushing = true
 			s.accepted++
-			go s.flush(nil)
+			s.startFlushLocked()
 			s.mu.Unlock()
 			return nil
 		case !s.flushing:
@@ -214,8 +241,7 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 				s.buf = s.buf[:0]
 			case errors.Is(err, quic.ErrWouldBlock):
 				// No credit now: the flusher waits for it.
-				s.flushing = true
-				go s.flush(nil)
+				s.startFlushLocked()
 			default:
 				s.buf = s.buf[:len(s.buf)-frameLen]
 				s.breakLocked(err)
@@ -332,50 +358,116 @@ func (s *sendStream) writeDirect(ctx *lazyContext, prefix, msg []byte) error {
 // a flusher takes over, otherwise the stream goes idle.
 func (s *sendStream) continueOrIdleLocked(pending []byte) {
 	if len(pending) > 0 || len(s.buf) > 0 {
-		s.flushing = true
-		go s.flush(pending)
+		s.pending = pending
+		s.startFlushLocked()
 		return
 	}
 	s.flushing = false
 	s.signalLocked()
 }
 
-// flush writes pending, then buf until it is empty. Only one flush runs
-// per stream; the caller set flushing.
-func (s *sendStream) flush(pending []byte) {
-	if len(pending) > 0 {
-		if _, err := s.str.Write(pending); err != nil {
-			s.mu.Lock()
-			s.breakLocked(err)
-			s.flushing = false
-			s.signalLocked()
-			s.mu.Unlock()
-			return
-		}
+// startFlushLocked makes the flusher write what is pending and buffered:
+// the parked one if there is one, otherwise a new one.
+func (s *sendStream) startFlushLocked() {
+	s.flushing = true
+	if s.parked {
+		s.parked = false
+		s.kick <- true
+		return
 	}
+	go s.flush()
+}
+
+// releaseFlusherLocked ends a parked flusher now: the stream takes no
+// more messages.
+func (s *sendStream) releaseFlusherLocked() {
+	if s.parked {
+		s.parked = false
+		s.kick <- false
+	}
+}
+
+// flusherLinger is how long a flusher with nothing to write stays parked
+// before its goroutine ends: long enough to span the gaps of a busy
+// stream, short enough that idle streams hold no goroutines.
+const flusherLinger = 250 * time.Millisecond
+
+// flush writes pending, then buf until both are empty, then parks for
+// flusherLinger in case more comes. Only one flusher runs per stream;
+// flushing is set while it has work.
+func (s *sendStream) flush() {
+	var linger *time.Timer
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+	}()
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
-		if len(s.buf) == 0 || s.err != nil {
+		b, owned := s.pending, false
+		s.pending = nil
+		if len(b) == 0 && s.err == nil && len(s.buf) > 0 {
+			b, owned = s.takeBufLocked(), true
+			s.signalLocked() // room in buf
+		}
+		if len(b) == 0 || s.err != nil {
 			s.flushing = false
 			s.signalLocked()
-			s.mu.Unlock()
-			return
+			if s.err != nil || s.retired {
+				s.mu.Unlock()
+				return
+			}
+			if !s.park(&linger) {
+				return
+			}
+			continue
 		}
-		b := s.takeBufLocked()
-		s.signalLocked()
 		s.mu.Unlock()
 
 		_, err := s.str.Write(b)
 
 		s.mu.Lock()
-		if cap(b) <= 2*s.limit {
+		if owned && cap(b) <= 2*s.limit {
 			s.spare = b[:0]
 		}
 		if err != nil {
 			s.breakLocked(err)
 		}
-		s.mu.Unlock()
 	}
+}
+
+// park releases s.mu and waits until the flusher is given the stream
+// again (true, with s.mu held), or is released or stayed idle for
+// flusherLinger (false: the flusher ends).
+func (s *sendStream) park(linger **time.Timer) bool {
+	if s.kick == nil {
+		s.kick = make(chan bool, 1)
+	}
+	s.parked = true
+	s.mu.Unlock()
+	if *linger == nil {
+		*linger = time.NewTimer(flusherLinger)
+	} else {
+		(*linger).Reset(flusherLinger)
+	}
+	var work bool
+	select {
+	case work = <-s.kick:
+	case <-(*linger).C:
+		s.mu.Lock()
+		timedOut := s.parked
+		s.parked = false
+		s.mu.Unlock()
+		if timedOut {
+			return false
+		}
+		// Kicked just as the time ran out: the kick is there to take.
+		work = <-s.kick
+	}
+	if work {
+		s.mu.Lock()
+	}
+	return work
 }
 
 // retire stops the stream taking messages, waits until everything queued
@@ -388,8 +480,9 @@ func (s *sendStream) retire(ctx context.Context) error {
 	s.mu.Lock()
 	s.retired = true
 	if !s.flushing && len(s.buf) > 0 && s.err == nil {
-		s.flushing = true
-		go s.flush(nil)
+		s.startFlushLocked()
+	} else {
+		s.releaseFlusherLocked()
 	}
 	for s.flushing || (len(s.buf) > 0 && s.err == nil) {
 		if err := s.waitLocked(ctx); err != nil {
@@ -446,6 +539,7 @@ func (s *sendStream) fail() {
 		s.err = errStreamRetired
 	}
 	s.buf = nil
+	s.releaseFlusherLocked()
 	s.signalLocked()
 }
 
