@@ -17,7 +17,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,125 +25,11 @@
 #include <time.h>
 
 #include "aranya_quic.h"
-
-/* ---------------------------------------------------------------- checks */
-
-static int checks_run;
-static int checks_failed;
-static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void report_failure(const char *file, int line, const char *fmt, ...) {
-    va_list ap;
-    pthread_mutex_lock(&check_mu);
-    checks_failed++;
-    fprintf(stderr, "%s:%d: FAIL: ", file, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    pthread_mutex_unlock(&check_mu);
-}
-
-static void count_check(void) {
-    pthread_mutex_lock(&check_mu);
-    checks_run++;
-    pthread_mutex_unlock(&check_mu);
-}
-
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        count_check();                                                                  \
-        if (!(cond)) {                                                                  \
-            report_failure(__FILE__, __LINE__, "%s", #cond);                            \
-        }                                                                               \
-    } while (0)
-
-/* CHECK_EQ: two integers that must be equal; both are printed on failure. */
-#define CHECK_EQ(got, want)                                                             \
-    do {                                                                                \
-        long long got_ = (long long)(got), want_ = (long long)(want);                   \
-        count_check();                                                                  \
-        if (got_ != want_) {                                                            \
-            report_failure(__FILE__, __LINE__, "%s is %lld, want %lld (%s)", #got, got_, \
-                           want_, #want);                                               \
-        }                                                                               \
-    } while (0)
-
-/* CHECK_RC: a call returns exactly want. */
-#define CHECK_RC(call, want)                                                            \
-    do {                                                                                \
-        int32_t rc_ = (call), want_ = (want);                                           \
-        count_check();                                                                  \
-        if (rc_ != want_) {                                                             \
-            report_failure(__FILE__, __LINE__, "%s returned %d (%s), want %d (%s); last_error: %s", \
-                           #call, (int)rc_, aranya_quic_strerror(rc_), (int)want_,     \
-                           aranya_quic_strerror(want_), aranya_quic_last_error());      \
-        }                                                                               \
-    } while (0)
+#include "testlib.h"
 
 /* ------------------------------------------------------------- helpers */
 
-static const char *certs_dir;
-
-static uint8_t *slurp(const char *name, size_t *len) {
-    char path[4096];
-    FILE *f;
-    uint8_t *buf;
-    long n;
-    snprintf(path, sizeof path, "%s/%s", certs_dir, name);
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
-        exit(2);
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fprintf(stderr, "cannot size %s\n", path);
-        exit(2);
-    }
-    buf = malloc((size_t)n + 1);
-    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "cannot read %s\n", path);
-        exit(2);
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-typedef struct {
-    uint8_t *cert, *key, *ca;
-    size_t cert_len, key_len, ca_len;
-} identity;
-
 static identity alice_id, bob_id, carol_id;
-
-static identity load_identity(const char *name) {
-    identity id;
-    char file[256];
-    snprintf(file, sizeof file, "%s.crt", name);
-    id.cert = slurp(file, &id.cert_len);
-    snprintf(file, sizeof file, "%s.key", name);
-    id.key = slurp(file, &id.key_len);
-    id.ca = slurp("ca.pem", &id.ca_len);
-    return id;
-}
-
-static void drop_identity(identity *id) {
-    free(id->cert);
-    free(id->key);
-    free(id->ca);
-}
-
-static void base_config(aranya_quic_config *cfg, const identity *id) {
-    aranya_quic_config_init(cfg);
-    cfg->bind_addr = "127.0.0.1:0";
-    cfg->cert_pem = id->cert;
-    cfg->cert_pem_len = id->cert_len;
-    cfg->key_pem = id->key;
-    cfg->key_pem_len = id->key_len;
-    cfg->ca_pem = id->ca;
-    cfg->ca_pem_len = id->ca_len;
-}
 
 /* open_endpoint makes an endpoint from cfg and writes its address; 0 on
  * failure (already reported). */
@@ -192,14 +77,6 @@ static int all_zero(const uint8_t *p, size_t n) {
         }
     }
     return 1;
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
 }
 
 static void sleep_us(long us) {
@@ -1343,9 +1220,9 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     printf("%d checks, %d failed\n", checks_run, checks_failed);
-    drop_identity(&alice_id);
-    drop_identity(&bob_id);
-    drop_identity(&carol_id);
+    free_identity(&alice_id);
+    free_identity(&bob_id);
+    free_identity(&carol_id);
     if (ran == 0) {
         fprintf(stderr, "no test named %s\n", only);
         return 2;

@@ -14,127 +14,20 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
+#include <assert.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aranya_quic.h"
-
-/* ---------------------------------------------------------------- checks */
-
-static int checks_run;
-static int checks_failed;
-static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static void check_failed(const char *file, int line, const char *fmt, ...) {
-    va_list ap;
-    pthread_mutex_lock(&check_mu);
-    checks_failed++;
-    fprintf(stderr, "%s:%d: FAIL: ", file, line);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    pthread_mutex_unlock(&check_mu);
-}
-
-static void check_ran(void) {
-    pthread_mutex_lock(&check_mu);
-    checks_run++;
-    pthread_mutex_unlock(&check_mu);
-}
-
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        check_ran();                                                                      \
-        if (!(cond)) {                                                                    \
-            check_failed(__FILE__, __LINE__, "%s (last_error: %s)", #cond,               \
-                         aranya_quic_last_error());                                       \
-        }                                                                                 \
-    } while (0)
-
-/* CHECK_RC: call returns exactly want. */
-#define CHECK_RC(call, want)                                                              \
-    do {                                                                                  \
-        int32_t rc_ = (call);                                                             \
-        int32_t want_ = (want);                                                           \
-        check_ran();                                                                      \
-        if (rc_ != want_) {                                                               \
-            check_failed(__FILE__, __LINE__, "%s returned %d (%s), want %d (%s); last_error: %s", \
-                         #call, (int)rc_, aranya_quic_strerror(rc_), (int)want_,         \
-                         aranya_quic_strerror(want_), aranya_quic_last_error());          \
-        }                                                                                 \
-    } while (0)
+#include "testlib.h"
 
 /* ------------------------------------------------------------- helpers */
 
-static const char *certs_dir;
-
-static uint8_t *read_file(const char *name, size_t *len) {
-    char path[4096];
-    FILE *f;
-    uint8_t *buf;
-    long n;
-    snprintf(path, sizeof path, "%s/%s", certs_dir, name);
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
-        exit(2);
-    }
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        fprintf(stderr, "cannot read %s\n", path);
-        exit(2);
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
-
-/* An identity: PEM buffers for one peer. */
-typedef struct {
-    uint8_t *cert, *key, *ca;
-    size_t cert_len, key_len, ca_len;
-} identity;
-
-static identity load_identity(const char *name, const char *ca_file) {
-    identity id;
-    char file[256];
-    snprintf(file, sizeof file, "%s.crt", name);
-    id.cert = read_file(file, &id.cert_len);
-    snprintf(file, sizeof file, "%s.key", name);
-    id.key = read_file(file, &id.key_len);
-    id.ca = read_file(ca_file, &id.ca_len);
-    return id;
-}
-
-static void free_identity(identity *id) {
-    free(id->cert);
-    free(id->key);
-    free(id->ca);
-}
-
 static identity alice_id, bob_id, carol_id, stranger_id;
-
-static void base_config(aranya_quic_config *cfg, const identity *id) {
-    aranya_quic_config_init(cfg);
-    cfg->bind_addr = "127.0.0.1:0";
-    cfg->cert_pem = id->cert;
-    cfg->cert_pem_len = id->cert_len;
-    cfg->key_pem = id->key;
-    cfg->key_pem_len = id->key_len;
-    cfg->ca_pem = id->ca;
-    cfg->ca_pem_len = id->ca_len;
-}
 
 /* new_endpoint makes an endpoint on 127.0.0.1:0 and writes its address. */
 static aranya_quic_t new_endpoint(const identity *id, char addr[ARANYA_QUIC_ADDR_MAX]) {
@@ -173,13 +66,6 @@ static int is_zero(const uint8_t *p, size_t n) {
 static int32_t recv_wait(aranya_quic_t ep, uint8_t *buf, size_t cap, aranya_quic_channel *ch,
                          size_t *len) {
     return aranya_quic_receive_timeout(ep, buf, cap, ch, len, WAIT_MS);
-}
-
-static void sleep_ms(long ms) {
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
 }
 
 /* --------------------------------------------------------------- tests */
@@ -613,9 +499,9 @@ static void test_bad_arguments(void) {
     /* addresses */
     for (i = 0; i < sizeof bad_addrs / sizeof bad_addrs[0]; i++) {
         int32_t rc = aranya_quic_send(alice, bad_addrs[i], tid, "l", 1, buf, 1);
-        check_ran();
+        count_check();
         if (rc != ARANYA_QUIC_ERR_BAD_ADDRESS) {
-            check_failed(__FILE__, __LINE__, "send to \"%s\" returned %d, want BAD_ADDRESS", bad_addrs[i],
+            report_failure(__FILE__, __LINE__, "send to \"%s\" returned %d, want BAD_ADDRESS", bad_addrs[i],
                          (int)rc);
         }
         CHECK_RC(aranya_quic_send_sync(alice, bad_addrs[i], 1, buf, 1), ARANYA_QUIC_ERR_BAD_ADDRESS);
@@ -750,7 +636,7 @@ static void test_poll_fd(void) {
         int32_t rc;
         pfd.revents = 0;
         if (poll(&pfd, 1, WAIT_MS) != 1) {
-            check_failed(__FILE__, __LINE__, "fd never became readable (got %d of 3)", got);
+            report_failure(__FILE__, __LINE__, "fd never became readable (got %d of 3)", got);
             break;
         }
         CHECK(pfd.revents & POLLIN);
@@ -898,14 +784,14 @@ static void test_many_senders(void) {
         }
         buf[len] = '\0';
         if (sscanf((char *)buf, "t%d-%d:%n", &id, &seq, &prefix) != 2 || id < 0 || id >= SENDERS) {
-            check_failed(__FILE__, __LINE__, "malformed message \"%.40s\"", (char *)buf);
+            report_failure(__FILE__, __LINE__, "malformed message \"%.40s\"", (char *)buf);
             continue;
         }
         /* Content intact: exactly the padding the sender wrote. */
         CHECK((int)len == prefix + seq % 500);
         for (k = prefix; k < (int)len; k++) {
             if (buf[k] != (uint8_t)('a' + id)) {
-                check_failed(__FILE__, __LINE__, "message t%d-%d corrupted at byte %d", id, seq, k);
+                report_failure(__FILE__, __LINE__, "message t%d-%d corrupted at byte %d", id, seq, k);
                 break;
             }
         }
@@ -972,26 +858,37 @@ static void *racer(void *p) {
     return NULL;
 }
 
-static void test_free_races(void) {
+#define RACERS_MAX 4
+
+/* race_free runs n copies of fn on one of alice's endpoints, each sending
+ * to bob, and frees the endpoint while they run: the sleep lets them get
+ * going first, so that free lands in the middle of their calls. Each racer
+ * counts in bad what a race with free may not give. */
+static void race_free(void *(*fn)(void *), int n) {
     char a_addr[ARANYA_QUIC_ADDR_MAX], b_addr[ARANYA_QUIC_ADDR_MAX];
     aranya_quic_t alice = new_endpoint(&alice_id, a_addr);
     aranya_quic_t bob = new_endpoint(&bob_id, b_addr);
-    pthread_t t[4];
-    racer_arg args[4];
+    pthread_t t[RACERS_MAX];
+    racer_arg args[RACERS_MAX];
     int i;
-    for (i = 0; i < 4; i++) {
+    assert(n <= RACERS_MAX);
+    for (i = 0; i < n; i++) {
         args[i].ep = alice;
         args[i].to = b_addr;
         args[i].bad = 0;
-        pthread_create(&t[i], NULL, racer, &args[i]);
+        pthread_create(&t[i], NULL, fn, &args[i]);
     }
     sleep_ms(50);
     CHECK_RC(aranya_quic_free(alice), ARANYA_QUIC_OK);
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < n; i++) {
         pthread_join(t[i], NULL);
         CHECK(args[i].bad == 0);
     }
     CHECK_RC(aranya_quic_free(bob), ARANYA_QUIC_OK);
+}
+
+static void test_free_races(void) {
+    race_free(racer, 4);
 }
 
 /* TLS: an endpoint whose certificate the peer does not trust never gets
@@ -2055,7 +1952,7 @@ static void test_receive_batch_origins(void) {
         const uint8_t *p = buf + r->offset;
         int o;
         if (r->len != 2 || p[0] >= PER_ROUND) {
-            check_failed(__FILE__, __LINE__, "record %zu: unexpected payload (%zu bytes)", k, r->len);
+            report_failure(__FILE__, __LINE__, "record %zu: unexpected payload (%zu bytes)", k, r->len);
             continue;
         }
         o = p[0];
@@ -2591,7 +2488,7 @@ static void test_send_batch_across_close(void) {
     }
     for (i = 0; i < CLOSE_N && unconfirmed == 0; i++) {
         if (seen[i] != 1) {
-            check_failed(__FILE__, __LINE__, "message %d never arrived, nothing was reported unconfirmed", i);
+            report_failure(__FILE__, __LINE__, "message %d never arrived, nothing was reported unconfirmed", i);
             break;
         }
     }
@@ -2882,25 +2779,7 @@ static void *batch_racer(void *p) {
 }
 
 static void test_batch_free_races(void) {
-    char a_addr[ARANYA_QUIC_ADDR_MAX], b_addr[ARANYA_QUIC_ADDR_MAX];
-    aranya_quic_t alice = new_endpoint(&alice_id, a_addr);
-    aranya_quic_t bob = new_endpoint(&bob_id, b_addr);
-    pthread_t t[3];
-    racer_arg args[3];
-    int i;
-    for (i = 0; i < 3; i++) {
-        args[i].ep = alice;
-        args[i].to = b_addr;
-        args[i].bad = 0;
-        pthread_create(&t[i], NULL, batch_racer, &args[i]);
-    }
-    sleep_ms(50);
-    CHECK_RC(aranya_quic_free(alice), ARANYA_QUIC_OK);
-    for (i = 0; i < 3; i++) {
-        pthread_join(t[i], NULL);
-        CHECK(args[i].bad == 0);
-    }
-    CHECK_RC(aranya_quic_free(bob), ARANYA_QUIC_OK);
+    race_free(batch_racer, 3);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -2956,10 +2835,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     certs_dir = argv[1];
-    alice_id = load_identity("alice", "ca.pem");
-    bob_id = load_identity("bob", "ca.pem");
-    carol_id = load_identity("carol", "ca.pem");
-    stranger_id = load_identity("stranger", "ca.pem");
+    alice_id = load_identity("alice");
+    bob_id = load_identity("bob");
+    carol_id = load_identity("carol");
+    stranger_id = load_identity("stranger");
 
     for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int before;

@@ -1,0 +1,107 @@
+/* The shared part of the C test programs: see testlib.h. */
+#define _POSIX_C_SOURCE 200809L
+
+#include "testlib.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---------------------------------------------------------------- checks */
+
+int checks_run;
+int checks_failed;
+
+/* Checks run on the library's threads as well as the tests': one lock keeps
+ * the counts exact and each failure's lines together. */
+static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void count_check(void) {
+    pthread_mutex_lock(&check_mu);
+    checks_run++;
+    pthread_mutex_unlock(&check_mu);
+}
+
+void report_failure(const char *file, int line, const char *fmt, ...) {
+    va_list ap;
+    pthread_mutex_lock(&check_mu);
+    checks_failed++;
+    fprintf(stderr, "%s:%d: FAIL: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    pthread_mutex_unlock(&check_mu);
+}
+
+/* ---------------------------------------------------------- certificates */
+
+const char *certs_dir;
+
+uint8_t *read_file(const char *name, size_t *len) {
+    char path[4096];
+    FILE *f;
+    uint8_t *buf;
+    long n;
+    snprintf(path, sizeof path, "%s/%s", certs_dir, name);
+    f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "cannot size %s\n", path);
+        exit(2);
+    }
+    /* One byte more so that an empty file still gets a buffer of its own. */
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "cannot read %s\n", path);
+        exit(2);
+    }
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+identity load_identity(const char *name) {
+    identity id;
+    char file[256];
+    snprintf(file, sizeof file, "%s.crt", name);
+    id.cert = read_file(file, &id.cert_len);
+    snprintf(file, sizeof file, "%s.key", name);
+    id.key = read_file(file, &id.key_len);
+    id.ca = read_file("ca.pem", &id.ca_len);
+    return id;
+}
+
+void free_identity(identity *id) {
+    free(id->cert);
+    free(id->key);
+    free(id->ca);
+}
+
+void base_config(aranya_quic_config *cfg, const identity *id) {
+    aranya_quic_config_init(cfg);
+    cfg->bind_addr = "127.0.0.1:0";
+    cfg->cert_pem = id->cert;
+    cfg->cert_pem_len = id->cert_len;
+    cfg->key_pem = id->key;
+    cfg->key_pem_len = id->key_len;
+    cfg->ca_pem = id->ca;
+    cfg->ca_pem_len = id->ca_len;
+}
+
+/* ------------------------------------------------------------------ time */
+
+void sleep_ms(long ms) {
+    struct timespec ts;
+    ts.tv_sec = ms / 1000;
+    ts.tv_nsec = (ms % 1000) * 1000000L;
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
