@@ -461,12 +461,12 @@ func (c *peerConn) readStream(str *quic.Stream) {
 		c.touch()
 		c.ep.stats.messagesReceived.Add(1)
 		c.ep.stats.bytesReceived.Add(n)
-		if r.Buffered() == 0 {
-			// About to wait for the network: tell the sender what was
-			// taken, once per burst, so that a connection that dies later
-			// does not leave it counting delivered messages as
-			// unconfirmed.
-			rc.confirm()
+		if r.Buffered() == 0 && rc.queued-rc.confirmed >= receiptEvery {
+			// About to wait for the network with a good number taken:
+			// tell the sender, so that a connection that dies later
+			// leaves it counting fewer than receiptEvery delivered
+			// messages as unconfirmed.
+			rc.confirmSoon()
 		}
 	}
 }
@@ -510,6 +510,25 @@ func (rc *receipts) confirm() {
 		return
 	}
 	if _, err := rc.str.Write(wire.AppendAck(rc.buf[:0], rc.queued)); err == nil {
+		rc.confirmed = rc.queued
+	}
+}
+
+// receiptEvery is how many messages a stream's reader takes before it
+// sends a receipt between bursts. Not every burst: on a ping-pong each
+// message is a burst, and a receipt per message costs a packet each way.
+const receiptEvery = 32
+
+// confirmSoon is confirm for the receipts between bursts: it hands the
+// count to quic-go without waiting for it to be sent (a blocking write
+// would hold the reader until the packet left, on every message of a
+// ping-pong). When the count cannot be queued at once it is left for the
+// next receipt.
+func (rc *receipts) confirmSoon() {
+	if rc.queued == rc.confirmed {
+		return
+	}
+	if err := rc.str.TryWriteAll(wire.AppendAck(rc.buf[:0], rc.queued)); err == nil {
 		rc.confirmed = rc.queued
 	}
 }

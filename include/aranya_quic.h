@@ -261,8 +261,8 @@ struct aranya_quic_channel;
  * time on different threads. While a call runs, its channel is not read
  * further, so a slow callback pushes back on that channel's sender
  * (nothing is dropped). A message counts as received once the call
- * returns; the library confirms it to its sender when the stream has no
- * more data waiting to be read (once per burst).
+ * returns; the library confirms it to its sender with the next receipt
+ * (docs/PROTOCOL.md, "Receipts").
  * The callback may call any function of this library, including
  * aranya_quic_send on the same handle (to reply), except aranya_quic_free
  * of an endpoint that has a receive_callback (its own or another's): that
