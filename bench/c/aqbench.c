@@ -186,8 +186,9 @@ static void parse_opts(int argc, char **argv) {
         die("batch=N applies to msg, par, fanin and fanout");
     if (opt_load && strcmp(sc, "pingpong"))
         die("load=1 applies to pingpong");
-    if (opt_callback && strcmp(sc, "pingpong") && strcmp(sc, "msg") && strcmp(sc, "par") && strcmp(sc, "fanin"))
-        die("recv=callback applies to pingpong, msg, par and fanin");
+    if (opt_callback && strcmp(sc, "pingpong") && strcmp(sc, "msg") && strcmp(sc, "par") && strcmp(sc, "fanin") &&
+        strcmp(sc, "fanout"))
+        die("recv=callback applies to pingpong, msg, par, fanin and fanout");
 }
 
 /* ------------------------------------------------------------ endpoints */
@@ -644,17 +645,19 @@ static void sc_fanout(void) {
     receiver *r = calloc((size_t)n, sizeof *r);
     pthread_t *th = calloc((size_t)n, sizeof *th);
     long long *sent = calloc((size_t)n, sizeof *sent);
+    /* recv=callback: each receiving endpoint counts in its callback. */
+    cb_counter *cnt = calloc((size_t)n, sizeof *cnt);
     for (int i = 0; i < n; i++) {
-        e[i] = mk(1, 0, 0);
+        e[i] = opt_callback ? mk_full(1, 0, 0, count_cb, &cnt[i]) : mk(1, 0, 0);
         r[i].ep = &e[i];
         r[i].size = size;
     }
     for (int i = 0; i < n; i++)
-        preconnect(&a, &e[i]);
+        preconnect_to(&a, &e[i], opt_callback ? &cnt[i] : NULL);
     uint8_t *msg = calloc(1, size ? size : 1);
     aranya_quic_buf *bufs = batch_bufs(msg, size, opt_batch > 0 ? (size_t)opt_batch : 1);
     double start = now_s(), cpu0 = cpu_s(), deadline = start + opt_dur;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; !opt_callback && i < n; i++)
         pthread_create(&th[i], NULL, receiver_main, &r[i]);
     long long every = clock_every(size);
     for (long long i = 0;; i++) {
@@ -664,6 +667,23 @@ static void sc_fanout(void) {
             break;
     }
     double cpu_done = cpu_s();
+    if (opt_callback) {
+        for (int i = 0; i < n; i++) {
+            atomic_store(&cnt[i].senders_done, 1);
+            if (atomic_load(&cnt[i].msgs) >= sent[i])
+                atomic_store(&cnt[i].last_ns, (long long)(now_s() * 1e9));
+        }
+        double wait_start = now_s();
+        for (int i = 0; i < n; i++) {
+            while (atomic_load(&cnt[i].msgs) < sent[i] && now_s() - wait_start < 20)
+                sleep_ms(1);
+            r[i].msgs = atomic_load(&cnt[i].msgs);
+            r[i].bytes = atomic_load(&cnt[i].bytes);
+            r[i].last = (double)atomic_load(&cnt[i].last_ns) / 1e9;
+            r[i].cpu_last = -1;
+        }
+        cpu_done = cpu_s();
+    }
     for (int i = 0; i < n; i++) {
         atomic_store(&r[i].total, sent[i]);
         atomic_store(&r[i].done, 1);
@@ -672,7 +692,8 @@ static void sc_fanout(void) {
     double last = start, cpu_end = cpu_done;
     int bad = 0;
     for (int i = 0; i < n; i++) {
-        pthread_join(th[i], NULL);
+        if (!opt_callback)
+            pthread_join(th[i], NULL);
         if (r[i].err || r[i].msgs != sent[i]) {
             fprintf(stderr, "aqbench: fanout: peer %d received %lld of %lld messages\n", i, r[i].msgs, sent[i]);
             bad = 1;
@@ -697,6 +718,7 @@ static void sc_fanout(void) {
     free(r);
     free(th);
     free(sent);
+    free(cnt);
 }
 
 /* Ping-pong: B echoes every "ping" message back on the channel it came on.

@@ -359,7 +359,8 @@ func allJobs(c runConfig) []job {
 		pp(rs("pingpong", "pingpong", "aq-pingpong", "size=64", "dur="+d)),
 		pp(eng("pingpong", "pingpong", "pingpong", "-size=64", gd, "-cc=reno")),
 
-		slow(lib("fanout32", "fanout", "fanout", "peers=32", "size=64", "dur="+d, reno)),
+		slow(lib("fanout32", "fanout", "fanout", "peers=32", "size=64", "dur="+d, reno, batch, cb)),
+		slow(lib("fanout32-call", "fanout", "fanout", "peers=32", "size=64", "dur="+d, reno)),
 		slow(gob("fanout32-expert", "fanout", "quic-go", "quic-fanout", "-peers=32", "-size=64", gd, "-writer=expert")),
 
 		ceil("aes", "ceiling-aes", gd),
@@ -484,8 +485,9 @@ func comparisons() []*comparison {
 		x(secRate, "8 channels x 64 KiB Gbit/s vs quic-go 8 streams, 8 expert writers (library: receive callback)", "lib/par8x64k", "quic-go/par8x64k-expert", "gbit_s", ">=", 1.0),
 		x(secRate, "8 channels x 64 KiB Gbit/s vs quic-go 8 streams, 8 expert writers (library: receive_timeout)", "lib/par8x64k-call", "quic-go/par8x64k-expert", "gbit_s", "", 0),
 		x(secRate, "8 channels x 64 KiB Gbit/s vs quic-go 8 streams (library BBRv2)", "lib/par8x64k-bbr2", "quic-go/par8x64k-expert", "gbit_s", "", 0),
-		x(secRate, "fan-out to 32 peers, 64 B msg/s vs quic-go, expert writers", "lib/fanout32", "quic-go/fanout32-expert", "msgs_per_s", "", 0),
-		x(secRate, "fan-out to 32 peers, CPU per message vs quic-go, expert writers", "lib/fanout32", "quic-go/fanout32-expert", "cpu_ns_per_msg", "", 0),
+		x(secRate, "fan-out to 32 peers, 64 B msg/s vs quic-go, expert writers (library: send_batch, receive callback)", "lib/fanout32", "quic-go/fanout32-expert", "msgs_per_s", "", 0),
+		x(secRate, "fan-out to 32 peers, 64 B msg/s vs quic-go, expert writers (library: one call per message)", "lib/fanout32-call", "quic-go/fanout32-expert", "msgs_per_s", "", 0),
+		x(secRate, "fan-out to 32 peers, CPU per message vs quic-go, expert writers (library: send_batch, receive callback)", "lib/fanout32", "quic-go/fanout32-expert", "cpu_ns_per_msg", "", 0),
 
 		x(secLatency, "ping-pong 64 B: RTT p50 vs quic-go (receive callback)", "lib/pingpong", "quic-go/pingpong", "p50_us", "<=", 1.3),
 		x(secLatency, "ping-pong 64 B: RTT p50 vs quic-go (receive_timeout)", "lib/pingpong-pull", "quic-go/pingpong", "p50_us", "", 0),
