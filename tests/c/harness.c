@@ -687,33 +687,47 @@ static void *blocked_receiver(void *p) {
     return NULL;
 }
 
-static void test_free_wakes_blocked_receive(void) {
-    char addr[ARANYA_QUIC_ADDR_MAX];
-    blocked_arg args[3];
-    pthread_t t[3];
-    int i, fd = -1;
-    aranya_quic_t ep = new_endpoint(&alice_id, addr);
-    CHECK_RC(aranya_quic_receive_fd(ep, &fd), ARANYA_QUIC_OK); /* closed by free too */
-    for (i = 0; i < 3; i++) {
-        args[i].ep = ep;
-        args[i].started = 0;
-        args[i].rc = 12345;
-        pthread_create(&t[i], NULL, blocked_receiver, &args[i]);
+/* free_while_blocked starts fn on each of n args (each a blocked_arg, or a
+ * struct that begins with one, size bytes apart), lets them block in a
+ * receive on ep without a timeout, frees ep and checks that each woke with
+ * ERR_CLOSED (or INVALID_HANDLE, for a thread that had not entered the
+ * call yet). */
+#define BLOCKED_MAX 4
+static void free_while_blocked(aranya_quic_t ep, void *(*fn)(void *), void *args, size_t size, int n) {
+    pthread_t t[BLOCKED_MAX];
+    int i;
+    assert(n <= BLOCKED_MAX);
+    for (i = 0; i < n; i++) {
+        blocked_arg *a = (blocked_arg *)((char *)args + (size_t)i * size);
+        a->ep = ep;
+        a->started = 0;
+        a->rc = 12345;
+        pthread_create(&t[i], NULL, fn, a);
     }
     /* Give the threads time to block (not a timing assertion: a thread
      * that had not yet entered the call gets INVALID_HANDLE instead). */
-    for (i = 0; i < 3; i++) {
-        while (!args[i].started) {
+    for (i = 0; i < n; i++) {
+        while (!((blocked_arg *)((char *)args + (size_t)i * size))->started) {
             sleep_ms(1);
         }
     }
     sleep_ms(200);
     CHECK_RC(aranya_quic_free(ep), ARANYA_QUIC_OK);
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < n; i++) {
+        blocked_arg *a = (blocked_arg *)((char *)args + (size_t)i * size);
         pthread_join(t[i], NULL); /* a receiver that never wakes hangs here: ctest times out */
-        CHECK(args[i].rc == ARANYA_QUIC_ERR_CLOSED || args[i].rc == ARANYA_QUIC_ERR_INVALID_HANDLE);
+        CHECK(a->rc == ARANYA_QUIC_ERR_CLOSED || a->rc == ARANYA_QUIC_ERR_INVALID_HANDLE);
     }
-    CHECK(args[0].rc == ARANYA_QUIC_ERR_CLOSED); /* it had 200 ms to block */
+    CHECK(((blocked_arg *)args)->rc == ARANYA_QUIC_ERR_CLOSED); /* it had 200 ms to block */
+}
+
+static void test_free_wakes_blocked_receive(void) {
+    char addr[ARANYA_QUIC_ADDR_MAX];
+    blocked_arg args[3];
+    int fd = -1;
+    aranya_quic_t ep = new_endpoint(&alice_id, addr);
+    CHECK_RC(aranya_quic_receive_fd(ep, &fd), ARANYA_QUIC_OK); /* closed by free too */
+    free_while_blocked(ep, blocked_receiver, args, sizeof args[0], 3);
 }
 
 /* Many threads sending at once, on a shared channel and on their own. */
@@ -1645,9 +1659,7 @@ static void *late_sender(void *p) {
 }
 
 typedef struct {
-    aranya_quic_t ep;
-    volatile int started;
-    int32_t rc;
+    blocked_arg base; /* first, for free_while_blocked */
     size_t count;
 } batch_blocked_arg;
 
@@ -1655,8 +1667,8 @@ static void *batch_blocked_receiver(void *p) {
     batch_blocked_arg *a = p;
     uint8_t buf[16];
     aranya_quic_message msgs[2];
-    a->started = 1;
-    a->rc = aranya_quic_receive_batch(a->ep, buf, sizeof buf, msgs, 2, &a->count, -1);
+    a->base.started = 1;
+    a->base.rc = aranya_quic_receive_batch(a->base.ep, buf, sizeof buf, msgs, 2, &a->count, -1);
     return NULL;
 }
 
@@ -1724,29 +1736,13 @@ static void test_receive_batch_waits(void) {
     /* free wakes receive_batch calls blocked with timeout -1. */
     {
         batch_blocked_arg args[2];
-        pthread_t t[2];
         for (i = 0; i < 2; i++) {
-            args[i].ep = bob;
-            args[i].started = 0;
-            args[i].rc = 12345;
             args[i].count = 99;
-            pthread_create(&t[i], NULL, batch_blocked_receiver, &args[i]);
         }
-        /* Time to block (not a timing assertion: a thread that had not yet
-         * entered the call gets INVALID_HANDLE instead). */
+        free_while_blocked(bob, batch_blocked_receiver, args, sizeof args[0], 2);
         for (i = 0; i < 2; i++) {
-            while (!args[i].started) {
-                sleep_ms(1);
-            }
-        }
-        sleep_ms(200);
-        CHECK_RC(aranya_quic_free(bob), ARANYA_QUIC_OK);
-        for (i = 0; i < 2; i++) {
-            pthread_join(t[i], NULL); /* a receiver that never wakes hangs here: ctest times out */
-            CHECK(args[i].rc == ARANYA_QUIC_ERR_CLOSED || args[i].rc == ARANYA_QUIC_ERR_INVALID_HANDLE);
             CHECK(args[i].count == 0);
         }
-        CHECK(args[0].rc == ARANYA_QUIC_ERR_CLOSED); /* it had 200 ms to block */
     }
     CHECK_RC(aranya_quic_free(alice), ARANYA_QUIC_OK);
 }
