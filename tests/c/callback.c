@@ -1178,11 +1178,6 @@ static void test_older_struct_size(void) {
 
 /* ---------------------------------------------------------------- main */
 
-typedef struct {
-    const char *name;
-    void (*fn)(void);
-} test_case;
-
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         {"ordered_delivery", test_ordered_delivery},
@@ -1197,8 +1192,7 @@ int main(int argc, char **argv) {
         {"older_struct_size", test_older_struct_size},
     };
     const char *only = argc > 2 ? argv[2] : NULL;
-    size_t i;
-    int ran = 0;
+    int rc;
 
     if (argc < 2) {
         fprintf(stderr, "usage: %s CERTS_DIR [TEST]\n", argv[0]);
@@ -1208,24 +1202,9 @@ int main(int argc, char **argv) {
     alice_id = load_identity("alice");
     bob_id = load_identity("bob");
     carol_id = load_identity("carol");
-    for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        int before;
-        if (only != NULL && strcmp(only, tests[i].name) != 0) {
-            continue;
-        }
-        before = checks_failed;
-        tests[i].fn();
-        ran++;
-        printf("%-26s %s\n", tests[i].name, checks_failed == before ? "ok" : "FAILED");
-        fflush(stdout);
-    }
-    printf("%d checks, %d failed\n", checks_run, checks_failed);
+    rc = run_tests(tests, sizeof tests / sizeof tests[0], only);
     free_identity(&alice_id);
     free_identity(&bob_id);
     free_identity(&carol_id);
-    if (ran == 0) {
-        fprintf(stderr, "no test named %s\n", only);
-        return 2;
-    }
-    return checks_failed == 0 ? 0 : 1;
+    return rc;
 }

@@ -2780,11 +2780,6 @@ static void test_batch_free_races(void) {
 
 /* ---------------------------------------------------------------- main */
 
-typedef struct {
-    const char *name;
-    void (*fn)(void);
-} test_case;
-
 int main(int argc, char **argv) {
     static const test_case tests[] = {
         {"version_and_strings", test_version_and_strings},
@@ -2823,8 +2818,8 @@ int main(int argc, char **argv) {
         {"batch_exact_buffers", test_batch_exact_buffers},
         {"batch_free_races", test_batch_free_races},
     };
-    size_t i;
     const char *only = argc > 2 ? argv[2] : NULL;
+    int rc;
 
     if (argc < 2) {
         fprintf(stderr, "usage: %s CERTS_DIR [TEST]\n", argv[0]);
@@ -2836,20 +2831,10 @@ int main(int argc, char **argv) {
     carol_id = load_identity("carol");
     stranger_id = load_identity("stranger");
 
-    for (i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        int before;
-        if (only != NULL && strcmp(only, tests[i].name) != 0) {
-            continue;
-        }
-        before = checks_failed;
-        tests[i].fn();
-        printf("%-30s %s\n", tests[i].name, checks_failed == before ? "ok" : "FAILED");
-        fflush(stdout);
-    }
-    printf("%d checks, %d failed\n", checks_run, checks_failed);
+    rc = run_tests(tests, sizeof tests / sizeof tests[0], only);
     free_identity(&alice_id);
     free_identity(&bob_id);
     free_identity(&carol_id);
     free_identity(&stranger_id);
-    return checks_failed == 0 ? 0 : 1;
+    return rc;
 }

@@ -105,3 +105,25 @@ void sleep_ms(long ms) {
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
 }
+
+int run_tests(const test_case *tests, size_t n, const char *only) {
+    size_t i;
+    int ran = 0;
+    for (i = 0; i < n; i++) {
+        int before;
+        if (only != NULL && strcmp(only, tests[i].name) != 0) {
+            continue;
+        }
+        before = checks_failed;
+        tests[i].fn();
+        ran++;
+        printf("%-30s %s\n", tests[i].name, checks_failed == before ? "ok" : "FAILED");
+        fflush(stdout);
+    }
+    printf("%d checks, %d failed\n", checks_run, checks_failed);
+    if (ran == 0) {
+        fprintf(stderr, "no test named %s\n", only != NULL ? only : "(none)");
+        return 2;
+    }
+    return checks_failed == 0 ? 0 : 1;
+}

@@ -101,4 +101,16 @@ void base_config(aranya_quic_config *cfg, const identity *id);
  * interrupts the sleep. */
 void sleep_ms(long ms);
 
+/* ----------------------------------------------------------------- running */
+
+typedef struct {
+    const char *name;
+    void (*fn)(void);
+} test_case;
+
+/* run_tests runs the n tests (only the one named only, when not NULL),
+ * printing a line per test and the totals. It returns the exit status: 0
+ * when every check passed, 1 when one failed, 2 when only names no test. */
+int run_tests(const test_case *tests, size_t n, const char *only);
+
 #endif
