@@ -39,7 +39,7 @@ const char *aranya_quic_strerror(int32_t code) {
     case ARANYA_QUIC_OK:
         return "success";
     case ARANYA_QUIC_ERR_WOULD_BLOCK:
-        return "no message queued";
+        return "would block (no message or event queued, or the outbound queue is full)";
     case ARANYA_QUIC_ERR_BUFFER_TOO_SMALL:
         return "buffer too small";
     case ARANYA_QUIC_ERR_INVALID_ARGUMENT:
@@ -64,6 +64,8 @@ const char *aranya_quic_strerror(int32_t code) {
         return "I/O error";
     case ARANYA_QUIC_ERR_UNCONFIRMED:
         return "accepted messages not confirmed by the peer";
+    case ARANYA_QUIC_ERR_RESOLVE:
+        return "host name not resolved";
     default:
         return "unknown error code";
     }
@@ -88,4 +90,8 @@ void aq_deliver(aranya_quic_receive_callback fn, void *user, aranya_quic_t ep,
 
 aranya_quic_t aq_callback_handle(void) {
     return aq_callback_handle_tls;
+}
+
+void aq_log(aranya_quic_log_callback fn, void *user, uint32_t level, const char *msg, size_t len) {
+    fn(user, level, msg, len);
 }

@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"log/slog"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -30,6 +29,16 @@ var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_QUEUE_BYTES)-int64(core.De
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_QUEUE_MESSAGES)-int64(core.DefaultMaxQueueMessages)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_CHANNELS_PER_PEER)-int64(core.DefaultMaxChannelsPerPeer)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES)-int64(core.DefaultSendBufferBytes)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES_PER_PEER)-int64(core.DefaultMaxOutboundBytesPerPeer)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES)-int64(core.DefaultMaxOutboundBytes)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_MAX_EVENTS)-int64(core.DefaultMaxEvents)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS)-int64(core.DefaultResolveTimeout/time.Millisecond)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_EVENT_PEER_CONNECTED)-int64(core.EventPeerConnected)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_EVENT_PEER_DISCONNECTED)-int64(core.EventPeerDisconnected)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_EVENT_SEND_FAILED)-int64(core.EventSendFailed)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_EVENT_CLOSE_FINISHED)-int64(core.EventCloseFinished)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED)-int64(core.EventHandshakeRejected)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED)-int64(core.EventShutdownFinished)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_TEAM_ID_LEN)-int64(len(core.TeamID{}))]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_PEER_ID_LEN)-int64(len(core.PeerID{}))]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_KIND_CHANNEL)-int64(core.KindChannel)]
@@ -70,29 +79,31 @@ func cString(p *C.aq_cchar, max int) (string, bool) {
 	return "", false
 }
 
-// peerAddr parses a peer address argument.
-func peerAddr(p *C.aq_cchar) (netip.AddrPort, error) {
+// peerAddr parses a peer address argument: an IP literal with its port,
+// or a host name with its port.
+func peerAddr(p *C.aq_cchar) (core.Peer, error) {
 	if p == nil {
-		return netip.AddrPort{}, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL")
+		return core.Peer{}, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL")
 	}
-	// Parsed in place: this runs on every send, and the parsed address
+	// Parsed in place: this runs on every send, and a parsed IP address
 	// keeps no reference to the text (zoned addresses, which would, are
-	// copied first; the engine refuses them anyway).
+	// copied first; the engine refuses them anyway, and a host name is
+	// copied before it is kept).
 	n := -1
-	for i := 0; i < C.ARANYA_QUIC_ADDR_MAX; i++ {
+	for i := 0; i < C.ARANYA_QUIC_PEER_ADDR_MAX; i++ {
 		if *(*byte)(unsafe.Add(unsafe.Pointer(p), i)) == 0 {
 			n = i
 			break
 		}
 	}
 	if n < 0 {
-		return netip.AddrPort{}, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "addr is not NUL-terminated within %d bytes", C.ARANYA_QUIC_ADDR_MAX)
+		return core.Peer{}, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "addr is not NUL-terminated within %d bytes", C.ARANYA_QUIC_PEER_ADDR_MAX)
 	}
 	s := unsafe.String((*byte)(unsafe.Pointer(p)), n)
-	if strings.IndexByte(s, '%') >= 0 {
-		s = strings.Clone(s)
+	if ap, err := core.ParseAddr(s); err == nil {
+		return core.PeerAt(ap), nil
 	}
-	return core.ParseAddr(s)
+	return core.ParsePeer(strings.Clone(s))
 }
 
 // millis converts a config field in milliseconds; ARANYA_QUIC_DISABLED
@@ -202,21 +213,39 @@ func engineConfig(c *C.aq_cconfig) (core.Config, error) {
 		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->congestion_control %d is unknown", uint32(c.congestion_control))
 	}
 
-	if c.log_level != C.ARANYA_QUIC_LOG_OFF {
-		var level slog.Level
-		switch c.log_level {
+	if covers(unsafe.Offsetof(c.log_callback_user) + unsafe.Sizeof(c.log_callback_user)) {
+		cfg.MaxOutboundBytesPerPeer = uint64(c.max_outbound_bytes_per_peer)
+		cfg.MaxOutboundBytes = uint64(c.max_outbound_bytes)
+		cfg.MaxEvents = int(c.max_events)
+		cfg.ResolveTimeout = millis(c.resolve_timeout_ms, false)
+	}
+	var logTo *logCallback
+	if covers(unsafe.Offsetof(c.log_callback_user)+unsafe.Sizeof(c.log_callback_user)) && c.log_callback != nil {
+		logTo = &logCallback{fn: c.log_callback, user: c.log_callback_user}
+	}
+	level := c.log_level
+	if level == C.ARANYA_QUIC_LOG_OFF && logTo != nil {
+		level = C.ARANYA_QUIC_LOG_INFO
+	}
+	if level != C.ARANYA_QUIC_LOG_OFF {
+		var min slog.Level
+		switch level {
 		case C.ARANYA_QUIC_LOG_ERROR:
-			level = slog.LevelError
+			min = slog.LevelError
 		case C.ARANYA_QUIC_LOG_WARN:
-			level = slog.LevelWarn
+			min = slog.LevelWarn
 		case C.ARANYA_QUIC_LOG_INFO:
-			level = slog.LevelInfo
+			min = slog.LevelInfo
 		case C.ARANYA_QUIC_LOG_DEBUG:
-			level = slog.LevelDebug
+			min = slog.LevelDebug
 		default:
 			return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->log_level %d is unknown", uint32(c.log_level))
 		}
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		if logTo != nil {
+			cfg.Logger = slog.New(&callbackHandler{to: logTo, min: min})
+		} else {
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: min}))
+		}
 	}
 
 	if c.stateless_reset_key != nil {

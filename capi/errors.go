@@ -36,6 +36,8 @@ func codeOf(err error) C.int32_t {
 		return C.ARANYA_QUIC_ERR_CLOSED
 	case errors.Is(err, core.ErrInvalidConfig), errors.Is(err, core.ErrInvalidLabel):
 		return C.ARANYA_QUIC_ERR_INVALID_ARGUMENT
+	case errors.Is(err, core.ErrResolve):
+		return C.ARANYA_QUIC_ERR_RESOLVE
 	case errors.Is(err, core.ErrBadAddress):
 		return C.ARANYA_QUIC_ERR_BAD_ADDRESS
 	case errors.Is(err, core.ErrMessageTooLarge):
@@ -89,16 +91,21 @@ func fail(fn string, err error) C.int32_t {
 // setLastError copies msg into the C thread-local buffer. The exports run
 // on the calling C thread, so this is that thread's message.
 func setLastError(msg string) {
-	const max = C.AQ_LAST_ERROR_MAX - 1
-	if len(msg) > max {
-		// Cut at a rune boundary so the message stays valid UTF-8.
-		cut := max
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut]
-	}
+	msg = cutUTF8(msg, C.AQ_LAST_ERROR_MAX-1)
 	C.aq_set_last_error((*C.char)(unsafe.Pointer(unsafe.StringData(msg))), C.size_t(len(msg)))
+}
+
+// cutUTF8 cuts s to at most max bytes at a rune boundary, so that it
+// stays valid UTF-8.
+func cutUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // recoverPanic is deferred first by every export: a Go panic becomes

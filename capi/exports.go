@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"sync/atomic"
 	"unicode/utf8"
 	"unsafe"
@@ -45,7 +44,7 @@ func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
 		}
 		return fail(fn, err)
 	}
-	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, rfd: -1, wfd: -1, delivers: cb.fn != nil}
+	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, delivers: cb.fn != nil}
 	if e.maxMessageSize == 0 {
 		e.maxMessageSize = core.DefaultMaxMessageSize
 	}
@@ -121,8 +120,8 @@ func aranya_quic_send(ep C.aranya_quic_t, addr *C.aq_cchar, teamID *C.aq_cbytes,
 	if err != nil {
 		return fail(fn, err)
 	}
-	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to netip.AddrPort, m []byte) error {
-		return e.ep.Send(ctx, to, team, lab, m)
+	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to core.Peer, m []byte) error {
+		return e.ep.SendTo(ctx, to, team, lab, m)
 	})
 }
 
@@ -130,8 +129,8 @@ func aranya_quic_send(ep C.aranya_quic_t, addr *C.aq_cchar, teamID *C.aq_cbytes,
 func aranya_quic_send_sync(ep C.aranya_quic_t, addr *C.aq_cchar, syncType C.uint32_t, msg *C.aq_cbytes, msgLen C.size_t) (rc C.int32_t) {
 	const fn = "aranya_quic_send_sync"
 	defer recoverPanic(fn, &rc)
-	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to netip.AddrPort, m []byte) error {
-		return e.ep.SendSync(ctx, to, uint32(syncType), m)
+	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to core.Peer, m []byte) error {
+		return e.ep.SendSyncTo(ctx, to, uint32(syncType), m)
 	})
 }
 
@@ -158,7 +157,7 @@ func channelArgs(teamID *C.aq_cbytes, label *C.aq_cchar, labelLen C.size_t) (cor
 
 // doSend is the part send and send_sync share: argument checks, handle,
 // address, message limit, and turning cancellation by free into CLOSED.
-func doSend(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msg *C.aq_cbytes, msgLen C.size_t, send func(context.Context, *endpoint, netip.AddrPort, []byte) error) C.int32_t {
+func doSend(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msg *C.aq_cbytes, msgLen C.size_t, send func(context.Context, *endpoint, core.Peer, []byte) error) C.int32_t {
 	if addr == nil {
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL"))
 	}
@@ -273,7 +272,7 @@ func aranya_quic_close(ep C.aranya_quic_t, addr *C.aq_cchar) (rc C.int32_t) {
 		return fail(fn, err)
 	}
 	defer e.inflight.Done()
-	if err := e.ep.CloseConnection(to); err != nil {
+	if err := e.ep.CloseConnectionTo(to); err != nil {
 		return fail(fn, closedIfFreed(e, err))
 	}
 	return C.ARANYA_QUIC_OK
@@ -317,6 +316,10 @@ func aranya_quic_get_stats(ep C.aranya_quic_t, out *C.aranya_quic_stats) (rc C.i
 		streams_reset:        C.uint64_t(s.StreamsReset),
 		connections_lost:     C.uint64_t(s.ConnectionsLost),
 		messages_unconfirmed: C.uint64_t(s.MessagesUnconfirmed),
+		outbound_messages:    C.uint64_t(s.OutboundMessages),
+		outbound_bytes:       C.uint64_t(s.OutboundBytes),
+		sends_failed:         C.uint64_t(s.SendsFailed),
+		events_dropped:       C.uint64_t(s.EventsDropped),
 	}
 	cc := unsafe.Slice((*byte)(unsafe.Pointer(&full.congestion_control[0])), len(full.congestion_control))
 	copy(cc[:len(cc)-1], s.CongestionControl)

@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync"
-	"syscall"
 
 	"github.com/aranya-quic/aranya-quic/core"
 )
@@ -35,10 +34,14 @@ type endpoint struct {
 	// Add can follow free's Wait.
 	inflight sync.WaitGroup
 
-	// fdMu guards the pipe behind aranya_quic_receive_fd.
-	fdMu       sync.Mutex
-	rfd, wfd   int  // -1 until the first aranya_quic_receive_fd
-	pipeFilled bool // a byte is in the pipe; only touched by notify
+	// fdMu guards the pipes behind aranya_quic_receive_fd,
+	// aranya_quic_send_fd and aranya_quic_event_fd (nil until first asked
+	// for), and fdsClosed, set once free closed them.
+	fdMu      sync.Mutex
+	recvPipe  *notifyPipe
+	sendPipe  *notifyPipe
+	eventPipe *notifyPipe
+	fdsClosed bool
 }
 
 // registry maps handles to endpoints. Handle numbers start at a random
@@ -106,13 +109,12 @@ func unregister(h uint64) (e *endpoint, issued bool) {
 	return e, h >= registry.base && h < registry.next
 }
 
-// destroy closes everything of an unregistered endpoint: it wakes blocked
-// calls, closes the engine gracefully, waits for calls in flight, then
-// detaches and closes the notification pipe.
-// destroy closes the endpoint and releases its resources. It reports
-// accepted messages that the peers did not confirm (core.ErrUnconfirmed);
-// anything else that goes wrong while closing a socket changes nothing for
-// the caller and is not reported.
+// destroy closes the endpoint and releases its resources: it wakes
+// blocked calls, closes the engine gracefully, waits for calls in flight,
+// then detaches and closes the notification pipes. It reports accepted
+// messages that the peers did not confirm (core.ErrUnconfirmed); anything
+// else that goes wrong while closing a socket changes nothing for the
+// caller and is not reported.
 func (e *endpoint) destroy() error {
 	e.cancel()
 	err := e.ep.Close()
@@ -120,57 +122,70 @@ func (e *endpoint) destroy() error {
 		err = nil
 	}
 	e.inflight.Wait()
-	e.fdMu.Lock()
-	defer e.fdMu.Unlock()
-	if e.rfd >= 0 {
-		// After SetQueueNotify(nil) returns, notify never runs again, so
-		// the pipe can be closed.
-		e.ep.SetQueueNotify(nil)
-		_ = syscall.Close(e.rfd)
-		_ = syscall.Close(e.wfd)
-		e.rfd, e.wfd = -1, -1
-	}
+	e.closeFDs()
 	return err
 }
 
-// receiveFD returns the read end of the notification pipe, creating it and
-// registering the queue callback on first use.
-func (e *endpoint) receiveFD() (int, error) {
+// destroyInBackground is destroy for free_nowait: the pipes close now,
+// the rest when the engine finished closing and the calls in flight
+// returned. The engine logs what the peers did not confirm.
+func (e *endpoint) destroyInBackground() {
+	e.cancel()
+	e.ep.Shutdown()
+	e.closeFDs()
+	go func() {
+		_ = e.ep.Close()
+		e.inflight.Wait()
+	}()
+}
+
+// closeFDs detaches the notifiers (after which they never run again) and
+// closes the pipes; later requests for an fd get ARANYA_QUIC_ERR_CLOSED.
+func (e *endpoint) closeFDs() {
 	e.fdMu.Lock()
 	defer e.fdMu.Unlock()
-	if e.rfd >= 0 {
-		return e.rfd, nil
+	if e.fdsClosed {
+		return
 	}
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_NONBLOCK|syscall.O_CLOEXEC); err != nil {
-		return -1, errorf(C.ARANYA_QUIC_ERR_IO, "pipe2: %v", err)
+	e.fdsClosed = true
+	if e.recvPipe != nil {
+		e.ep.SetQueueNotify(nil)
+		e.recvPipe.close()
 	}
-	e.rfd, e.wfd = p[0], p[1]
-	e.ep.SetQueueNotify(e.notify)
-	return e.rfd, nil
-}
-
-// notify runs under the receive queue's lock whenever the queue turns
-// non-empty or empty (and once at registration): the pipe holds one byte
-// exactly while messages are queued.
-func (e *endpoint) notify(nonEmpty bool) {
-	var b [1]byte
-	switch {
-	case nonEmpty && !e.pipeFilled:
-		e.pipeFilled = retryEINTR(func() (int, error) { return syscall.Write(e.wfd, b[:]) })
-	case !nonEmpty && e.pipeFilled:
-		e.pipeFilled = !retryEINTR(func() (int, error) { return syscall.Read(e.rfd, b[:]) })
+	if e.sendPipe != nil {
+		e.ep.SetSendNotify(nil)
+		e.sendPipe.close()
+	}
+	if e.eventPipe != nil {
+		e.ep.SetEventNotify(nil)
+		e.eventPipe.close()
 	}
 }
 
-// retryEINTR runs a one-byte read or write until it is not interrupted and
-// reports whether it moved the byte.
-func retryEINTR(op func() (int, error)) bool {
-	for {
-		n, err := op()
-		if err == syscall.EINTR {
-			continue
+// pipeFD returns the read end of *pipe, creating it and registering its
+// notifier with attach on first use.
+func (e *endpoint) pipeFD(pipe **notifyPipe, attach func(func(bool))) (int, error) {
+	e.fdMu.Lock()
+	defer e.fdMu.Unlock()
+	if e.fdsClosed {
+		return -1, errorf(C.ARANYA_QUIC_ERR_CLOSED, "the endpoint is being freed")
+	}
+	if *pipe == nil {
+		p, err := newNotifyPipe()
+		if err != nil {
+			return -1, err
 		}
-		return n == 1 && err == nil
+		*pipe = p
+		attach(p.set)
 	}
+	return (*pipe).rfd, nil
 }
+
+// receiveFD is readable while messages are queued.
+func (e *endpoint) receiveFD() (int, error) { return e.pipeFD(&e.recvPipe, e.ep.SetQueueNotify) }
+
+// sendFD is readable while no refused non-blocking send waits for room.
+func (e *endpoint) sendFD() (int, error) { return e.pipeFD(&e.sendPipe, e.ep.SetSendNotify) }
+
+// eventFD is readable while events wait.
+func (e *endpoint) eventFD() (int, error) { return e.pipeFD(&e.eventPipe, e.ep.SetEventNotify) }

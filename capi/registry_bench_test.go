@@ -50,7 +50,7 @@ func benchAcquire[H ~uint64](b *testing.B, acq func(H) (*endpoint, error), h uin
 // registerFake registers an endpoint with no engine: acquire only reads
 // the map and counts the call in flight. It is unregistered at the end.
 func registerFake(b *testing.B) uint64 {
-	h := register(&endpoint{rfd: -1, wfd: -1})
+	h := register(&endpoint{})
 	b.Cleanup(func() { unregister(h) })
 	return h
 }
@@ -97,7 +97,7 @@ func BenchmarkPeerAddr(b *testing.B) {
 	}
 }
 
-func benchPeerAddr[T any](b *testing.B, parse func(*T) (netip.AddrPort, error), s string) {
+func benchPeerAddr[T any](b *testing.B, parse func(*T) (core.Peer, error), s string) {
 	cstr := append([]byte(s), 0)
 	p := (*T)(unsafe.Pointer(&cstr[0]))
 	b.ReportAllocs()

@@ -10,8 +10,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net/netip"
 	"unsafe"
+
+	"github.com/aranya-quic/aranya-quic/core"
 )
 
 //export aranya_quic_send_batch
@@ -26,8 +27,8 @@ func aranya_quic_send_batch(ep C.aranya_quic_t, addr *C.aq_cchar, teamID *C.aq_c
 	if err != nil {
 		return fail(fn, err)
 	}
-	return doSendBatch(fn, ep, addr, msgs, count, outSent, func(ctx context.Context, e *endpoint, to netip.AddrPort, n int, msg func(int) ([]byte, error)) (int, error) {
-		return e.ep.SendBatch(ctx, to, team, lab, n, msg)
+	return doSendBatch(fn, ep, addr, msgs, count, outSent, func(ctx context.Context, e *endpoint, to core.Peer, n int, msg func(int) ([]byte, error)) (int, error) {
+		return e.ep.SendBatchTo(ctx, to, team, lab, n, msg)
 	})
 }
 
@@ -39,12 +40,12 @@ func aranya_quic_send_sync_batch(ep C.aranya_quic_t, addr *C.aq_cchar, syncType 
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out_sent is NULL"))
 	}
 	*outSent = 0
-	return doSendBatch(fn, ep, addr, msgs, count, outSent, func(ctx context.Context, e *endpoint, to netip.AddrPort, n int, msg func(int) ([]byte, error)) (int, error) {
-		return e.ep.SendSyncBatch(ctx, to, uint32(syncType), n, msg)
+	return doSendBatch(fn, ep, addr, msgs, count, outSent, func(ctx context.Context, e *endpoint, to core.Peer, n int, msg func(int) ([]byte, error)) (int, error) {
+		return e.ep.SendSyncBatchTo(ctx, to, uint32(syncType), n, msg)
 	})
 }
 
-type batchSender func(ctx context.Context, e *endpoint, to netip.AddrPort, n int, msg func(int) ([]byte, error)) (int, error)
+type batchSender func(ctx context.Context, e *endpoint, to core.Peer, n int, msg func(int) ([]byte, error)) (int, error)
 
 // doSendBatch is what both batch sends share: the checks of the arguments
 // that apply to every message come first; each message is checked when
@@ -73,18 +74,7 @@ func doSendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbu
 	items := unsafe.Slice(msgs, int(count))
 	// The engine copies each message (or finishes writing it) before it
 	// moves to the next, so the caller's buffers are used in place.
-	sent, err := send(e.ctx, e, to, len(items), func(i int) ([]byte, error) {
-		it := &items[i]
-		switch {
-		case it.data == nil && it.len != 0:
-			return nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msgs[%d].data is NULL with len %d", i, uint64(it.len))
-		case uint64(it.len) > e.maxMessageSize:
-			return nil, errorf(C.ARANYA_QUIC_ERR_TOO_LARGE, "msgs[%d].len %d is over max_message_size %d", i, uint64(it.len), e.maxMessageSize)
-		case it.len == 0:
-			return nil, nil
-		}
-		return unsafe.Slice((*byte)(unsafe.Pointer(it.data)), int(it.len)), nil
-	})
+	sent, err := send(e.ctx, e, to, len(items), func(i int) ([]byte, error) { return batchItem(e, items, i) })
 	*outSent = C.size_t(sent)
 	if err != nil {
 		return fail(fn, fmt.Errorf("msgs[%d]: %w", sent, closedIfFreed(e, err)))

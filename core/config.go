@@ -24,6 +24,14 @@ const (
 	// DefaultSendBufferBytes is how much a channel buffers before Send
 	// blocks; buffering is what lets many small messages share packets.
 	DefaultSendBufferBytes = 256 << 10
+	// DefaultMaxOutboundBytesPerPeer and DefaultMaxOutboundBytes bound what
+	// the non-blocking sends queue for one peer and for all peers.
+	DefaultMaxOutboundBytesPerPeer = 4 << 20
+	DefaultMaxOutboundBytes        = 64 << 20
+	// DefaultMaxEvents bounds the events waiting to be taken.
+	DefaultMaxEvents = 4096
+	// DefaultResolveTimeout bounds resolving a peer's host name.
+	DefaultResolveTimeout = 5 * time.Second
 )
 
 // Config configures an Endpoint. Zero values take the defaults above.
@@ -98,6 +106,19 @@ type Config struct {
 	// read further, so a slow OnMessage pushes back on that channel's
 	// sender. Close waits for the calls in progress and makes no more.
 	OnMessage func(ch *Channel, msg []byte)
+	// MaxOutboundBytesPerPeer and MaxOutboundBytes bound the bytes the
+	// non-blocking sends hold queued for one peer address and for all of
+	// them (defaults 4 MiB and 64 MiB); beyond them TrySend returns
+	// ErrWouldBlock. An empty queue always takes one message.
+	MaxOutboundBytesPerPeer uint64
+	MaxOutboundBytes        uint64
+	// MaxEvents bounds the events waiting to be taken (default 4096); the
+	// ones that do not fit are dropped and counted.
+	MaxEvents int
+	// ResolveTimeout bounds resolving a peer's host name (default 5s).
+	ResolveTimeout time.Duration
+	// Resolver looks host names up; nil uses net.DefaultResolver.
+	Resolver HostResolver
 }
 
 // withDefaults returns c with zero fields filled and checks the ranges.
@@ -147,6 +168,18 @@ func (c Config) withDefaults() (Config, error) {
 	if c.SendBufferBytes == 0 {
 		c.SendBufferBytes = DefaultSendBufferBytes
 	}
+	if c.MaxOutboundBytesPerPeer == 0 {
+		c.MaxOutboundBytesPerPeer = DefaultMaxOutboundBytesPerPeer
+	}
+	if c.MaxOutboundBytes == 0 {
+		c.MaxOutboundBytes = DefaultMaxOutboundBytes
+	}
+	if c.MaxEvents == 0 {
+		c.MaxEvents = DefaultMaxEvents
+	}
+	if c.ResolveTimeout == 0 {
+		c.ResolveTimeout = DefaultResolveTimeout
+	}
 	cc, err := resolveCongestion(c.CongestionControl)
 	if err != nil {
 		return c, err
@@ -165,6 +198,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: MaxQueueMessages %d < 1", ErrInvalidConfig, c.MaxQueueMessages)
 	case c.MaxChannelsPerPeer < 1:
 		return c, fmt.Errorf("%w: MaxChannelsPerPeer %d < 1", ErrInvalidConfig, c.MaxChannelsPerPeer)
+	case c.MaxEvents < 1:
+		return c, fmt.Errorf("%w: MaxEvents %d < 1", ErrInvalidConfig, c.MaxEvents)
+	case c.ResolveTimeout < 0:
+		return c, fmt.Errorf("%w: negative ResolveTimeout", ErrInvalidConfig)
 	case c.SendBufferBytes < 1:
 		return c, fmt.Errorf("%w: SendBufferBytes %d < 1", ErrInvalidConfig, c.SendBufferBytes)
 	case len(c.CertPEM) == 0 || len(c.KeyPEM) == 0:

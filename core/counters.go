@@ -10,4 +10,5 @@ type counters struct {
 	messagesReceived, bytesReceived              atomic.Uint64
 	streamsReset, connectionsLost                atomic.Uint64
 	messagesUnconfirmed, droppedAtClose          atomic.Uint64
+	sendsFailed                                  atomic.Uint64
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"sync"
+	"sync/atomic"
 )
 
 // delivery passes received messages to Config.OnMessage instead of the
@@ -16,6 +17,9 @@ type delivery struct {
 	// exclusively, so that once close returns no call runs or starts.
 	mu     sync.RWMutex
 	closed bool
+	// stopped is set when the endpoint starts closing, before close waits
+	// for the calls in progress: no call starts after it.
+	stopped atomic.Bool
 }
 
 func newDelivery(fn func(ch *Channel, msg []byte)) *delivery {
@@ -30,12 +34,15 @@ func newDelivery(fn func(ch *Channel, msg []byte)) *delivery {
 func (d *delivery) call(ch *Channel, msg []byte) bool {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if d.closed {
+	if d.closed || d.stopped.Load() {
 		return false
 	}
 	d.fn(ch, msg)
 	return true
 }
+
+// stop refuses further messages without waiting.
+func (d *delivery) stop() { d.stopped.Store(true) }
 
 // close refuses further messages and waits for the calls in progress.
 func (d *delivery) close() {

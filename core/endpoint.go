@@ -52,8 +52,20 @@ type Endpoint struct {
 	order   *channelOrder
 	inOrder *channelOrder
 
-	closeOnce sync.Once
-	closeErr  error
+	// out holds what the non-blocking sends queue per peer; res resolves
+	// host names; events and presence report what happens.
+	out      *outboxes
+	res      *resolver
+	events   *eventQueue
+	presence *peerPresence
+	// ids numbers non-blocking sends, closes and the shutdown.
+	ids atomic.Uint64
+
+	closeOnce  sync.Once
+	closing    atomic.Bool   // set when Shutdown starts: sends fail with ErrClosed
+	closed     chan struct{} // closed when the close finished
+	shutdownID uint64
+	closeErr   error
 }
 
 // NewEndpoint binds the socket and starts accepting connections.
@@ -89,13 +101,18 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		order:    newChannelOrder(),
 		inOrder:  newChannelOrder(),
 		log:      cfg.Logger,
+		events:   newEventQueue(cfg.MaxEvents),
+		presence: newPeerPresence(),
+		closed:   make(chan struct{}),
 	}
+	e.out = newOutboxes(e, cfg.MaxOutboundBytesPerPeer, cfg.MaxOutboundBytes)
 	if _, err := rand.Read(e.instance[:]); err != nil {
 		udp.Close()
 		return nil, fmt.Errorf("%w: instance id: %w", ErrInvalidConfig, err)
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.local = normalize(udp.LocalAddr().(*net.UDPAddr).AddrPort())
+	e.res = newResolver(cfg.Resolver, cfg.ResolveTimeout, e.local)
 	// Registered before any connection exists, so the hook finds it.
 	e.cc = &ccState{want: cfg.CongestionControl}
 	ccChoices.Store(udp.LocalAddr().String(), e.cc)
@@ -115,16 +132,24 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		MaxConnectionReceiveWindow: 8 << 20,
 	}
 	serverTLS := id.serverTLS()
-	serverTLS.VerifyPeerCertificate = e.countingVerify(id.verifyPeer)
+	serverTLS.VerifyPeerCertificate = e.countingVerify(netip.AddrPort{}, id.verifyPeer)
 	serverTLS.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		var from netip.AddrPort
+		if ua, ok := hello.Conn.RemoteAddr().(*net.UDPAddr); ok {
+			from = normalize(ua.AddrPort())
+		}
 		// crypto/tls refuses a client without our ALPN by itself; this
-		// only makes the refusal visible in the stats.
+		// only makes the refusal visible in the stats and the events.
 		if !slices.Contains(hello.SupportedProtos, wire.ALPN) {
 			e.stats.handshakeFailures.Add(1)
-			e.logf("refused a client offering ALPN %q", hello.SupportedProtos)
+			e.handshakeRejected(from, fmt.Sprintf("the client offered ALPN %q, not %q", hello.SupportedProtos, wire.ALPN))
 			return nil, fmt.Errorf("%w: no common application protocol", ErrTLS)
 		}
-		return nil, nil
+		// A config per client, so that a refusal names its address.
+		conf := serverTLS.Clone()
+		conf.GetConfigForClient = nil
+		conf.VerifyPeerCertificate = e.countingVerify(from, id.verifyPeer)
+		return conf, nil
 	}
 	e.ln, err = e.tr.Listen(serverTLS, e.qconf)
 	if err != nil {
@@ -147,27 +172,88 @@ func statelessResetKey(cfg *Config, id *identity) ([32]byte, error) {
 	return deriveResetKey(der)
 }
 
-func (e *Endpoint) countingVerify(verify func([][]byte, [][]*x509.Certificate) error) func([][]byte, [][]*x509.Certificate) error {
+func (e *Endpoint) countingVerify(from netip.AddrPort, verify func([][]byte, [][]*x509.Certificate) error) func([][]byte, [][]*x509.Certificate) error {
 	return func(raw [][]byte, chains [][]*x509.Certificate) error {
 		err := verify(raw, chains)
 		if err != nil {
 			e.stats.handshakeFailures.Add(1)
-			e.logf("rejected peer certificate: %v", err)
+			e.handshakeRejected(from, fmt.Sprintf("we rejected the peer's certificate: %v", err))
 		}
 		return err
 	}
 }
 
+// handshakeRejected reports a refused handshake.
+func (e *Endpoint) handshakeRejected(from netip.AddrPort, why string) {
+	peer := "unknown address"
+	if from.IsValid() {
+		peer = from.String()
+	}
+	e.warnf("handshake with %s rejected: %s", peer, why)
+	e.events.push(Event{Type: EventHandshakeRejected, Peer: peer, Addr: from, Err: fmt.Errorf("%w: %s", ErrTLS, why), Reason: why})
+}
+
+// connUp reports a connection that entered the map.
+func (e *Endpoint) connUp(c *peerConn) {
+	if !c.announced.CompareAndSwap(false, true) {
+		return
+	}
+	way := "accepted from"
+	if c.dialed {
+		way = "dialed to"
+	}
+	e.infof("connection %s %s is up (peer id %s)", way, c.addr, logPeerID(c.peerID))
+	if e.presence.up(c.addr) {
+		e.events.push(Event{Type: EventPeerConnected, Peer: c.addr.String(), Addr: c.addr, PeerID: c.peerID, Reason: "connected"})
+	}
+}
+
+// connDown reports the end of a connection connUp reported.
+func (e *Endpoint) connDown(c *peerConn, err error) {
+	if !c.announced.Load() {
+		return
+	}
+	unconfirmed := c.unconfirmed.Load()
+	why := "closed gracefully"
+	if err != nil {
+		why = err.Error()
+	}
+	if unconfirmed > 0 {
+		e.warnf("connection to %s is down (peer id %s): %s; %d accepted message(s) not confirmed", c.addr, logPeerID(c.peerID), why, unconfirmed)
+	} else {
+		e.infof("connection to %s is down (peer id %s): %s", c.addr, logPeerID(c.peerID), why)
+	}
+	if last, total := e.presence.down(c.addr, unconfirmed); last {
+		e.events.push(Event{Type: EventPeerDisconnected, Peer: c.addr.String(), Addr: c.addr, PeerID: c.peerID, Err: err, Unconfirmed: total, Reason: why})
+	}
+}
+
+// logf logs details for debugging.
 func (e *Endpoint) logf(format string, args ...any) {
 	if e.log != nil {
 		e.log.Debug(fmt.Sprintf(format, args...))
 	}
 }
 
-// warnf logs what a user must hear of: messages given up, streams reset.
+// infof logs the life of connections.
+func (e *Endpoint) infof(format string, args ...any) {
+	if e.log != nil {
+		e.log.Info(fmt.Sprintf(format, args...))
+	}
+}
+
+// warnf logs what a user must hear of: messages given up, streams reset,
+// refused handshakes.
 func (e *Endpoint) warnf(format string, args ...any) {
 	if e.log != nil {
 		e.log.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// errorf logs failures of the library itself.
+func (e *Endpoint) errorf(format string, args ...any) {
+	if e.log != nil {
+		e.log.Error(fmt.Sprintf(format, args...))
 	}
 }
 
@@ -176,22 +262,30 @@ func (e *Endpoint) LocalAddr() netip.AddrPort { return e.local }
 
 // Send sends msg on the channel (addr, teamID, label). It returns once the
 // message is in the channel's send buffer, from which the transport takes
-// it in order; it waits under backpressure up to the send timeout. Neither
-// label nor msg is retained after Send returns.
+// it in order; it waits under backpressure up to the send timeout, and
+// behind the messages TrySend queued for addr. Neither label nor msg is
+// retained after Send returns.
 func (e *Endpoint) Send(ctx context.Context, addr netip.AddrPort, teamID TeamID, label string, msg []byte) error {
-	if err := wire.ValidateLabel(label); err != nil {
+	return e.SendTo(ctx, PeerAt(addr), teamID, label, msg)
+}
+
+// SendTo is Send to a peer named by address or host name.
+func (e *Endpoint) SendTo(ctx context.Context, p Peer, teamID TeamID, label string, msg []byte) error {
+	key, err := channelKey(teamID, label)
+	if err != nil {
 		return err
 	}
-	key := chanKey{kind: KindChannel, teamID: teamID, label: label}
-	hdr := &wire.QuicMessage{Kind: KindChannel, Channel: &wire.ChannelMessage{TeamID: teamID, Label: label}}
-	return e.send(ctx, addr, key, hdr, msg)
+	return e.sendPeer(ctx, p, key, msg)
 }
 
 // SendSync sends an Aranya sync message of the given sync type.
 func (e *Endpoint) SendSync(ctx context.Context, addr netip.AddrPort, syncType uint32, msg []byte) error {
-	key := chanKey{kind: KindSync, syncType: syncType}
-	hdr := &wire.QuicMessage{Kind: KindSync, Sync: &wire.SyncMessage{SyncType: syncType}}
-	return e.send(ctx, addr, key, hdr, msg)
+	return e.sendPeer(ctx, PeerAt(addr), syncKey(syncType), msg)
+}
+
+// SendSyncTo is SendSync to a peer named by address or host name.
+func (e *Endpoint) SendSyncTo(ctx context.Context, p Peer, syncType uint32, msg []byte) error {
+	return e.sendPeer(ctx, p, syncKey(syncType), msg)
 }
 
 // SendBatch sends count messages in order on the channel (addr, teamID,
@@ -199,34 +293,52 @@ func (e *Endpoint) SendSync(ctx context.Context, addr netip.AddrPort, syncType u
 // timeout applies to each. It stops at the first message that fails and
 // returns how many were accepted before it, with its error.
 func (e *Endpoint) SendBatch(ctx context.Context, addr netip.AddrPort, teamID TeamID, label string, count int, msg func(i int) ([]byte, error)) (int, error) {
-	if err := wire.ValidateLabel(label); err != nil {
+	return e.SendBatchTo(ctx, PeerAt(addr), teamID, label, count, msg)
+}
+
+// SendBatchTo is SendBatch to a peer named by address or host name.
+func (e *Endpoint) SendBatchTo(ctx context.Context, p Peer, teamID TeamID, label string, count int, msg func(i int) ([]byte, error)) (int, error) {
+	key, err := channelKey(teamID, label)
+	if err != nil {
 		return 0, err
 	}
-	key := chanKey{kind: KindChannel, teamID: teamID, label: label}
-	hdr := &wire.QuicMessage{Kind: KindChannel, Channel: &wire.ChannelMessage{TeamID: teamID, Label: label}}
-	return e.sendBatch(ctx, addr, key, hdr, count, msg)
+	return e.sendBatch(ctx, p, key, count, msg)
 }
 
 // SendSyncBatch is SendBatch for Aranya sync messages of one sync type.
 func (e *Endpoint) SendSyncBatch(ctx context.Context, addr netip.AddrPort, syncType uint32, count int, msg func(i int) ([]byte, error)) (int, error) {
-	key := chanKey{kind: KindSync, syncType: syncType}
-	hdr := &wire.QuicMessage{Kind: KindSync, Sync: &wire.SyncMessage{SyncType: syncType}}
-	return e.sendBatch(ctx, addr, key, hdr, count, msg)
+	return e.sendBatch(ctx, PeerAt(addr), syncKey(syncType), count, msg)
 }
 
-func (e *Endpoint) sendBatch(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, count int, msg func(i int) ([]byte, error)) (int, error) {
-	addr, err := e.sendAddr(addr)
-	if err != nil {
+// SendSyncBatchTo is SendSyncBatch to a peer named by address or host
+// name.
+func (e *Endpoint) SendSyncBatchTo(ctx context.Context, p Peer, syncType uint32, count int, msg func(i int) ([]byte, error)) (int, error) {
+	return e.sendBatch(ctx, p, syncKey(syncType), count, msg)
+}
+
+func (e *Endpoint) sendBatch(ctx context.Context, p Peer, key chanKey, count int, msg func(i int) ([]byte, error)) (int, error) {
+	if err := e.checkPeer(p); err != nil {
 		return 0, err
 	}
+	addr, direct := p.Addr()
+	hdr := hdrOf(key)
 	// After the first message, the rest go straight to the stream it
 	// used for as long as that stream takes them; anything else (a
-	// retired stream, a limit) goes the full way again.
+	// retired stream, a limit) goes the full way again. While messages
+	// queued by TrySend are ahead, each message waits its turn behind
+	// them.
 	var last sent
 	for i := 0; i < count; i++ {
 		m, err := msg(i)
 		if err != nil {
 			return i, err
+		}
+		if !direct || e.out.busy(p) {
+			last = sent{}
+			if err := e.sendPeer(ctx, p, key, m); err != nil {
+				return i, err
+			}
+			continue
 		}
 		if last.s != nil {
 			ok, err := e.sendOnStream(ctx, last, m)
@@ -289,15 +401,6 @@ func (e *Endpoint) sendAddr(addr netip.AddrPort) (netip.AddrPort, error) {
 		return addr, fmt.Errorf("%w: %s is this endpoint's own address", ErrBadAddress, addr)
 	}
 	return addr, nil
-}
-
-func (e *Endpoint) send(ctx context.Context, addr netip.AddrPort, key chanKey, hdr *wire.QuicMessage, msg []byte) error {
-	addr, err := e.sendAddr(addr)
-	if err != nil {
-		return err
-	}
-	_, err = e.sendTo(ctx, addr, key, hdr, msg)
-	return err
 }
 
 // sendTo sends one message to an address sendAddr accepted, and says
@@ -423,7 +526,7 @@ func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
 	clientTLS := e.id.clientTLS()
-	clientTLS.VerifyPeerCertificate = e.countingVerify(e.id.verifyPeer)
+	clientTLS.VerifyPeerCertificate = e.countingVerify(addr, e.id.verifyPeer)
 	qc, err := e.tr.Dial(ctx, net.UDPAddrFromAddrPort(addr), clientTLS, e.qconf)
 	if err != nil {
 		if e.ctx.Err() != nil {
@@ -434,6 +537,7 @@ func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
 			// The peer refused us during the handshake. Refusals by our
 			// own verifier were counted when they happened.
 			e.stats.handshakeFailures.Add(1)
+			e.handshakeRejected(addr, fmt.Sprintf("the peer rejected our certificate: %v", te))
 		}
 		err = classifyConnError(err)
 		if errors.Is(err, ErrTLS) {
@@ -521,6 +625,7 @@ func (e *Endpoint) insert(c *peerConn) {
 		c.drain(true)
 		return
 	}
+	e.connUp(c)
 	for _, old := range evicted {
 		if old.addr == c.addr {
 			if old.peerInstance != c.peerInstance {
@@ -558,15 +663,17 @@ func (e *Endpoint) connGone(c *peerConn) {
 	if !e.conns.gone(c) {
 		return
 	}
+	var lost error
 	if !c.graceful.Load() {
 		var ae *quic.ApplicationError
 		cause := context.Cause(c.qc.Context())
 		if !(errors.As(cause, &ae) && uint64(ae.ErrorCode) == wire.ConnCodeGraceful) {
 			e.stats.connectionsLost.Add(1)
-			e.logf("connection to %s lost: %v", c.addr, cause)
+			lost = fmt.Errorf("%w: %w", ErrConnection, cause)
 		}
 	}
 	c.failStreams()
+	e.connDown(c, lost)
 }
 
 // Receive copies the oldest queued message into buf. It returns
@@ -625,10 +732,11 @@ func (e *Endpoint) SetQueueNotify(fn func(nonEmpty bool)) { e.queue.setNotify(fn
 // ErrUnconfirmed) with the count when it did not. With no connection to
 // addr it does nothing.
 func (e *Endpoint) CloseConnection(addr netip.AddrPort) error {
-	if err := checkPeerAddr(addr); err != nil {
-		return err
-	}
-	addr = normalize(addr)
+	return e.CloseConnectionTo(PeerAt(addr))
+}
+
+// closeAddr closes the connections to addr; see CloseConnection.
+func (e *Endpoint) closeAddr(addr netip.AddrPort) error {
 	live, found, draining := e.conns.removeAddr(addr)
 	if found {
 		draining = append(draining, live)
@@ -636,7 +744,11 @@ func (e *Endpoint) CloseConnection(addr netip.AddrPort) error {
 	for _, c := range draining {
 		c.drain(true)
 	}
-	return e.awaitDrains(draining, nil)
+	err := e.awaitDrains(draining, nil)
+	if err != nil {
+		e.warnf("closing the connection to %s: %v", addr, err)
+	}
+	return err
 }
 
 // awaitDrains waits for the connections' drains (until deadline fires, if
@@ -674,49 +786,81 @@ func (e *Endpoint) awaitDrains(conns []*peerConn, deadline <-chan time.Time) err
 	return &UnconfirmedError{Messages: total, Peers: peers, Detail: detail}
 }
 
-// Close drains every connection (bounded by the drain timeout), closes the
-// socket and wakes blocked receivers with ErrClosed. From its start nothing
-// more is queued: what peers send meanwhile stays unconfirmed (their
-// senders hear of it). Messages already queued that the application has
-// not taken are dropped, counted in Stats.DroppedAtClose and logged. It returns an *UnconfirmedError when accepted messages were not
-// confirmed by their peers in time. It is safe to call more than once;
-// later calls return the first call's result.
+// Close closes the endpoint and waits until it is closed: Shutdown, then
+// wait. Messages TrySend queued are handed over first (for up to the drain
+// timeout; those that cannot be fail with events), then every connection
+// drains (bounded by the drain timeout), the socket closes and blocked
+// receivers wake with ErrClosed. From its start nothing more is queued:
+// what peers send meanwhile stays unconfirmed (their senders hear of it).
+// Messages already queued that the application has not taken are
+// dropped, counted in Stats.DroppedAtClose and logged. It returns an
+// *UnconfirmedError when accepted messages were not confirmed by their
+// peers in time, counting the queued ones never sent. It is safe to call
+// more than once; later calls return the first call's result.
 func (e *Endpoint) Close() error {
-	e.closeOnce.Do(func() {
-		// Nothing more is queued (and so confirmed) from here on: the
-		// messages the peers send while we drain are left unconfirmed,
-		// which their senders hear of, rather than confirmed and dropped.
-		e.queue.refuse()
-		if e.delivery != nil {
-			e.delivery.close()
-		}
-		conns := e.conns.close()
-		e.ln.Close()
-		for _, c := range conns {
-			c.drain(true)
-		}
-		e.closeErr = e.awaitDrains(conns, time.After(e.cfg.DrainTimeout+time.Second))
-		for _, c := range conns {
-			c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "endpoint closed")
-		}
-		if n := e.queue.close(); n > 0 {
-			e.stats.droppedAtClose.Add(uint64(n))
-			e.warnf("closed with %d received message(s) the application had not taken from the queue", n)
-		}
-		e.cancel()
-		if err := e.tr.Close(); err != nil && e.closeErr == nil {
-			e.closeErr = err
-		}
-		ccChoices.CompareAndDelete(e.udp.LocalAddr().String(), e.cc)
-		e.udp.Close()
-	})
+	e.Shutdown()
+	<-e.closed
 	return e.closeErr
+}
+
+// runClose is the close that Shutdown starts.
+func (e *Endpoint) runClose() {
+	if e.delivery != nil {
+		e.delivery.close() // waits for the callbacks in progress
+	}
+	// Nothing more is queued (and so confirmed) from here on: the
+	// messages the peers send while we drain are left unconfirmed,
+	// which their senders hear of, rather than confirmed and dropped.
+	notSent := e.out.close(time.After(e.cfg.DrainTimeout))
+	conns := e.conns.close()
+	e.ln.Close()
+	for _, c := range conns {
+		c.drain(true)
+	}
+	err := e.awaitDrains(conns, time.After(e.cfg.DrainTimeout+time.Second))
+	for _, c := range conns {
+		c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "endpoint closed")
+	}
+	if n := e.queue.close(); n > 0 {
+		e.stats.droppedAtClose.Add(uint64(n))
+		e.warnf("closed with %d received message(s) the application had not taken from the queue", n)
+	}
+	e.cancel()
+	if cerr := e.tr.Close(); cerr != nil && err == nil {
+		e.errorf("closing the QUIC transport: %v", cerr)
+	}
+	ccChoices.CompareAndDelete(e.udp.LocalAddr().String(), e.cc)
+	e.udp.Close()
+	if notSent > 0 {
+		var ue *UnconfirmedError
+		if errors.As(err, &ue) {
+			ue.Messages += notSent
+			ue.Detail += fmt.Sprintf("; %d queued message(s) were not sent before the endpoint closed", notSent)
+		} else {
+			err = &UnconfirmedError{Messages: notSent, Detail: "queued messages were not sent before the endpoint closed"}
+		}
+	}
+	ev := Event{Type: EventShutdownFinished, ID: e.shutdownID, Peer: e.local.String(), Addr: e.local, Err: err, Reason: "closed"}
+	if err != nil {
+		e.warnf("endpoint %s closed: %v", e.local, err)
+		ev.Reason = err.Error()
+		var ue *UnconfirmedError
+		if errors.As(err, &ue) {
+			ev.Unconfirmed = ue.Messages
+		}
+	} else {
+		e.infof("endpoint %s closed", e.local)
+	}
+	e.closeErr = err
+	e.events.push(ev)
+	close(e.closed)
 }
 
 // Stats returns the counters and gauges.
 func (e *Endpoint) Stats() Stats {
 	open := e.conns.size()
 	qm, qb := e.queue.depth()
+	outMsgs, outBytes := e.out.depth()
 	return Stats{
 		OpenConnections:     uint64(open),
 		Dials:               e.stats.dials.Load(),
@@ -734,6 +878,10 @@ func (e *Endpoint) Stats() Stats {
 		ConnectionsLost:     e.stats.connectionsLost.Load(),
 		MessagesUnconfirmed: e.stats.messagesUnconfirmed.Load(),
 		DroppedAtClose:      e.stats.droppedAtClose.Load(),
+		OutboundMessages:    outMsgs,
+		OutboundBytes:       outBytes,
+		SendsFailed:         e.stats.sendsFailed.Load(),
+		EventsDropped:       e.events.droppedTotal(),
 		CongestionControl:   e.cc.inUse(),
 	}
 }

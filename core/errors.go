@@ -24,8 +24,12 @@ var (
 	ErrClosed = errors.New("aranya-quic: endpoint closed")
 	// ErrTimeout: the send timeout (or the caller's deadline) passed.
 	ErrTimeout = errors.New("aranya-quic: timed out")
-	// ErrWouldBlock: Receive found the queue empty.
-	ErrWouldBlock = errors.New("aranya-quic: no message queued")
+	// ErrWouldBlock: Receive found the queue empty, or a non-blocking send
+	// found the outbound queue full.
+	ErrWouldBlock = errors.New("aranya-quic: would block")
+	// ErrResolve: a peer's host name did not resolve to a usable address
+	// in time.
+	ErrResolve = errors.New("aranya-quic: host name not resolved")
 	// ErrBufferTooSmall: Receive's buffer cannot hold the oldest message;
 	// the message stays queued and the needed size is returned.
 	ErrBufferTooSmall = errors.New("aranya-quic: buffer too small")

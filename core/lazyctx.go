@@ -18,6 +18,8 @@ type lazyContext struct {
 	deadline time.Time     // set on first need
 	ctx      context.Context
 	cancel   context.CancelFunc
+	// noWait makes a send that would have to wait fail with errMustWait.
+	noWait bool
 }
 
 func newLazyContext(parent context.Context, timeout time.Duration) lazyContext {

@@ -68,6 +68,9 @@ type peerConn struct {
 	// connection (streams that ended without the peer's full receipt);
 	// a drain reports it to whoever waits for the close.
 	unconfirmed atomic.Uint64
+	// announced is set once the connection entered the map and was
+	// reported up; its end is then reported too.
+	announced atomic.Bool
 }
 
 func (c *peerConn) peerAddr() netip.AddrPort { return c.addr }

@@ -202,6 +202,9 @@ func (s *sendStream) waitLocked(ctx context.Context) error {
 // full.
 func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 	frameLen := wire.FrameHeaderLen(len(msg)) + len(msg)
+	if ctx.noWait && len(msg) >= directWriteMin {
+		return errMustWait // written in place, which blocks
+	}
 	s.mu.Lock()
 	for {
 		switch {
@@ -257,6 +260,10 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 			s.accepted++
 			s.mu.Unlock()
 			return nil
+		}
+		if ctx.noWait {
+			s.mu.Unlock()
+			return errMustWait
 		}
 		if err := s.waitLocked(ctx.get()); err != nil {
 			s.mu.Unlock()

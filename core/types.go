@@ -61,6 +61,16 @@ type Stats struct {
 	// the application had not taken them from the queue (they had been
 	// confirmed to their senders). Readable after Close, from Go.
 	DroppedAtClose uint64
+	// OutboundMessages and OutboundBytes are what TrySend holds queued,
+	// not yet handed to a stream (gauges).
+	OutboundMessages uint64
+	OutboundBytes    uint64
+	// SendsFailed counts queued messages given up before they were sent
+	// (one EventSendFailed each).
+	SendsFailed uint64
+	// EventsDropped counts events dropped because the event queue was
+	// full.
+	EventsDropped uint64
 	// CongestionControl names the algorithm new connections use.
 	CongestionControl string
 }

@@ -103,6 +103,10 @@ extern "C" {
 #define ARANYA_QUIC_ADDR_MAX 64
 /* Size of a peer id: the SHA-256 of the peer's leaf certificate (DER). */
 #define ARANYA_QUIC_PEER_ID_LEN 32
+/* Size of a buffer that holds any peer address argument with its NUL: a
+ * host name of up to 253 bytes, or an IP literal, with brackets and port.
+ * (Added in 0.2.) */
+#define ARANYA_QUIC_PEER_ADDR_MAX 264
 /* Size of one pinned peer fingerprint (SHA-256), see pinned_peers. */
 #define ARANYA_QUIC_FINGERPRINT_LEN 32
 /* Size of a stateless reset key, see stateless_reset_key. */
@@ -163,6 +167,11 @@ extern "C" {
  * message (aranya_quic_last_error) says how many; stats'
  * messages_unconfirmed counts them too. */
 #define ARANYA_QUIC_ERR_UNCONFIRMED (-13)
+/* A peer's host name could not be resolved to an address within
+ * resolve_timeout_ms (no such name, no address of a family the endpoint's
+ * socket can reach, or no answer). The detail names the host. (Added in
+ * 0.2.) */
+#define ARANYA_QUIC_ERR_RESOLVE (-14)
 
 /* ------------------------------------------------------------------------
  * Message kinds (aranya_quic_channel.kind)
@@ -188,7 +197,8 @@ extern "C" {
 #define ARANYA_QUIC_CC_BBR2 2
 
 /* ------------------------------------------------------------------------
- * Log levels (aranya_quic_config.log_level). Logs go to stderr.
+ * Log levels (aranya_quic_config.log_level). Logs go to the config's
+ * log_callback when it is set, else to stderr (never to stdout).
  * --------------------------------------------------------------------- */
 
 #define ARANYA_QUIC_LOG_OFF 0
@@ -217,6 +227,46 @@ extern "C" {
 #define ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT (1024u * 1024u * 1024u)
 /* For send_timeout_ms and keep_alive_ms: no send timeout / no keep-alives. */
 #define ARANYA_QUIC_DISABLED UINT32_MAX
+/* Added in 0.2. */
+#define ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES_PER_PEER (4u * 1024u * 1024u) /* 4 MiB */
+#define ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES (64u * 1024u * 1024u)         /* 64 MiB */
+#define ARANYA_QUIC_DEFAULT_MAX_EVENTS 4096
+#define ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS 5000
+
+/* ------------------------------------------------------------------------
+ * Event types (aranya_quic_event.type). Added in 0.2; new types may be
+ * added, so ignore types you do not know.
+ * --------------------------------------------------------------------- */
+
+/* A connection to a peer is up (dialed or accepted, handshake and HELLO
+ * done): addr and peer_id say who. Reported once per peer address while
+ * it has a connection, not again when a connection replaces another. */
+#define ARANYA_QUIC_EVENT_PEER_CONNECTED 1
+/* The last connection to a peer address ended: addr, peer_id, reason,
+ * error_code (ARANYA_QUIC_OK for a graceful close by either side, else
+ * why: ARANYA_QUIC_ERR_CONNECTION for a lost connection or an idle
+ * timeout), and unconfirmed: how many accepted messages to that peer the
+ * library gave up on while connected (also counted in the stats'
+ * messages_unconfirmed). */
+#define ARANYA_QUIC_EVENT_PEER_DISCONNECTED 2
+/* A message that aranya_quic_send_nowait accepted (id) could not be handed
+ * to the peer's connection: error_code says why (the codes of
+ * aranya_quic_send), channel says where it was going, addr is the address
+ * as given to the send. It was not sent. */
+#define ARANYA_QUIC_EVENT_SEND_FAILED 3
+/* A close started by aranya_quic_close_nowait (id) finished: error_code
+ * is ARANYA_QUIC_OK (the peer confirmed every accepted message) or
+ * ARANYA_QUIC_ERR_UNCONFIRMED with the count in unconfirmed (or another
+ * code of aranya_quic_close). */
+#define ARANYA_QUIC_EVENT_CLOSE_FINISHED 4
+/* A handshake was refused: we rejected the peer's certificate, or the
+ * peer rejected ours. addr is the peer's address, reason says why;
+ * error_code is ARANYA_QUIC_ERR_TLS. */
+#define ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED 5
+/* The drain started by aranya_quic_shutdown (id) finished: error_code
+ * ARANYA_QUIC_OK or ARANYA_QUIC_ERR_UNCONFIRMED with the count in
+ * unconfirmed. The last event of an endpoint. */
+#define ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED 6
 
 /* ------------------------------------------------------------------------
  * Types
@@ -274,6 +324,21 @@ struct aranya_quic_channel;
  */
 typedef void (*aranya_quic_receive_callback)(void *user, const struct aranya_quic_channel *channel,
                                              const uint8_t *msg, size_t len);
+
+/*
+ * aranya_quic_log_callback: what aranya_quic_config.log_callback points to
+ * (added in 0.2). Called for every log record at or above the config's
+ * log_level, on a thread of the library, possibly on several threads at
+ * once: it must be thread-safe and should return quickly (the engine's
+ * work on that connection waits for it). It must not call
+ * aranya_quic_free.
+ *
+ * user: cfg->log_callback_user.
+ * level: ARANYA_QUIC_LOG_ERROR, _WARN, _INFO or _DEBUG.
+ * msg, len: the record, UTF-8 text of len bytes followed by a NUL; valid
+ *     only during the call.
+ */
+typedef void (*aranya_quic_log_callback)(void *user, uint32_t level, const char *msg, size_t len);
 
 typedef struct aranya_quic_config {
     /* sizeof(aranya_quic_config), set by aranya_quic_config_init. */
@@ -373,6 +438,33 @@ typedef struct aranya_quic_config {
     /* Passed unchanged as the first argument of every receive_callback
      * call; the library never reads it. */
     void *receive_callback_user;
+
+    /* --- fields added in 0.2 (non-blocking sends, events, logging) --- */
+
+    /* Bytes of messages that aranya_quic_send_nowait may hold queued for
+     * one peer address before it refuses with ARANYA_QUIC_ERR_WOULD_BLOCK.
+     * An empty queue always takes one message, so a message larger than
+     * this is refused only while others wait. 0:
+     * ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES_PER_PEER. */
+    uint64_t max_outbound_bytes_per_peer;
+    /* The same bound across all peers. 0:
+     * ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES. */
+    uint64_t max_outbound_bytes;
+    /* Events held until aranya_quic_next_event takes them; further events
+     * are dropped and counted (events_dropped in the stats and
+     * dropped_before of the next event taken). 0:
+     * ARANYA_QUIC_DEFAULT_MAX_EVENTS. */
+    uint32_t max_events;
+    /* Bounds resolving a peer's host name (also within a send's own
+     * timeout). Resolved addresses are cached for 30 s. 0:
+     * ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS. */
+    uint32_t resolve_timeout_ms;
+    /* When set, log records go to it instead of stderr. log_level still
+     * filters them; with a log_callback, ARANYA_QUIC_LOG_OFF (0) means
+     * ARANYA_QUIC_LOG_INFO. NULL: stderr when log_level is non-zero. */
+    aranya_quic_log_callback log_callback;
+    /* Passed unchanged as the first argument of every log_callback call. */
+    void *log_callback_user;
 } aranya_quic_config;
 
 /* Where a received message came from. */
@@ -425,6 +517,13 @@ typedef struct aranya_quic_stats {
      * peer's confirmation: a close, free or eviction whose drain timed
      * out, a connection that died, a stream the peer reset. */
     uint64_t messages_unconfirmed;
+
+    /* --- fields added with non-blocking sends and events --- */
+
+    uint64_t outbound_messages;  /* gauge: messages queued by send_nowait, not yet handed to a stream */
+    uint64_t outbound_bytes;     /* gauge: their payload bytes */
+    uint64_t sends_failed;       /* queued messages given up before they were sent (one SEND_FAILED event each) */
+    uint64_t events_dropped;     /* events dropped because max_events were waiting */
 } aranya_quic_stats;
 
 /* One message taken by aranya_quic_receive_batch. (Added in 0.2.) */
@@ -444,6 +543,40 @@ typedef struct aranya_quic_buf {
     size_t len;
 } aranya_quic_buf;
 
+/* One event, as aranya_quic_next_event returns it. (Added in 0.2.)
+ * Fields that do not apply to the event's type are zero. */
+typedef struct aranya_quic_event {
+    /* Set by the caller to sizeof(aranya_quic_event); the library fills
+     * no more than that and sets it to the number of bytes it filled. */
+    uint32_t struct_size;
+    /* One of ARANYA_QUIC_EVENT_*. */
+    uint32_t type;
+    /* What happened, as a return code (see each event type). */
+    int32_t error_code;
+    /* The id aranya_quic_send_nowait, aranya_quic_close_nowait or
+     * aranya_quic_shutdown returned, for SEND_FAILED, CLOSE_FINISHED and
+     * SHUTDOWN_FINISHED. */
+    uint64_t id;
+    /* The peer's address, NUL-terminated. For SEND_FAILED and
+     * CLOSE_FINISHED, the address as the call was given it (a host name
+     * stays a host name); otherwise the IP address and port. */
+    char addr[ARANYA_QUIC_PEER_ADDR_MAX];
+    /* PEER_CONNECTED, PEER_DISCONNECTED: SHA-256 of the peer's DER leaf
+     * certificate. */
+    uint8_t peer_id[ARANYA_QUIC_PEER_ID_LEN];
+    /* SEND_FAILED: the message's channel (kind, team_id, label, sync_type;
+     * channel.addr is the resolved address when resolution got that far,
+     * else empty; channel.peer_id is zero). */
+    aranya_quic_channel channel;
+    /* PEER_DISCONNECTED, CLOSE_FINISHED, SHUTDOWN_FINISHED: accepted
+     * messages the peer(s) did not confirm. */
+    uint64_t unconfirmed;
+    /* Events dropped for lack of room just before this one. */
+    uint64_t dropped_before;
+    /* Why, in words, NUL-terminated (cut to fit). */
+    char reason[256];
+} aranya_quic_event;
+
 /* Layout checks (fail to compile if a type is not what the ABI says). */
 typedef char aranya_quic_check_handle_size_[sizeof(aranya_quic_t) == 8 ? 1 : -1];
 typedef char aranya_quic_check_team_id_size_[
@@ -452,6 +585,8 @@ typedef char aranya_quic_check_config_first_[
     offsetof(aranya_quic_config, struct_size) == 0 ? 1 : -1];
 typedef char aranya_quic_check_stats_first_[
     offsetof(aranya_quic_stats, struct_size) == 0 ? 1 : -1];
+typedef char aranya_quic_check_event_first_[
+    offsetof(aranya_quic_event, struct_size) == 0 ? 1 : -1];
 
 /* ------------------------------------------------------------------------
  * Functions
@@ -779,6 +914,214 @@ int32_t aranya_quic_send_batch(aranya_quic_t ep, const char *addr, const uint8_t
 int32_t aranya_quic_send_sync_batch(aranya_quic_t ep, const char *addr, uint32_t sync_type,
                                     const aranya_quic_buf *msgs, size_t count,
                                     size_t *out_sent);
+
+/* --- non-blocking calls and events, added in 0.2 ---
+ *
+ * Every call that may block has a counterpart here that returns at once;
+ * with aranya_quic_receive and aranya_quic_receive_fd they let a host
+ * drive the endpoint from one event loop (tokio, asyncio, poll(2)):
+ *
+ *   int rfd, sfd, efd;
+ *   aranya_quic_receive_fd(ep, &rfd);   readable: messages to receive
+ *   aranya_quic_send_fd(ep, &sfd);      readable: a refused send may be retried
+ *   aranya_quic_event_fd(ep, &efd);     readable: events to take
+ *   rc = aranya_quic_send_nowait(ep, "peer.example:4433", team, "chat", 4, msg, len, &id);
+ *   if (rc == ARANYA_QUIC_ERR_WOULD_BLOCK) { poll sfd for POLLIN, then retry }
+ *   poll rfd/efd; aranya_quic_receive(...) / aranya_quic_next_event(...) until WOULD_BLOCK
+ *   aranya_quic_shutdown(ep, &id); wait for ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED;
+ *   aranya_quic_free(ep);               returns at once after the shutdown finished
+ *
+ * Peer addresses: every call that takes a peer address accepts "ip:port",
+ * "[ipv6]:port" or "host:port" (added in 0.2), at most
+ * ARANYA_QUIC_PEER_ADDR_MAX bytes with the NUL. A host name is resolved
+ * (bounded by resolve_timeout_ms; answers cached for 30 s) to an address
+ * of a family the endpoint's socket can reach, and the connection is
+ * keyed by that address: received messages carry the IP address they
+ * came from. Blocking calls resolve in the calling thread; non-blocking
+ * calls resolve in the background.
+ */
+
+/*
+ * aranya_quic_send_nowait: send one message on the channel (addr,
+ * team_id, label) without blocking. When the channel's stream can take the
+ * message at once it does; otherwise the message is copied into the
+ * peer's outbound queue, from which the library dials (or resolves) in the
+ * background and hands it to the channel's stream. Either way the call
+ * returns at once.
+ *
+ * Order: messages of one channel are sent in the order of the calls that
+ * accepted them, across aranya_quic_send, aranya_quic_send_batch and the
+ * _nowait calls mixed (a blocking send made while the peer's queue is not
+ * empty waits behind it). An accepted message is then delivered exactly
+ * as a message aranya_quic_send accepted, or, when it cannot be handed
+ * over (the peer cannot be reached or resolved, rejects us, refuses its
+ * size, or send_timeout_ms passes from the call before its turn comes),
+ * an ARANYA_QUIC_EVENT_SEND_FAILED event with its id says so and the
+ * stats' sends_failed counts it. A blocking call to the same address that
+ * fails the same way fails with the code the event carries.
+ *
+ * addr, team_id, label, label_len, msg, msg_len: as for aranya_quic_send
+ *     (addr may be a host name); read only during the call.
+ * out_id: may be NULL. Receives the message's id (unique per endpoint,
+ *     increasing from 1) on ARANYA_QUIC_OK; events about the message
+ *     carry it.
+ * Never blocks: no network wait, no resolution, no wait for another
+ * thread's send beyond a short lock.
+ * Returns:
+ *   ARANYA_QUIC_OK              accepted (sent to the stream or queued).
+ *   ARANYA_QUIC_ERR_WOULD_BLOCK the peer's queue holds
+ *       max_outbound_bytes_per_peer, or all queues max_outbound_bytes:
+ *       nothing was accepted; wait until aranya_quic_send_fd is readable
+ *       and try again.
+ *   ARANYA_QUIC_ERR_INVALID_ARGUMENT, ARANYA_QUIC_ERR_BAD_ADDRESS,
+ *   ARANYA_QUIC_ERR_TOO_LARGE (over max_message_size; over the peer's own
+ *       limit is found later and reported by a SEND_FAILED event),
+ *   ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED (also once
+ *   aranya_quic_shutdown was called), ARANYA_QUIC_ERR_INTERNAL.
+ * Thread safety: as aranya_quic_send.
+ */
+int32_t aranya_quic_send_nowait(aranya_quic_t ep, const char *addr, const uint8_t *team_id,
+                                const char *label, size_t label_len, const uint8_t *msg,
+                                size_t msg_len, uint64_t *out_id);
+
+/*
+ * aranya_quic_send_sync_nowait: aranya_quic_send_nowait for an Aranya sync
+ * message of type sync_type. Same behaviour, parameters and return codes,
+ * with sync_type in place of team_id and label.
+ */
+int32_t aranya_quic_send_sync_nowait(aranya_quic_t ep, const char *addr, uint32_t sync_type,
+                                     const uint8_t *msg, size_t msg_len, uint64_t *out_id);
+
+/*
+ * aranya_quic_send_batch_nowait: aranya_quic_send_nowait for count
+ * messages of one channel, in order, in one call. Accepts messages until
+ * one is refused or fails its checks; that message's code is returned
+ * with *out_sent the number accepted before it (so a return of
+ * ARANYA_QUIC_ERR_WOULD_BLOCK with *out_sent == k means msgs[0..k) are
+ * accepted and msgs[k..) are not). Message i of those accepted has id
+ * *out_first_id + i.
+ *
+ * msgs, count, out_sent: as for aranya_quic_send_batch.
+ * out_first_id: may be NULL; receives the first message's id when
+ *     *out_sent > 0.
+ * Returns the codes of aranya_quic_send_nowait, and
+ * ARANYA_QUIC_ERR_INVALID_ARGUMENT for a count over INT32_MAX. Never
+ * blocks.
+ */
+int32_t aranya_quic_send_batch_nowait(aranya_quic_t ep, const char *addr, const uint8_t *team_id,
+                                      const char *label, size_t label_len,
+                                      const aranya_quic_buf *msgs, size_t count,
+                                      size_t *out_sent, uint64_t *out_first_id);
+
+/*
+ * aranya_quic_send_sync_batch_nowait: aranya_quic_send_batch_nowait for
+ * Aranya sync messages of type sync_type.
+ */
+int32_t aranya_quic_send_sync_batch_nowait(aranya_quic_t ep, const char *addr, uint32_t sync_type,
+                                           const aranya_quic_buf *msgs, size_t count,
+                                           size_t *out_sent, uint64_t *out_first_id);
+
+/*
+ * aranya_quic_send_fd: a file descriptor that is readable while no
+ * non-blocking send is being refused: it stops being readable when
+ * aranya_quic_send_nowait returns ARANYA_QUIC_ERR_WOULD_BLOCK and becomes
+ * readable again once every queue that refused a message has drained to
+ * half its limit (and the total to half of max_outbound_bytes). Poll it
+ * for POLLIN after a WOULD_BLOCK, then retry. Every call returns the same
+ * fd. Owned by the library like the fd of aranya_quic_receive_fd: never
+ * read, write or close it; aranya_quic_free closes it.
+ *
+ * out_fd: receives the fd on ARANYA_QUIC_OK.
+ * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+ * ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
+ * ARANYA_QUIC_ERR_IO, ARANYA_QUIC_ERR_INTERNAL. Never blocks.
+ */
+int32_t aranya_quic_send_fd(aranya_quic_t ep, int *out_fd);
+
+/*
+ * aranya_quic_close_nowait: start closing the connection to addr, as
+ * aranya_quic_close does, and return at once. The close takes its turn
+ * after the messages already queued for addr; its outcome arrives as an
+ * ARANYA_QUIC_EVENT_CLOSE_FINISHED event with the id written to out_id
+ * (also when there was no connection to close).
+ *
+ * addr: the peer's address (a host name is resolved in the background).
+ * out_id: may be NULL; receives the close's id on ARANYA_QUIC_OK.
+ * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+ * ARANYA_QUIC_ERR_BAD_ADDRESS, ARANYA_QUIC_ERR_INVALID_HANDLE,
+ * ARANYA_QUIC_ERR_CLOSED, ARANYA_QUIC_ERR_INTERNAL. Never blocks.
+ */
+int32_t aranya_quic_close_nowait(aranya_quic_t ep, const char *addr, uint64_t *out_id);
+
+/*
+ * aranya_quic_shutdown: start closing the whole endpoint and return at
+ * once. From the call on, sends return ARANYA_QUIC_ERR_CLOSED and nothing
+ * more is received (as for aranya_quic_free); messages already queued by
+ * the _nowait calls are handed over first, for up to drain_timeout_ms
+ * (those that cannot be get SEND_FAILED events), then every connection
+ * drains (up to drain_timeout_ms more). The receive queue stays readable
+ * until free. When all is done an ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED
+ * event with the id written to out_id reports how many accepted messages
+ * the peers did not confirm; after it aranya_quic_free returns at once.
+ * Calling it again (or after a shutdown finished) returns OK and the first
+ * call's id.
+ *
+ * out_id: may be NULL; receives the shutdown's id on ARANYA_QUIC_OK.
+ * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_HANDLE,
+ * ARANYA_QUIC_ERR_INTERNAL. Never blocks (on an endpoint with a
+ * receive_callback, the wait for callbacks in progress also happens in
+ * the background).
+ */
+int32_t aranya_quic_shutdown(aranya_quic_t ep, uint64_t *out_id);
+
+/*
+ * aranya_quic_free_nowait: invalidate the handle at once and let the
+ * endpoint close in the background (what aranya_quic_free waits for:
+ * queued messages handed over, connections drained, socket closed).
+ * Nobody is left to read the outcome: accepted messages the peers did not
+ * confirm are logged at WARN with their count. To learn the outcome, call
+ * aranya_quic_shutdown, wait for its event, then aranya_quic_free. The fds
+ * of aranya_quic_receive_fd, aranya_quic_send_fd and aranya_quic_event_fd
+ * are closed before this returns. Calls on other threads using the handle
+ * return ARANYA_QUIC_ERR_CLOSED; unlike aranya_quic_free this does not wait
+ * for them, and the endpoint's resources are released when the last of
+ * them returned.
+ *
+ * ep: as for aranya_quic_free (0 or an already freed handle: OK).
+ * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_HANDLE,
+ * ARANYA_QUIC_ERR_INTERNAL. Never blocks; may be called from any callback.
+ */
+int32_t aranya_quic_free_nowait(aranya_quic_t ep);
+
+/*
+ * aranya_quic_event_fd: a file descriptor that is readable while events
+ * are waiting to be taken with aranya_quic_next_event. Every call returns
+ * the same fd; owned by the library (never read, write or close it);
+ * aranya_quic_free closes it.
+ *
+ * out_fd: receives the fd on ARANYA_QUIC_OK.
+ * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+ * ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
+ * ARANYA_QUIC_ERR_IO, ARANYA_QUIC_ERR_INTERNAL. Never blocks.
+ */
+int32_t aranya_quic_event_fd(aranya_quic_t ep, int *out_fd);
+
+/*
+ * aranya_quic_next_event: take the oldest waiting event. Events are kept
+ * in the order they happened, up to max_events; the engine never waits
+ * for the caller to take them (overflow drops new events and counts
+ * them). Several threads may take events; each goes to one of them.
+ *
+ * out: the caller sets out->struct_size = sizeof(aranya_quic_event); the
+ *     library writes the event (at most struct_size bytes) on
+ *     ARANYA_QUIC_OK.
+ * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_WOULD_BLOCK (no event waiting),
+ * ARANYA_QUIC_ERR_INVALID_ARGUMENT (out NULL or struct_size smaller than
+ * the 0.2 struct), ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_INTERNAL.
+ * Events stay readable after aranya_quic_shutdown, until free. Never
+ * blocks.
+ */
+int32_t aranya_quic_next_event(aranya_quic_t ep, aranya_quic_event *out);
 
 #ifdef __cplusplus
 } /* extern "C" */
