@@ -92,6 +92,10 @@ aranya_quic_t aq_callback_handle(void) {
     return aq_callback_handle_tls;
 }
 
-void aq_log(aranya_quic_log_callback fn, void *user, uint32_t level, const char *msg, size_t len) {
+void aq_log(aranya_quic_log_callback fn, void *user, aranya_quic_t ep, uint32_t level, const char *msg,
+            size_t len) {
+    aranya_quic_t outer = aq_callback_handle_tls;
+    aq_callback_handle_tls = ep;
     fn(user, level, msg, len);
+    aq_callback_handle_tls = outer;
 }

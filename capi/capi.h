@@ -35,7 +35,10 @@ void aq_deliver(aranya_quic_receive_callback fn, void *user, aranya_quic_t ep,
 // thread is running, or 0.
 aranya_quic_t aq_callback_handle(void);
 
-// aq_log calls a log callback; msg is NUL-terminated after len bytes.
-void aq_log(aranya_quic_log_callback fn, void *user, uint32_t level, const char *msg, size_t len);
+// aq_log calls a log callback of endpoint ep (0 while it is being
+// created), marking the thread as inside ep's callbacks as aq_deliver
+// does; msg is NUL-terminated after len bytes.
+void aq_log(aranya_quic_log_callback fn, void *user, aranya_quic_t ep, uint32_t level, const char *msg,
+            size_t len);
 
 #endif

@@ -117,22 +117,22 @@ func millis(v C.uint32_t, disable bool) time.Duration {
 
 // configFrom converts the C config into core's, copying every buffer. The
 // receive callback comes back apart: it needs the endpoint's handle.
-func configFrom(c *C.aq_cconfig) (core.Config, receiveCallback, error) {
-	cfg, err := engineConfig(c)
+func configFrom(c *C.aq_cconfig) (core.Config, receiveCallback, *logCallback, error) {
+	cfg, logTo, err := engineConfig(c)
 	var cb receiveCallback
 	if err == nil && c.struct_size >= C.uint32_t(unsafe.Offsetof(c.receive_callback_user)+unsafe.Sizeof(c.receive_callback_user)) {
 		cb = receiveCallback{fn: c.receive_callback, user: c.receive_callback_user}
 	}
-	return cfg, cb, err
+	return cfg, cb, logTo, err
 }
 
-func engineConfig(c *C.aq_cconfig) (core.Config, error) {
+func engineConfig(c *C.aq_cconfig) (core.Config, *logCallback, error) {
 	var cfg core.Config
 	if c == nil {
-		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg is NULL")
+		return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg is NULL")
 	}
 	if uint64(c.struct_size) < uint64(C.AQ_CONFIG_V01_SIZE) {
-		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+		return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
 			"cfg->struct_size is %d, this library needs at least %d: initialize it with aranya_quic_config_init",
 			uint64(c.struct_size), uint64(C.AQ_CONFIG_V01_SIZE))
 	}
@@ -140,14 +140,14 @@ func engineConfig(c *C.aq_cconfig) (core.Config, error) {
 	// at offset end (fields appended after 0.1).
 	covers := func(end uintptr) bool { return uint64(c.struct_size) >= uint64(end) }
 	if c.bind_addr == nil {
-		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->bind_addr is NULL")
+		return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->bind_addr is NULL")
 	}
 	bind, ok := cString(c.bind_addr, C.ARANYA_QUIC_ADDR_MAX)
 	if !ok {
-		return cfg, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "cfg->bind_addr is not NUL-terminated within %d bytes", C.ARANYA_QUIC_ADDR_MAX)
+		return cfg, nil, errorf(C.ARANYA_QUIC_ERR_BAD_ADDRESS, "cfg->bind_addr is not NUL-terminated within %d bytes", C.ARANYA_QUIC_ADDR_MAX)
 	}
 	if _, err := core.ParseBindAddr(bind); err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	cfg.BindAddr = bind
 
@@ -164,20 +164,20 @@ func engineConfig(c *C.aq_cconfig) (core.Config, error) {
 	for _, f := range pems {
 		b, err := cBytes(f.name, unsafe.Pointer(f.p), f.n, maxPEMLen)
 		if err != nil {
-			return cfg, err
+			return cfg, nil, err
 		}
 		if len(b) == 0 {
-			return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "%s is empty", f.name)
+			return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "%s is empty", f.name)
 		}
 		*f.dst = append([]byte(nil), b...)
 	}
 
 	if c.pinned_peers_len > maxPinnedPeers {
-		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->pinned_peers_len %d is over the limit %d", uint64(c.pinned_peers_len), maxPinnedPeers)
+		return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->pinned_peers_len %d is over the limit %d", uint64(c.pinned_peers_len), maxPinnedPeers)
 	}
 	pins, err := cBytes("cfg->pinned_peers", unsafe.Pointer(c.pinned_peers), c.pinned_peers_len*C.ARANYA_QUIC_FINGERPRINT_LEN, maxPinnedPeers*C.ARANYA_QUIC_FINGERPRINT_LEN)
 	if err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	for i := 0; i+C.ARANYA_QUIC_FINGERPRINT_LEN <= len(pins); i += C.ARANYA_QUIC_FINGERPRINT_LEN {
 		cfg.PinnedPeers = append(cfg.PinnedPeers, [32]byte(pins[i:i+C.ARANYA_QUIC_FINGERPRINT_LEN]))
@@ -198,7 +198,7 @@ func engineConfig(c *C.aq_cconfig) (core.Config, error) {
 		cfg.ConnectTimeout = millis(c.connect_timeout_ms, false)
 	}
 	if cfg.MaxMessageSize > C.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT {
-		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->max_message_size %d is over the limit %d", cfg.MaxMessageSize, uint64(C.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT))
+		return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->max_message_size %d is over the limit %d", cfg.MaxMessageSize, uint64(C.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT))
 	}
 
 	switch c.congestion_control {
@@ -210,7 +210,7 @@ func engineConfig(c *C.aq_cconfig) (core.Config, error) {
 		// core reports ErrInvalidConfig when this build lacks the hook.
 		cfg.CongestionControl = core.CongestionBBR2
 	default:
-		return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->congestion_control %d is unknown", uint32(c.congestion_control))
+		return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->congestion_control %d is unknown", uint32(c.congestion_control))
 	}
 
 	if covers(unsafe.Offsetof(c.log_callback_user) + unsafe.Sizeof(c.log_callback_user)) {
@@ -239,7 +239,7 @@ func engineConfig(c *C.aq_cconfig) (core.Config, error) {
 		case C.ARANYA_QUIC_LOG_DEBUG:
 			min = slog.LevelDebug
 		default:
-			return cfg, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->log_level %d is unknown", uint32(c.log_level))
+			return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->log_level %d is unknown", uint32(c.log_level))
 		}
 		if logTo != nil {
 			cfg.Logger = slog.New(&callbackHandler{to: logTo, min: min})
@@ -252,5 +252,5 @@ func engineConfig(c *C.aq_cconfig) (core.Config, error) {
 		key := [C.ARANYA_QUIC_RESET_KEY_LEN]byte(unsafe.Slice((*byte)(unsafe.Pointer(c.stateless_reset_key)), C.ARANYA_QUIC_RESET_KEY_LEN))
 		cfg.StatelessResetKey = &key
 	}
-	return cfg, nil
+	return cfg, logTo, nil
 }

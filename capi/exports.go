@@ -28,7 +28,7 @@ func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
 	if out == nil {
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out is NULL"))
 	}
-	c, cb, err := configFrom(cfg)
+	c, cb, logTo, err := configFrom(cfg)
 	if err != nil {
 		return fail(fn, err)
 	}
@@ -44,13 +44,16 @@ func aranya_quic_new(cfg *C.aq_cconfig, out *C.aranya_quic_t) (rc C.int32_t) {
 		}
 		return fail(fn, err)
 	}
-	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, delivers: cb.fn != nil}
+	e := &endpoint{ep: ep, maxMessageSize: c.MaxMessageSize, delivers: cb.fn != nil, logTo: logTo}
 	if e.maxMessageSize == 0 {
 		e.maxMessageSize = core.DefaultMaxMessageSize
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	h := register(e)
 	handle.Store(h)
+	if logTo != nil {
+		logTo.handle.Store(h)
+	}
 	*out = C.aranya_quic_t(h)
 	return C.ARANYA_QUIC_OK
 }
@@ -64,7 +67,7 @@ func aranya_quic_free(ep C.aranya_quic_t) (rc C.int32_t) {
 	}
 	if inside := C.aq_callback_handle(); inside != 0 {
 		if inside == ep {
-			return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from the handle's own receive_callback, whose return it would wait for: free it from another thread"))
+			return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from the handle's own receive_callback or log_callback, whose return it would wait for: free it from another thread, or use aranya_quic_free_nowait"))
 		}
 		if e := lookup(ep); e != nil && e.delivers {
 			// Its free waits for its callbacks, which may be waiting in

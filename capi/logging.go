@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -18,6 +20,23 @@ import (
 type logCallback struct {
 	fn   C.aranya_quic_log_callback
 	user unsafe.Pointer
+	// mu is held shared by each call in progress; detach takes it
+	// exclusively, so that once detach returns no call runs or starts.
+	mu       sync.RWMutex
+	detached bool
+	// handle is the endpoint's, once registered: free refuses to free it
+	// from inside its own callbacks.
+	handle atomic.Uint64
+}
+
+// detach stops the callbacks; nil-safe.
+func (l *logCallback) detach() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	l.detached = true
+	l.mu.Unlock()
 }
 
 // callbackHandler is a slog.Handler that passes each record, as one line
@@ -41,9 +60,14 @@ func (h *callbackHandler) Handle(_ context.Context, r slog.Record) error {
 	})
 	b.WriteByte(0)
 	text := b.String()
+	h.to.mu.RLock()
+	defer h.to.mu.RUnlock()
+	if h.to.detached {
+		return nil
+	}
 	// The C side reads the text only during the call, and the string
 	// holds no Go pointers, so it is passed in place.
-	C.aq_log(h.to.fn, h.to.user, levelCode(r.Level),
+	C.aq_log(h.to.fn, h.to.user, C.aranya_quic_t(h.to.handle.Load()), levelCode(r.Level),
 		(*C.char)(unsafe.Pointer(unsafe.StringData(text))), C.size_t(len(text)-1))
 	return nil
 }

@@ -225,7 +225,7 @@ func aranya_quic_free_nowait(ep C.aranya_quic_t) (rc C.int32_t) {
 		}
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_HANDLE, "handle %d was never issued", uint64(ep)))
 	}
-	e.destroyInBackground()
+	e.destroyInBackground(ep)
 	return C.ARANYA_QUIC_OK
 }
 

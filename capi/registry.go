@@ -2,6 +2,7 @@ package main
 
 /*
 #include "aranya_quic.h"
+#include "capi.h"
 */
 import "C"
 
@@ -24,6 +25,9 @@ type endpoint struct {
 	// delivers is set when received messages go to the config's
 	// receive_callback: the receive functions have nothing to return.
 	delivers bool
+	// logTo is the config's log callback, nil without one; free detaches
+	// it, so that no record reaches the host after free returned.
+	logTo *logCallback
 
 	// ctx is cancelled when free starts: blocked receives and sends made
 	// through this handle return ARANYA_QUIC_ERR_CLOSED at once.
@@ -123,16 +127,24 @@ func (e *endpoint) destroy() error {
 	}
 	e.inflight.Wait()
 	e.closeFDs()
+	e.logTo.detach()
 	return err
 }
 
 // destroyInBackground is destroy for free_nowait: the pipes close now,
 // the rest when the engine finished closing and the calls in flight
 // returned. The engine logs what the peers did not confirm.
-func (e *endpoint) destroyInBackground() {
+func (e *endpoint) destroyInBackground(h C.aranya_quic_t) {
 	e.cancel()
 	e.ep.Shutdown()
 	e.closeFDs()
+	if C.aq_callback_handle() == h {
+		// Called from one of this endpoint's own log callbacks, which
+		// detach would wait for: the records stop once it returned.
+		go e.logTo.detach()
+	} else {
+		e.logTo.detach()
+	}
 	go func() {
 		_ = e.ep.Close()
 		e.inflight.Wait()

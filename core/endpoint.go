@@ -557,6 +557,7 @@ func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
 	if err := c.waitReady(ctx); err != nil {
 		if errors.Is(err, ErrTLS) {
 			e.stats.handshakeFailures.Add(1)
+			e.handshakeRejected(addr, fmt.Sprintf("the peer rejected our certificate: %v", err))
 		}
 		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeHelloTimeout), "no hello")
 		if errors.Is(err, ErrTimeout) {

@@ -71,7 +71,12 @@ func newEventQueue(max int) *eventQueue { return &eventQueue{max: max} }
 func (q *eventQueue) push(ev Event) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.events)-q.head >= q.max {
+	// The outcome of a close or a shutdown the application asked for is
+	// kept even over the limit: whoever waits for it would otherwise wait
+	// for ever. They are as many as those calls, so the queue stays
+	// bounded.
+	answersCall := ev.Type == EventCloseFinished || ev.Type == EventShutdownFinished
+	if len(q.events)-q.head >= q.max && !answersCall {
 		q.dropped++
 		q.total++
 		return

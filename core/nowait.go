@@ -250,12 +250,17 @@ func (e *Endpoint) CloseConnectionAsync(p Peer) (uint64, error) {
 // CloseConnectionTo is CloseConnection for a peer named by address or
 // host name; it closes after what is queued for the peer.
 func (e *Endpoint) CloseConnectionTo(p Peer) error {
-	if err := e.checkPeer(p); err != nil {
-		return err
+	// Closing what does not exist (this endpoint's own address among it)
+	// is a no-op, as is closing after Close: only the address's form is
+	// checked.
+	if ap, ok := p.Addr(); ok {
+		if err := checkPeerAddr(ap); err != nil {
+			return err
+		}
 	}
 	if !e.out.busy(p) {
 		ctx, cancel := context.WithTimeout(e.ctx, e.cfg.ResolveTimeout)
-		addr, err := e.peerAddr(ctx, p)
+		addr, err := e.closeTarget(ctx, p)
 		cancel()
 		if err != nil {
 			return err
@@ -266,6 +271,14 @@ func (e *Endpoint) CloseConnectionTo(p Peer) error {
 		p = PeerAt(addr)
 	}
 	return e.queueAndWait(context.Background(), p, &outItem{isClose: true})
+}
+
+// closeTarget is the address a close of p applies to.
+func (e *Endpoint) closeTarget(ctx context.Context, p Peer) (netip.AddrPort, error) {
+	if ap, ok := p.Addr(); ok {
+		return ap, nil
+	}
+	return e.res.resolve(ctx, p)
 }
 
 // Shutdown starts closing the endpoint and returns at once with an id;

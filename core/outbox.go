@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,7 +267,13 @@ func (o *outboxes) handOver(p Peer, it *outItem) error {
 		ctx, dcancel = context.WithDeadline(ctx, it.deadline)
 		defer dcancel()
 	}
-	addr, err := e.peerAddr(ctx, p)
+	var addr netip.AddrPort
+	var err error
+	if it.isClose {
+		addr, err = e.closeTarget(ctx, p)
+	} else {
+		addr, err = e.peerAddr(ctx, p)
+	}
 	if err == nil {
 		if it.isClose {
 			err = e.closeAddr(addr)

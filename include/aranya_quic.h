@@ -48,9 +48,9 @@
  *   ARANYA_QUIC_ERR_INVALID_ARGUMENT.
  * - The library never keeps a pointer the caller passed in after the call
  *   returns: the caller owns all its buffers and may reuse them at once.
- *   The one exception is the config's receive_callback and
- *   receive_callback_user, which the endpoint keeps until
- *   aranya_quic_free returns.
+ *   The exceptions are the config's receive_callback, log_callback and
+ *   their user pointers, which the endpoint keeps until aranya_quic_free
+ *   (or aranya_quic_free_nowait) returns.
  * - A length is trusted to describe its buffer: the library reads (or
  *   writes) exactly that many bytes, as memcpy would. A msg_len larger than
  *   the buffer behind msg is the caller's bug (undefined behaviour) and
@@ -64,7 +64,10 @@
  * - Any function may return ARANYA_QUIC_ERR_INTERNAL: a bug in the library
  *   was caught (a Go panic never reaches the host).
  * - The library never writes to stdout, and to stderr only when
- *   log_level is non-zero.
+ *   log_level is non-zero and no log_callback is set.
+ * - Blocking: which calls block and for how long is listed in
+ *   docs/EMBEDDING.md; every blocking call has a counterpart that never
+ *   blocks (see "non-blocking calls and events" at the end).
  *
  * Read docs/EMBEDDING.md before loading the library into a host process
  * (never dlclose it; no fork() without exec; SA_ONSTACK signal handlers).
@@ -265,7 +268,9 @@ extern "C" {
 #define ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED 5
 /* The drain started by aranya_quic_shutdown (id) finished: error_code
  * ARANYA_QUIC_OK or ARANYA_QUIC_ERR_UNCONFIRMED with the count in
- * unconfirmed. The last event of an endpoint. */
+ * unconfirmed, which counts also the messages queued by the _nowait calls
+ * that were never sent (each had its SEND_FAILED event). The last event
+ * of an endpoint; addr is the endpoint's own address. */
 #define ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED 6
 
 /* ------------------------------------------------------------------------
@@ -330,8 +335,13 @@ typedef void (*aranya_quic_receive_callback)(void *user, const struct aranya_qui
  * (added in 0.2). Called for every log record at or above the config's
  * log_level, on a thread of the library, possibly on several threads at
  * once: it must be thread-safe and should return quickly (the engine's
- * work on that connection waits for it). It must not call
- * aranya_quic_free.
+ * work on that connection waits for it). It may call the library, but
+ * aranya_quic_free of its own endpoint returns
+ * ARANYA_QUIC_ERR_INVALID_ARGUMENT (free waits for the callbacks in
+ * progress); aranya_quic_free_nowait works. Once aranya_quic_free or
+ * aranya_quic_free_nowait returned, no further call starts (when
+ * free_nowait was called from inside the callback itself: once that call
+ * returned).
  *
  * user: cfg->log_callback_user.
  * level: ARANYA_QUIC_LOG_ERROR, _WARN, _INFO or _DEBUG.
@@ -642,9 +652,11 @@ int32_t aranya_quic_new(const aranya_quic_config *cfg, aranya_quic_t *out);
  *
  * ep: the handle. 0, or a handle already freed (or being freed by another
  *     thread, in which case this returns at once): harmless, returns OK.
- * Blocks for at most drain_timeout_ms + 1 s while the peers confirm what
- * was sent to them, and, on an endpoint with a receive_callback, until the
- * calls in progress return.
+ * Blocks while messages queued by the _nowait calls are handed over (at
+ * most drain_timeout_ms), then for at most drain_timeout_ms + 1 s while
+ * the peers confirm what was sent to them, and, on an endpoint with a
+ * receive_callback, until the calls in progress return. After an
+ * aranya_quic_shutdown whose event arrived, it does not block.
  * Returns ARANYA_QUIC_OK (every message accepted on the connections free
  * closed was confirmed by its peer; messages the library had already given
  * up on, on a connection that died earlier, were counted in the stats'
@@ -688,7 +700,9 @@ int32_t aranya_quic_local_addr(aranya_quic_t ep, char *buf, size_t buf_len, size
  * one channel are never interleaved; sends to different peers never wait
  * on each other. Never returns OK before the peer accepted our certificate.
  *
- * addr: the peer's address, NUL-terminated, "ip:port" or "[ipv6]:port".
+ * addr: the peer's address, NUL-terminated, "ip:port", "[ipv6]:port" or
+ *     "host:port" (resolved within the send timeout; see "Peer addresses"
+ *     at the end).
  * team_id: ARANYA_QUIC_TEAM_ID_LEN bytes.
  * label, label_len: the label, at most ARANYA_QUIC_LABEL_MAX bytes of
  *     UTF-8 (need not be NUL-terminated). label may be NULL only if
@@ -711,8 +725,9 @@ int32_t aranya_quic_local_addr(aranya_quic_t ep, char *buf, size_t buf_len, size
  *       dials again).
  *   ARANYA_QUIC_ERR_TLS          either side rejected the other's
  *       certificate.
- *   ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
- *   ARANYA_QUIC_ERR_INTERNAL
+ *   ARANYA_QUIC_ERR_RESOLVE      addr's host name did not resolve.
+ *   ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED (also once
+ *   aranya_quic_shutdown was called), ARANYA_QUIC_ERR_INTERNAL
  */
 int32_t aranya_quic_send(aranya_quic_t ep, const char *addr, const uint8_t *team_id,
                          const char *label, size_t label_len, const uint8_t *msg,
@@ -792,6 +807,8 @@ int32_t aranya_quic_receive_fd(aranya_quic_t ep, int *out_fd);
  * while other threads send to addr.
  *
  * addr: the peer's address, NUL-terminated.
+ * The close takes its turn after messages the _nowait calls queued for
+ * addr (see aranya_quic_close_nowait for a close that never blocks).
  * Returns ARANYA_QUIC_OK (the peer confirmed every accepted message),
  * ARANYA_QUIC_ERR_UNCONFIRMED (the drain timed out or the connection died
  * first: the detail says how many accepted messages the peer did not
@@ -962,9 +979,9 @@ int32_t aranya_quic_send_sync_batch(aranya_quic_t ep, const char *addr, uint32_t
  *
  * addr, team_id, label, label_len, msg, msg_len: as for aranya_quic_send
  *     (addr may be a host name); read only during the call.
- * out_id: may be NULL. Receives the message's id (unique per endpoint,
- *     increasing from 1) on ARANYA_QUIC_OK; events about the message
- *     carry it.
+ * out_id: may be NULL. Receives the message's id on ARANYA_QUIC_OK;
+ *     events about the message carry it. Ids are unique per endpoint and
+ *     increase from 1, shared with the ids of close_nowait and shutdown.
  * Never blocks: no network wait, no resolution, no wait for another
  * thread's send beyond a short lock.
  * Returns:
@@ -1059,10 +1076,12 @@ int32_t aranya_quic_close_nowait(aranya_quic_t ep, const char *addr, uint64_t *o
  * more is received (as for aranya_quic_free); messages already queued by
  * the _nowait calls are handed over first, for up to drain_timeout_ms
  * (those that cannot be get SEND_FAILED events), then every connection
- * drains (up to drain_timeout_ms more). The receive queue stays readable
- * until free. When all is done an ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED
+ * drains (up to drain_timeout_ms more). Messages already in the receive
+ * queue can be taken until the drain finishes; then the rest are dropped,
+ * as aranya_quic_free drops them. When all is done an ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED
  * event with the id written to out_id reports how many accepted messages
- * the peers did not confirm; after it aranya_quic_free returns at once.
+ * the peers did not confirm; after it aranya_quic_free returns at once,
+ * with the same outcome (ARANYA_QUIC_OK or ARANYA_QUIC_ERR_UNCONFIRMED).
  * Calling it again (or after a shutdown finished) returns OK and the first
  * call's id.
  *
@@ -1110,7 +1129,8 @@ int32_t aranya_quic_event_fd(aranya_quic_t ep, int *out_fd);
  * aranya_quic_next_event: take the oldest waiting event. Events are kept
  * in the order they happened, up to max_events; the engine never waits
  * for the caller to take them (overflow drops new events and counts
- * them). Several threads may take events; each goes to one of them.
+ * them). CLOSE_FINISHED and SHUTDOWN_FINISHED, the outcomes of calls the
+ * application made, are kept even beyond max_events. Several threads may take events; each goes to one of them.
  *
  * out: the caller sets out->struct_size = sizeof(aranya_quic_event); the
  *     library writes the event (at most struct_size bytes) on
