@@ -94,7 +94,7 @@ test-rust: lib
 	@if [ -d bindings/rust ]; then \
 		cd bindings/rust && ARANYA_QUIC_LIB_DIR=$(CURDIR)/$(BUILD) ARANYA_QUIC_LIB=$(CURDIR)/$(LIB) \
 			LD_LIBRARY_PATH=$(CURDIR)/$(BUILD)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
-			sh -c 'cargo test --locked && cargo test --locked --features tokio'; \
+			sh -c 'cargo test --locked && cargo test --locked --features tokio,log'; \
 	else echo "test-rust: bindings/rust not present, skipped"; fi
 
 test-python: lib

@@ -544,7 +544,9 @@ func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
 			return nil, err
 		}
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: no answer from %s within the connect timeout (%v): %w", ErrConnection, addr, timeout, err)
+			// The cause is the dial's own deadline: it is no timeout of
+			// the send's, so it is kept out of the error chain.
+			return nil, fmt.Errorf("%w: no answer from %s within the connect timeout (%v): %v", ErrConnection, addr, timeout, err)
 		}
 		return nil, err
 	}
@@ -675,6 +677,7 @@ func (e *Endpoint) connGone(c *peerConn) {
 	}
 	c.failStreams()
 	e.connDown(c, lost)
+	close(c.gone)
 }
 
 // Receive copies the oldest queued message into buf. It returns
@@ -822,6 +825,14 @@ func (e *Endpoint) runClose() {
 	for _, c := range conns {
 		c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "endpoint closed")
 	}
+	// Their ends are reported before the shutdown's event, the last one.
+	settle := time.After(time.Second)
+	for _, c := range conns {
+		select {
+		case <-c.gone:
+		case <-settle:
+		}
+	}
 	if n := e.queue.close(); n > 0 {
 		e.stats.droppedAtClose.Add(uint64(n))
 		e.warnf("closed with %d received message(s) the application had not taken from the queue", n)
@@ -853,7 +864,7 @@ func (e *Endpoint) runClose() {
 		e.infof("endpoint %s closed", e.local)
 	}
 	e.closeErr = err
-	e.events.push(ev)
+	e.events.pushLast(ev)
 	close(e.closed)
 }
 

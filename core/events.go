@@ -64,6 +64,7 @@ type eventQueue struct {
 	dropped uint64 // since the last event that fit
 	total   uint64 // dropped since the start
 	notify  func(nonEmpty bool)
+	ended   bool // the last event was pushed: later ones are dropped
 }
 
 func newEventQueue(max int) *eventQueue { return &eventQueue{max: max} }
@@ -75,6 +76,9 @@ func (q *eventQueue) push(ev Event) {
 	// kept even over the limit: whoever waits for it would otherwise wait
 	// for ever. They are as many as those calls, so the queue stays
 	// bounded.
+	if q.ended {
+		return
+	}
 	answersCall := ev.Type == EventCloseFinished || ev.Type == EventShutdownFinished
 	if len(q.events)-q.head >= q.max && !answersCall {
 		q.dropped++
@@ -92,6 +96,14 @@ func (q *eventQueue) push(ev Event) {
 	if len(q.events)-q.head == 1 && q.notify != nil {
 		q.notify(true)
 	}
+}
+
+// pushLast pushes the endpoint's last event: nothing is queued after it.
+func (q *eventQueue) pushLast(ev Event) {
+	q.push(ev)
+	q.mu.Lock()
+	q.ended = true
+	q.mu.Unlock()
 }
 
 // pop takes the oldest event.

@@ -107,6 +107,7 @@ func (e *Endpoint) trySend(p Peer, key chanKey, msg []byte, id uint64) (uint64, 
 	if err := e.checkPeer(p); err != nil {
 		return 0, err
 	}
+	p = e.asAddress(p)
 	if uint64(len(msg)) > e.cfg.MaxMessageSize {
 		return 0, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
 	}
@@ -164,12 +165,26 @@ func (e *Endpoint) sendDirect(p Peer, key chanKey, msg []byte) bool {
 	return true
 }
 
+// asAddress turns a peer named by a host name into its address when the
+// name's answer is cached and nothing sent by the name is still queued,
+// so that sends by name and by address share one order from then on.
+func (e *Endpoint) asAddress(p Peer) Peer {
+	if !p.IsName() || e.out.busy(p) {
+		return p
+	}
+	if ap, ok := e.res.cached(p); ok {
+		return PeerAt(ap)
+	}
+	return p
+}
+
 // sendPeer is the blocking send to p: it waits behind what is queued for
 // p, and resolves a host name.
 func (e *Endpoint) sendPeer(ctx context.Context, p Peer, key chanKey, msg []byte) error {
 	if e.closing.Load() {
 		return ErrClosed
 	}
+	p = e.asAddress(p)
 	if ap, ok := p.Addr(); ok && !e.out.busy(p) {
 		addr, err := e.sendAddr(ap)
 		if err != nil {

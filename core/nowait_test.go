@@ -96,10 +96,15 @@ func TestTrySendToSilentPeerFailsWithEventsAndRefusesBeyondBudget(t *testing.T) 
 	// A blocking send queued behind them fails as they do, not before.
 	err := a.Send(sendCtx(t), hole, team(1), "lost", []byte("blocking"))
 	require.ErrorIs(t, err, ErrConnection)
+	// A peer that never answers is a connection failure, not a timeout
+	// of the send (the C API maps a deadline in the chain to TIMEOUT).
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+	require.NotErrorIs(t, err, ErrTimeout)
 	failed := map[uint64]bool{}
 	for len(failed) < len(ids) {
 		ev, _ := waitEvent(t, a, EventSendFailed)
 		require.ErrorIs(t, ev.Err, ErrConnection)
+		require.NotErrorIs(t, ev.Err, context.DeadlineExceeded)
 		require.Equal(t, "lost", ev.Channel.Label)
 		require.Equal(t, hole.String(), ev.Peer)
 		failed[ev.ID] = true

@@ -71,6 +71,8 @@ type peerConn struct {
 	// announced is set once the connection entered the map and was
 	// reported up; its end is then reported too.
 	announced atomic.Bool
+	// gone is closed once the end of the connection was handled.
+	gone chan struct{}
 }
 
 func (c *peerConn) peerAddr() netip.AddrPort { return c.addr }
@@ -87,6 +89,7 @@ func newPeerConn(ep *Endpoint, qc *quic.Conn, addr netip.AddrPort, dialed bool) 
 		ending:   make(map[*sendStream]struct{}),
 		peerDone: make(chan struct{}),
 		drained:  make(chan struct{}),
+		gone:     make(chan struct{}),
 	}
 	if certs := qc.ConnectionState().TLS.PeerCertificates; len(certs) > 0 {
 		c.peerID = sha256.Sum256(certs[0].Raw)

@@ -154,11 +154,13 @@ extern "C" {
 /* A bug in the library was caught (for example a Go panic). The handle
  * stays valid, but the call's effect is unknown. */
 #define ARANYA_QUIC_ERR_INTERNAL (-10)
-/* An address string is malformed: not "ip:port" or "[ipv6]:port" with the
- * port in plain decimal (no sign, no leading zeros), not NUL terminated
- * within ARANYA_QUIC_ADDR_MAX bytes, port 0 for a peer, a peer address that
- * is not unicast, a bind address that is multicast or broadcast, or a peer
- * address that is this endpoint's own. */
+/* An address string is malformed: not "ip:port", "[ipv6]:port" or (for a
+ * peer) "host:port" with a valid DNS name, the port in plain decimal (no
+ * sign, no leading zeros); not NUL terminated within
+ * ARANYA_QUIC_PEER_ADDR_MAX bytes (ARANYA_QUIC_ADDR_MAX for a bind
+ * address); port 0 for a peer, a peer address that is not unicast, a bind
+ * address that is multicast or broadcast, or a peer address that is this
+ * endpoint's own. */
 #define ARANYA_QUIC_ERR_BAD_ADDRESS (-11)
 /* An operating-system call failed, for example the UDP socket could not be
  * bound (address in use) or the notification pipe could not be made. */
@@ -569,7 +571,8 @@ typedef struct aranya_quic_event {
     uint64_t id;
     /* The peer's address, NUL-terminated. For SEND_FAILED and
      * CLOSE_FINISHED, the address as the call was given it (a host name
-     * stays a host name); otherwise the IP address and port. */
+     * stays a host name); for SHUTDOWN_FINISHED the endpoint's own bound
+     * address; otherwise the peer's IP address and port. */
     char addr[ARANYA_QUIC_PEER_ADDR_MAX];
     /* PEER_CONNECTED, PEER_DISCONNECTED: SHA-256 of the peer's DER leaf
      * certificate. */
@@ -976,6 +979,10 @@ int32_t aranya_quic_send_sync_batch(aranya_quic_t ep, const char *addr, uint32_t
  * an ARANYA_QUIC_EVENT_SEND_FAILED event with its id says so and the
  * stats' sends_failed counts it. A blocking call to the same address that
  * fails the same way fails with the code the event carries.
+ * A peer named by a host name and by its IP address shares one order once
+ * the name's answer is cached (after its first resolution): messages sent
+ * by name while the name is still being resolved may be overtaken by
+ * messages sent to the IP address meanwhile.
  *
  * addr, team_id, label, label_len, msg, msg_len: as for aranya_quic_send
  *     (addr may be a host name); read only during the call.

@@ -465,14 +465,14 @@ static void test_bad_arguments(void) {
     uint8_t tid[ARANYA_QUIC_TEAM_ID_LEN];
     uint8_t buf[64];
     char long_label[ARANYA_QUIC_LABEL_MAX + 1];
-    char unterminated[ARANYA_QUIC_ADDR_MAX + 8];
+    char unterminated[ARANYA_QUIC_PEER_ADDR_MAX + 8];
     aranya_quic_channel ch;
     aranya_quic_stats st;
     size_t len;
     int fd;
     static const char *bad_addrs[] = {
         "", "nonsense", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:99999", "[::1:5",
-        "::1:5", "localhost:4433", "0.0.0.0:4433", "224.0.0.1:4433", "1.2.3.4:-1",
+        "::1:5", "-localhost:4433", "no..dots:4433", "0.0.0.0:4433", "224.0.0.1:4433", "1.2.3.4:-1",
         "[fe80::1%eth0]:4433", " 127.0.0.1:4433",
     };
     size_t i;

@@ -4,6 +4,7 @@
 #include "testlib.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -103,6 +104,38 @@ void sleep_ms(long ms) {
     ts.tv_sec = ms / 1000;
     ts.tv_nsec = (ms % 1000) * 1000000L;
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int wait_readable(int fd, int timeout_ms) {
+    struct pollfd pfd;
+    long long deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        long long left = deadline - mono_ms();
+        int n;
+        pfd.fd = fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        n = poll(&pfd, 1, left > 0 ? (int)left : 0);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 || (n == 1 && (pfd.revents & POLLNVAL))) {
+            return -1;
+        }
+        if (n == 1 && (pfd.revents & (POLLIN | POLLHUP))) {
+            return 1;
+        }
+        if (n == 1) {
+            return -1; /* POLLERR alone */
+        }
+        return 0;
     }
 }
 

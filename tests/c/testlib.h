@@ -101,6 +101,15 @@ void base_config(aranya_quic_config *cfg, const identity *id);
  * interrupts the sleep. */
 void sleep_ms(long ms);
 
+/* mono_ms: milliseconds on the monotonic clock, for the deadlines that keep
+ * a lost message or event from hanging a test (never for a check). */
+long long mono_ms(void);
+
+/* wait_readable waits up to timeout_ms (0: not at all) for fd to be
+ * readable: 1 when it is, 0 when the time passed, -1 when poll failed or
+ * reported the fd closed or invalid. */
+int wait_readable(int fd, int timeout_ms);
+
 /* ----------------------------------------------------------------- running */
 
 typedef struct {

@@ -26,6 +26,15 @@ implement the same; keep the three in step):
 - Then write RUNDIR/NAME.done and keep receiving until the other two .done
   files exist: any message then is an extra (failure). Exit 0 only if all
   was as expected, within the deadline (DEADLINE seconds from start).
+
+How each peer sends is its own choice; the receivers check the same things
+whatever the sender used. The C peer sends with the non-blocking calls
+(send_nowait, the batch and sync variants, retried after WOULD_BLOCK once
+send_fd is readable), blocking sends interleaved on the same streams, and
+ends with shutdown and its event; it addresses this peer as
+"localhost:PORT", and this peer addresses the C peer the same way, so host
+names are resolved on both sides while received messages still carry the
+sender's IP address.
 """
 
 from __future__ import annotations
@@ -84,14 +93,16 @@ def main() -> int:
         tmp.write_text(ep.local_addr + "\n")
         tmp.rename(rundir / f"{name}.addr")
         addrs = {p: wait_file(rundir / f"{PEERS[p]}.addr", deadline) for p in others}
+        # The C peer by host name; the others by IP address.
+        dsts = {p: ("localhost:" + a.rsplit(":", 1)[1]) if PEERS[p] == "c" else a for p, a in addrs.items()}
         ids = {p: bytes.fromhex(wait_file(rundir / f"{PEERS[p]}.id", deadline)) for p in others}
         by_addr = {a: p for p, a in addrs.items()}
 
         for i in range(N):
             for r in others:
                 for s in range(2):
-                    ep.send(addrs[r], TEAMS[s], LABELS[s], payload(me, r, s, i))
-                ep.send_sync(addrs[r], SYNC_TYPE, payload(me, r, 2, i))
+                    ep.send(dsts[r], TEAMS[s], LABELS[s], payload(me, r, s, i))
+                ep.send_sync(dsts[r], SYNC_TYPE, payload(me, r, 2, i))
 
         nxt = {(p, s): 0 for p in others for s in range(3)}
         received = 0

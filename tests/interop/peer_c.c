@@ -7,9 +7,19 @@
  * Exits 0 only if it received exactly the expected messages from both other
  * peers (content, order per channel, team id, label, kind, sync type,
  * sender address, peer id) before the deadline.
+ *
+ * This peer drives its endpoint the way an event loop would (the header's
+ * "non-blocking calls and events"): it sends mostly with the _nowait calls,
+ * blocking sends interleaved on the same streams, retrying after
+ * WOULD_BLOCK once send_fd is readable; it addresses the Python peer by
+ * "localhost:PORT"; it receives by polling receive_fd and event_fd; it
+ * fails on any SEND_FAILED, HANDSHAKE_REJECTED or lost connection, checks
+ * each PEER_CONNECTED against the peer's address and id, and ends with
+ * aranya_quic_shutdown, waiting for SHUTDOWN_FINISHED before freeing.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +42,16 @@ static uint8_t TEAMS[2][ARANYA_QUIC_TEAM_ID_LEN];
 
 static const char *me_name = "c";
 static double deadline;
+
+/* The endpoint's fds and what the events said, for the helpers below. */
+static aranya_quic_t ep;
+static int send_fd = -1, event_fd = -1, recv_fd = -1;
+static char addrs[NPEERS][ARANYA_QUIC_ADDR_MAX];
+static uint8_t ids[NPEERS][ARANYA_QUIC_PEER_ID_LEN];
+static int connected[NPEERS];
+static uint64_t shutdown_id;
+static int shutdown_done;
+static int nowait_calls, refusals;
 
 static double now(void) {
     struct timespec ts;
@@ -157,6 +177,123 @@ static void hex(const uint8_t *b, size_t n, char *out) {
     out[2 * n] = 0;
 }
 
+/* wait_fd polls fd for POLLIN until it is readable (1), ms passes (0) or
+ * poll fails (-1). */
+static int wait_fd(int fd, int ms) {
+    struct pollfd p;
+    int n;
+    p.fd = fd;
+    p.events = POLLIN;
+    p.revents = 0;
+    n = poll(&p, 1, ms);
+    return n < 0 ? -1 : n;
+}
+
+/* pump_events takes every waiting event: 0, or 1 (reported) on an event
+ * that means a message may be lost or a peer is not who it should be. */
+static int pump_events(void) {
+    for (;;) {
+        aranya_quic_event ev;
+        int32_t rc;
+        int k, p = -1;
+        memset(&ev, 0, sizeof ev);
+        ev.struct_size = sizeof ev;
+        rc = aranya_quic_next_event(ep, &ev);
+        if (rc == ARANYA_QUIC_ERR_WOULD_BLOCK) return 0;
+        if (rc != ARANYA_QUIC_OK) return fail("next_event: %s (%s)", aranya_quic_strerror(rc), aranya_quic_last_error());
+        if (memchr(ev.addr, 0, sizeof ev.addr) == NULL) return fail("event %u: address not NUL-terminated", (unsigned)ev.type);
+        if (ev.dropped_before != 0) return fail("%lu events dropped", (unsigned long)ev.dropped_before);
+        for (k = 0; k < NPEERS; k++) {
+            if (strcmp(ev.addr, addrs[k]) == 0) p = k;
+        }
+        switch (ev.type) {
+        case ARANYA_QUIC_EVENT_PEER_CONNECTED:
+            if (p < 0) return fail("PEER_CONNECTED from unknown address %s", ev.addr);
+            if (memcmp(ev.peer_id, ids[p], ARANYA_QUIC_PEER_ID_LEN) != 0) return fail("PEER_CONNECTED %s: not %s's id", ev.addr, PEERS[p]);
+            connected[p]++;
+            break;
+        case ARANYA_QUIC_EVENT_PEER_DISCONNECTED:
+            if (ev.error_code != ARANYA_QUIC_OK || ev.unconfirmed != 0)
+                return fail("connection to %s lost: %s, %lu unconfirmed (%s)", ev.addr, aranya_quic_strerror(ev.error_code),
+                            (unsigned long)ev.unconfirmed, ev.reason);
+            break;
+        case ARANYA_QUIC_EVENT_SEND_FAILED:
+            return fail("message id %lu to %s failed: %s (%s)", (unsigned long)ev.id, ev.addr,
+                        aranya_quic_strerror(ev.error_code), ev.reason);
+        case ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED:
+            return fail("handshake with %s rejected: %s", ev.addr, ev.reason);
+        case ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED:
+            if (ev.id != shutdown_id) return fail("SHUTDOWN_FINISHED id %lu, want %lu", (unsigned long)ev.id, (unsigned long)shutdown_id);
+            shutdown_done = 1;
+            if (ev.error_code != ARANYA_QUIC_OK)
+                return fail("shutdown: %s, %lu unconfirmed (%s)", aranya_quic_strerror(ev.error_code),
+                            (unsigned long)ev.unconfirmed, ev.reason);
+            break;
+        default: /* CLOSE_FINISHED is not expected either, but harmless; unknown types are ignored */
+            break;
+        }
+    }
+}
+
+/* retry_after is called after a WOULD_BLOCK: waits for send_fd, bounded by
+ * the deadline. 0 to retry, 1 (reported) to give up. */
+static int retry_after(const char *what) {
+    refusals++;
+    for (;;) {
+        int r;
+        if (now() > deadline) return fail("%s: send_fd never became readable", what);
+        r = wait_fd(send_fd, 50);
+        if (r < 0) return fail("%s: poll on send_fd failed", what);
+        if (r > 0) return 0;
+    }
+}
+
+/* send_one sends message msg of stream s to dst: with the non-blocking
+ * call unless blocking is set. */
+static int send_one(const char *dst, int s, const uint8_t *msg, size_t len, int blocking) {
+    for (;;) {
+        int32_t rc;
+        uint64_t id = 0;
+        if (blocking) {
+            rc = s < 2 ? aranya_quic_send(ep, dst, TEAMS[s], LABELS[s], strlen(LABELS[s]), msg, len)
+                       : aranya_quic_send_sync(ep, dst, SYNC_TYPE, msg, len);
+        } else {
+            nowait_calls++;
+            rc = s < 2 ? aranya_quic_send_nowait(ep, dst, TEAMS[s], LABELS[s], strlen(LABELS[s]), msg, len, &id)
+                       : aranya_quic_send_sync_nowait(ep, dst, SYNC_TYPE, msg, len, &id);
+        }
+        if (rc == ARANYA_QUIC_OK) return 0;
+        if (rc != ARANYA_QUIC_ERR_WOULD_BLOCK || blocking)
+            return fail("send to %s stream %s: %s (%s)", dst, STREAM_NAMES[s], aranya_quic_strerror(rc), aranya_quic_last_error());
+        if (retry_after("send_nowait")) return 1;
+    }
+}
+
+/* send_many sends n messages of stream s to dst in order with the batch
+ * non-blocking calls, the rest again after each refusal. */
+static int send_many(const char *dst, int s, const aranya_quic_buf *msgs, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+        size_t sent = 0;
+        uint64_t first = 0;
+        int32_t rc;
+        nowait_calls++;
+        rc = s < 2 ? aranya_quic_send_batch_nowait(ep, dst, TEAMS[s], LABELS[s], strlen(LABELS[s]), msgs + done, n - done,
+                                                   &sent, &first)
+                   : aranya_quic_send_sync_batch_nowait(ep, dst, SYNC_TYPE, msgs + done, n - done, &sent, &first);
+        if (sent > n - done) return fail("batch to %s: %lu sent of %lu", dst, (unsigned long)sent, (unsigned long)(n - done));
+        done += sent;
+        if (rc == ARANYA_QUIC_OK) {
+            if (done != n) return fail("batch to %s: OK with %lu of %lu sent", dst, (unsigned long)done, (unsigned long)n);
+            return 0;
+        }
+        if (rc != ARANYA_QUIC_ERR_WOULD_BLOCK)
+            return fail("batch to %s stream %s: %s (%s)", dst, STREAM_NAMES[s], aranya_quic_strerror(rc), aranya_quic_last_error());
+        if (retry_after("batch_nowait")) return 1;
+    }
+    return 0;
+}
+
 static uint8_t *load(const char *dir, const char *name, const char *ext, size_t *len) {
     char path[4096];
     uint8_t *b;
@@ -170,14 +307,12 @@ int main(int argc, char **argv) {
     const char *rundir, *certdir;
     int me = -1, k, p, s, i, r;
     int others[2], no = 0;
-    char addrs[NPEERS][ARANYA_QUIC_ADDR_MAX];
-    uint8_t ids[NPEERS][ARANYA_QUIC_PEER_ID_LEN];
+    char dsts[NPEERS][ARANYA_QUIC_PEER_ADDR_MAX];
     int next[NPEERS][NSTREAMS];
     int received = 0, want = 2 * NSTREAMS * N, done = 0, rc = 1;
     uint8_t *cert, *key, *ca;
     size_t cert_len, key_len, ca_len;
     aranya_quic_config cfg;
-    aranya_quic_t ep = 0;
     char local[ARANYA_QUIC_ADDR_MAX + 1];
     size_t local_len;
     size_t cap = 64 * 1024;
@@ -220,12 +355,22 @@ int main(int argc, char **argv) {
     cfg.key_pem_len = key_len;
     cfg.ca_pem = ca;
     cfg.ca_pem_len = ca_len;
+    /* The smallest outbound queue: it takes one message at a time, so the
+     * second message to a peer whose connection is still being set up is
+     * refused, and every refusal waits for send_fd: the WOULD_BLOCK path,
+     * across languages. */
+    cfg.max_outbound_bytes_per_peer = 1;
     if (aranya_quic_new(&cfg, &ep) != ARANYA_QUIC_OK) return fail("aranya_quic_new: %s", aranya_quic_last_error());
     free(cert);
     free(key);
     free(ca);
     buf = malloc(cap);
     if (buf == NULL) return fail("out of memory");
+    if (aranya_quic_receive_fd(ep, &recv_fd) != ARANYA_QUIC_OK || aranya_quic_send_fd(ep, &send_fd) != ARANYA_QUIC_OK ||
+        aranya_quic_event_fd(ep, &event_fd) != ARANYA_QUIC_OK) {
+        fail("fds: %s", aranya_quic_last_error());
+        goto out;
+    }
 
     if (aranya_quic_local_addr(ep, local, sizeof local - 1, &local_len) != ARANYA_QUIC_OK) {
         fail("aranya_quic_local_addr: %s", aranya_quic_last_error());
@@ -245,21 +390,61 @@ int main(int argc, char **argv) {
             if (hi < 0 || lo < 0) { fail("bad id for %s", PEERS[p]); goto out; }
             ids[p][i] = (uint8_t)(hi * 16 + lo);
         }
+        /* The Python peer by name, the Rust peer by IP address. */
+        if (strcmp(PEERS[p], "py") == 0) {
+            const char *port = strrchr(addrs[p], ':');
+            snprintf(dsts[p], sizeof dsts[p], "localhost%s", port != NULL ? port : "");
+        } else {
+            snprintf(dsts[p], sizeof dsts[p], "%s", addrs[p]);
+        }
     }
 
+    /* Each stream mixes the calls, per message i:
+     *   stream a: send_nowait, except aranya_quic_send when i % 4 == 1 (so
+     *     the 200 kB message, i = N-1, goes through the outbound queue);
+     *   stream b: send_batch_nowait of i-3..i when i % 4 == 3;
+     *   stream s: send_sync_nowait when i % 4 == 0, aranya_quic_send_sync
+     *     when i % 4 == 1, send_sync_batch_nowait of i-1..i when i % 4 == 3.
+     * The receivers check the order of each stream. */
     for (i = 0; i < N; i++) {
         for (k = 0; k < 2; k++) {
+            static uint8_t *held[NPEERS][NSTREAMS][4];
+            static size_t held_len[NPEERS][NSTREAMS][4];
             r = others[k];
             for (s = 0; s < NSTREAMS; s++) {
                 uint8_t *msg;
                 size_t len = payload(me, r, s, i, &msg);
-                int32_t src = s < 2
-                    ? aranya_quic_send(ep, addrs[r], TEAMS[s], LABELS[s], strlen(LABELS[s]), len ? msg : NULL, len)
-                    : aranya_quic_send_sync(ep, addrs[r], SYNC_TYPE, len ? msg : NULL, len);
-                free(msg);
-                if (src != ARANYA_QUIC_OK) {
-                    fail("send to %s stream %s message %d: %s (%s)", PEERS[r], STREAM_NAMES[s], i,
-                         aranya_quic_strerror(src), aranya_quic_last_error());
+                int bad = 0, j, from = -1;
+                held[r][s][i % 4] = msg;
+                held_len[r][s][i % 4] = len;
+                if (s == 0) {
+                    bad = send_one(dsts[r], s, len ? msg : NULL, len, i % 4 == 1);
+                } else if (s == 1) {
+                    from = i % 4 == 3 ? 0 : -1;
+                } else if (i % 4 == 0 || i % 4 == 1) {
+                    bad = send_one(dsts[r], s, len ? msg : NULL, len, i % 4 == 1);
+                } else if (i % 4 == 3) {
+                    from = 2;
+                }
+                if (from >= 0) {
+                    aranya_quic_buf b[4];
+                    for (j = from; j < 4; j++) {
+                        b[j - from].data = held_len[r][s][j] ? held[r][s][j] : NULL;
+                        b[j - from].len = held_len[r][s][j];
+                    }
+                    bad = send_many(dsts[r], s, b, (size_t)(4 - from));
+                }
+                if (s == 0 || (s == 2 && i % 4 < 2)) {
+                    free(msg);
+                    held[r][s][i % 4] = NULL;
+                } else if (i % 4 == 3) {
+                    for (j = 0; j < 4; j++) {
+                        free(held[r][s][j]);
+                        held[r][s][j] = NULL;
+                    }
+                }
+                if (bad || pump_events()) {
+                    fail("while sending message %d of stream %s to %s", i, STREAM_NAMES[s], PEERS[r]);
                     goto out;
                 }
             }
@@ -289,7 +474,19 @@ int main(int argc, char **argv) {
                                 next[others[k]][s], N);
             goto out;
         }
-        got = aranya_quic_receive_timeout(ep, buf, cap, &ch, &len, 50);
+        if (pump_events()) goto out;
+        got = aranya_quic_receive(ep, buf, cap, &ch, &len);
+        if (got == ARANYA_QUIC_ERR_WOULD_BLOCK) {
+            struct pollfd pf[2];
+            pf[0].fd = recv_fd;
+            pf[0].events = POLLIN;
+            pf[0].revents = 0;
+            pf[1].fd = event_fd;
+            pf[1].events = POLLIN;
+            pf[1].revents = 0;
+            if (poll(pf, 2, 50) > 0) continue;
+            got = ARANYA_QUIC_ERR_TIMEOUT; /* quiet for a while: time to look at the .done files */
+        }
         if (got == ARANYA_QUIC_ERR_BUFFER_TOO_SMALL) {
             uint8_t *nb = realloc(buf, len);
             if (nb == NULL) { fail("out of memory"); goto out; }
@@ -368,11 +565,36 @@ int main(int argc, char **argv) {
     }
     {
         aranya_quic_stats st;
+        int32_t frc;
+        if (pump_events()) goto out;
+        for (k = 0; k < 2; k++) {
+            if (connected[others[k]] != 1) {
+                fail("%d PEER_CONNECTED events for %s, want 1", connected[others[k]], PEERS[others[k]]);
+                goto out;
+            }
+        }
         memset(&st, 0, sizeof st);
         st.struct_size = sizeof st;
-        aranya_quic_get_stats(ep, &st);
-        printf("peer %s: ok: received %d messages from %s and %s, sent %lu\n", me_name, received,
-               PEERS[others[0]], PEERS[others[1]], (unsigned long)st.messages_sent);
+        if (aranya_quic_get_stats(ep, &st) != ARANYA_QUIC_OK) { fail("get_stats: %s", aranya_quic_last_error()); goto out; }
+        if (st.sends_failed != 0 || st.events_dropped != 0 || st.outbound_messages != 0) {
+            fail("stats: %lu sends failed, %lu events dropped, %lu still queued", (unsigned long)st.sends_failed,
+                 (unsigned long)st.events_dropped, (unsigned long)st.outbound_messages);
+            goto out;
+        }
+        /* The orderly end: shutdown, its event, then a free that has
+         * nothing left to wait for. */
+        if (aranya_quic_shutdown(ep, &shutdown_id) != ARANYA_QUIC_OK) { fail("shutdown: %s", aranya_quic_last_error()); goto out; }
+        while (!shutdown_done) {
+            if (now() > deadline) { fail("no SHUTDOWN_FINISHED event before the deadline"); goto out; }
+            if (wait_fd(event_fd, 50) < 0) { fail("poll on event_fd failed"); goto out; }
+            if (pump_events()) goto out;
+        }
+        frc = aranya_quic_free(ep);
+        ep = 0;
+        if (frc != ARANYA_QUIC_OK) { fail("free after shutdown: %s (%s)", aranya_quic_strerror(frc), aranya_quic_last_error()); goto out; }
+        printf("peer %s: ok: received %d messages from %s and %s, sent %lu (%d non-blocking calls, %d refused), "
+               "shut down cleanly\n", me_name, received, PEERS[others[0]], PEERS[others[1]],
+               (unsigned long)st.messages_sent, nowait_calls, refusals);
     }
     rc = 0;
 out:

@@ -10,7 +10,9 @@ writes each peer's id (SHA-256 of its DER certificate) to DIR/NAME.id,
 starts the three peers, and fails if any peer fails or they do not all
 finish within the timeout. Every peer sends to both others on two channels
 (two team ids, two labels) and one sync type, and checks everything it
-received; the plan is in peer.py's docstring.
+received; the plan is in peer.py's docstring. The C peer sends with the
+non-blocking calls and checks the events it gets (peer.py's docstring says
+how), so the other two check the order of what they send across languages.
 """
 
 from __future__ import annotations

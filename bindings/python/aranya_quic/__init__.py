@@ -29,17 +29,23 @@ from ._ffi import (
 )
 from ._ffi import lib as library
 from .endpoint import (
+    LOGGER_NAME,
     RECEIVE_BATCH_DEFAULT,
     RECEIVE_BUFFER_INITIAL,
     Address,
+    Channel,
     Config,
     CongestionControl,
     Endpoint,
+    Event,
+    EventStream,
+    EventType,
     Kind,
     LogLevel,
     Message,
     PemSource,
     Stats,
+    forward_to_logging,
 )
 from .errors import (
     AranyaQuicError,
@@ -51,6 +57,7 @@ from .errors import (
     InvalidArgument,
     InvalidHandle,
     IoError,
+    ResolveError,
     TlsError,
     TooLarge,
     Timeout,
@@ -67,6 +74,9 @@ TEAM_ID_LEN = _ffi.ARANYA_QUIC_TEAM_ID_LEN
 LABEL_MAX = _ffi.ARANYA_QUIC_LABEL_MAX
 #: Length of a peer id (SHA-256 of the peer's DER leaf certificate).
 PEER_ID_LEN = _ffi.ARANYA_QUIC_PEER_ID_LEN
+#: Longest peer address argument in bytes (with room for a NUL): a host name
+#: of up to 253 bytes or an IP literal, with brackets and port.
+PEER_ADDR_MAX = _ffi.ARANYA_QUIC_PEER_ADDR_MAX
 #: For send_timeout_ms / keep_alive_ms: no timeout / no keep-alives.
 DISABLED = _ffi.ARANYA_QUIC_DISABLED
 #: Largest accepted max_message_size.
@@ -86,6 +96,7 @@ def strerror(code: int) -> str:
 __all__ = [
     "Address",
     "AranyaQuicError",
+    "Channel",
     "BadAddress",
     "BufferTooSmall",
     "Closed",
@@ -95,6 +106,9 @@ __all__ = [
     "DISABLED",
     "ENV_VAR",
     "Endpoint",
+    "Event",
+    "EventStream",
+    "EventType",
     "HEADER_VERSION",
     "InternalError",
     "InvalidArgument",
@@ -102,13 +116,16 @@ __all__ = [
     "IoError",
     "Kind",
     "LABEL_MAX",
+    "LOGGER_NAME",
     "LibraryNotFoundError",
     "LibraryVersionError",
     "LogLevel",
     "MAX_MESSAGE_SIZE_LIMIT",
     "Message",
+    "PEER_ADDR_MAX",
     "PEER_ID_LEN",
     "PemSource",
+    "ResolveError",
     "RECEIVE_BATCH_DEFAULT",
     "RECEIVE_BUFFER_INITIAL",
     "Stats",
@@ -119,6 +136,7 @@ __all__ = [
     "Unconfirmed",
     "WouldBlock",
     "error_from_code",
+    "forward_to_logging",
     "library",
     "library_path",
     "strerror",

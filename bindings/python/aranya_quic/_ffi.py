@@ -1,8 +1,9 @@
 """Raw ctypes declarations of ``include/aranya_quic.h`` and the library loader.
 
 Everything here mirrors the public C header exactly: the constants, the
-structs (same field order and C types; one documented exception in
-:class:`aranya_quic_buf`) and the signature of every function.
+structs (same field order and C types; documented exceptions of the same
+ABI: ``data`` of :class:`aranya_quic_buf` and ``msg`` of
+:data:`aranya_quic_log_callback`) and the signature of every function.
 The safe API in :mod:`aranya_quic.endpoint` is built on top of it; use this
 module directly only when you need the C API as-is.
 
@@ -55,6 +56,9 @@ ARANYA_QUIC_TEAM_ID_LEN: Final = 32
 ARANYA_QUIC_LABEL_MAX: Final = 255
 ARANYA_QUIC_ADDR_MAX: Final = 64
 ARANYA_QUIC_PEER_ID_LEN: Final = 32
+#: (0.2) Buffer size for any peer address argument with its NUL: a host name
+#: of up to 253 bytes or an IP literal, with brackets and port.
+ARANYA_QUIC_PEER_ADDR_MAX: Final = 264
 ARANYA_QUIC_FINGERPRINT_LEN: Final = 32
 ARANYA_QUIC_RESET_KEY_LEN: Final = 32
 
@@ -76,6 +80,8 @@ ARANYA_QUIC_ERR_INTERNAL: Final = -10
 ARANYA_QUIC_ERR_BAD_ADDRESS: Final = -11
 ARANYA_QUIC_ERR_IO: Final = -12
 ARANYA_QUIC_ERR_UNCONFIRMED: Final = -13
+#: (0.2) A peer's host name could not be resolved within resolve_timeout_ms.
+ARANYA_QUIC_ERR_RESOLVE: Final = -14
 
 # ---------------------------------------------------------------------------
 # Message kinds, congestion control, log levels
@@ -112,6 +118,23 @@ ARANYA_QUIC_DEFAULT_MAX_CHANNELS_PER_PEER: Final = 1024
 ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES: Final = 256 * 1024
 ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT: Final = 1024 * 1024 * 1024
 ARANYA_QUIC_DISABLED: Final = 0xFFFFFFFF  # UINT32_MAX
+# Added in 0.2.
+ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES_PER_PEER: Final = 4 * 1024 * 1024
+ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES: Final = 64 * 1024 * 1024
+ARANYA_QUIC_DEFAULT_MAX_EVENTS: Final = 4096
+ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS: Final = 5000
+
+# ---------------------------------------------------------------------------
+# Event types (aranya_quic_event.type), added in 0.2. New types may be added:
+# ignore the ones you do not know.
+# ---------------------------------------------------------------------------
+
+ARANYA_QUIC_EVENT_PEER_CONNECTED: Final = 1
+ARANYA_QUIC_EVENT_PEER_DISCONNECTED: Final = 2
+ARANYA_QUIC_EVENT_SEND_FAILED: Final = 3
+ARANYA_QUIC_EVENT_CLOSE_FINISHED: Final = 4
+ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED: Final = 5
+ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED: Final = 6
 
 # ---------------------------------------------------------------------------
 # Types
@@ -119,6 +142,12 @@ ARANYA_QUIC_DISABLED: Final = 0xFFFFFFFF  # UINT32_MAX
 
 #: ``typedef uint64_t aranya_quic_t;`` 0 is never a valid handle.
 aranya_quic_t = c_uint64
+
+#: ``typedef void (*aranya_quic_log_callback)(void *user, uint32_t level,
+#: const char *msg, size_t len);`` (0.2). ``msg`` is declared ``c_void_p``
+#: rather than ``c_char_p`` so that the callback reads exactly ``len`` bytes
+#: (``c_char_p`` would stop at a NUL and copy before the callback runs).
+aranya_quic_log_callback = ctypes.CFUNCTYPE(None, c_void_p, c_uint32, c_void_p, c_size_t)
 
 
 class aranya_quic_config(Structure):
@@ -160,6 +189,16 @@ class aranya_quic_config(Structure):
         # (None) queues received messages. This binding leaves it NULL.
         ("receive_callback", c_void_p),
         ("receive_callback_user", c_void_p),
+        # --- added in 0.2 (non-blocking sends, events, logging) ---
+        ("max_outbound_bytes_per_peer", c_uint64),
+        ("max_outbound_bytes", c_uint64),
+        ("max_events", c_uint32),
+        ("resolve_timeout_ms", c_uint32),
+        # aranya_quic_log_callback; NULL (None) logs to stderr when
+        # log_level is non-zero. The CFUNCTYPE object assigned here must be
+        # kept alive by the caller for as long as the library may call it.
+        ("log_callback", aranya_quic_log_callback),
+        ("log_callback_user", c_void_p),
     ]
 
 
@@ -208,6 +247,11 @@ class aranya_quic_stats(Structure):
         ("congestion_control", c_char * 16),
         # --- added in 0.2; filled only when struct_size covers them ---
         ("messages_unconfirmed", c_uint64),
+        # --- added with non-blocking sends and events ---
+        ("outbound_messages", c_uint64),
+        ("outbound_bytes", c_uint64),
+        ("sends_failed", c_uint64),
+        ("events_dropped", c_uint64),
     ]
 
 
@@ -236,6 +280,26 @@ class aranya_quic_buf(Structure):
     _fields_ = [
         ("data", c_char_p),
         ("len", c_size_t),
+    ]
+
+
+class aranya_quic_event(Structure):
+    """``struct aranya_quic_event`` (0.2): one event, as
+    ``aranya_quic_next_event`` returns it. Set ``struct_size =
+    ctypes.sizeof(aranya_quic_event)`` before the call. Fields that do not
+    apply to the event's type are zero."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("type", c_uint32),
+        ("error_code", c_int32),
+        ("id", c_uint64),
+        ("addr", c_char * ARANYA_QUIC_PEER_ADDR_MAX),
+        ("peer_id", c_uint8 * ARANYA_QUIC_PEER_ID_LEN),
+        ("channel", aranya_quic_channel),
+        ("unconfirmed", c_uint64),
+        ("dropped_before", c_uint64),
+        ("reason", c_char * 256),
     ]
 
 
@@ -345,6 +409,67 @@ FUNCTIONS: Final[dict[str, tuple[type | None, list[type]]]] = {
         c_int32,
         [aranya_quic_t, c_char_p, c_uint32, POINTER(aranya_quic_buf), c_size_t, POINTER(c_size_t)],
     ),
+    # --- non-blocking calls and events, added in 0.2 ---
+    # int32_t aranya_quic_send_nowait(aranya_quic_t ep, const char *addr, const uint8_t *team_id,
+    #                                 const char *label, size_t label_len, const uint8_t *msg,
+    #                                 size_t msg_len, uint64_t *out_id);
+    "aranya_quic_send_nowait": (
+        c_int32,
+        [aranya_quic_t, c_char_p, _u8p, c_char_p, c_size_t, _u8p, c_size_t, POINTER(c_uint64)],
+    ),
+    # int32_t aranya_quic_send_sync_nowait(aranya_quic_t ep, const char *addr, uint32_t sync_type,
+    #                                      const uint8_t *msg, size_t msg_len, uint64_t *out_id);
+    "aranya_quic_send_sync_nowait": (
+        c_int32,
+        [aranya_quic_t, c_char_p, c_uint32, _u8p, c_size_t, POINTER(c_uint64)],
+    ),
+    # int32_t aranya_quic_send_batch_nowait(aranya_quic_t ep, const char *addr,
+    #                                       const uint8_t *team_id, const char *label,
+    #                                       size_t label_len, const aranya_quic_buf *msgs,
+    #                                       size_t count, size_t *out_sent,
+    #                                       uint64_t *out_first_id);
+    "aranya_quic_send_batch_nowait": (
+        c_int32,
+        [
+            aranya_quic_t,
+            c_char_p,
+            _u8p,
+            c_char_p,
+            c_size_t,
+            POINTER(aranya_quic_buf),
+            c_size_t,
+            POINTER(c_size_t),
+            POINTER(c_uint64),
+        ],
+    ),
+    # int32_t aranya_quic_send_sync_batch_nowait(aranya_quic_t ep, const char *addr,
+    #                                            uint32_t sync_type, const aranya_quic_buf *msgs,
+    #                                            size_t count, size_t *out_sent,
+    #                                            uint64_t *out_first_id);
+    "aranya_quic_send_sync_batch_nowait": (
+        c_int32,
+        [
+            aranya_quic_t,
+            c_char_p,
+            c_uint32,
+            POINTER(aranya_quic_buf),
+            c_size_t,
+            POINTER(c_size_t),
+            POINTER(c_uint64),
+        ],
+    ),
+    # int32_t aranya_quic_send_fd(aranya_quic_t ep, int *out_fd);
+    "aranya_quic_send_fd": (c_int32, [aranya_quic_t, POINTER(c_int)]),
+    # int32_t aranya_quic_close_nowait(aranya_quic_t ep, const char *addr, uint64_t *out_id);
+    "aranya_quic_close_nowait": (c_int32, [aranya_quic_t, c_char_p, POINTER(c_uint64)]),
+    # int32_t aranya_quic_shutdown(aranya_quic_t ep, uint64_t *out_id);
+    "aranya_quic_shutdown": (c_int32, [aranya_quic_t, POINTER(c_uint64)]),
+    # int32_t aranya_quic_free_nowait(aranya_quic_t ep);
+    "aranya_quic_free_nowait": (c_int32, [aranya_quic_t]),
+    # int32_t aranya_quic_event_fd(aranya_quic_t ep, int *out_fd);
+    "aranya_quic_event_fd": (c_int32, [aranya_quic_t, POINTER(c_int)]),
+    # int32_t aranya_quic_next_event(aranya_quic_t ep, aranya_quic_event *out);
+    "aranya_quic_next_event": (c_int32, [aranya_quic_t, POINTER(aranya_quic_event)]),
 }
 
 # ---------------------------------------------------------------------------

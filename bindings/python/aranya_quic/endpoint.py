@@ -1,21 +1,27 @@
-"""The safe Python API: :class:`Endpoint`, :class:`Config`, :class:`Message`, :class:`Stats`."""
+"""The safe Python API: :class:`Endpoint`, :class:`Config`, :class:`Message`,
+:class:`Stats`, :class:`Event`."""
 
 from __future__ import annotations
 
 import array
 import asyncio
+import atexit
 import collections
 import ctypes
 import dataclasses
 import enum
 import itertools
+import logging
 import math
 import os
 import struct
+import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from ctypes import POINTER, byref, c_int, c_size_t, c_uint8
+import traceback
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from ctypes import POINTER, byref, c_int, c_size_t, c_uint8, c_uint64
 from typing import Any, Union
 
 from . import _ffi
@@ -31,12 +37,19 @@ __all__ = [
     "Message",
     "Stats",
     "Endpoint",
+    "EventType",
+    "Channel",
+    "Event",
+    "EventStream",
+    "LOGGER_NAME",
+    "forward_to_logging",
     "RECEIVE_BUFFER_INITIAL",
     "RECEIVE_BATCH_DEFAULT",
 ]
 
-#: A peer address: ``"ip:port"``, ``"[ipv6]:port"`` or a ``(host, port)`` tuple
-#: whose host is an IP address literal (no name resolution is done).
+#: A peer address: ``"ip:port"``, ``"[ipv6]:port"``, ``"host:port"`` (C API
+#: 0.2: the library resolves the name, bounded by ``resolve_timeout_ms``) or
+#: a ``(host, port)`` tuple whose host is an IP address or a host name.
 Address = Union[str, tuple[str, int]]
 
 #: Certificate/key material: ``bytes``/``bytearray``/``memoryview`` hold PEM
@@ -83,13 +96,196 @@ class CongestionControl(enum.IntEnum):
 
 
 class LogLevel(enum.IntEnum):
-    """Values of :attr:`Config.log_level` (logs go to stderr)."""
+    """Values of :attr:`Config.log_level`. Records go to
+    :attr:`Config.log_callback` when it is set, else to stderr."""
 
     OFF = _ffi.ARANYA_QUIC_LOG_OFF
     ERROR = _ffi.ARANYA_QUIC_LOG_ERROR
     WARN = _ffi.ARANYA_QUIC_LOG_WARN
     INFO = _ffi.ARANYA_QUIC_LOG_INFO
     DEBUG = _ffi.ARANYA_QUIC_LOG_DEBUG
+
+
+class EventType(enum.IntEnum):
+    """What an :class:`Event` reports (``ARANYA_QUIC_EVENT_*``). The library
+    may add types: an event of a type this package does not know has a plain
+    ``int`` as its :attr:`Event.type`."""
+
+    #: A connection to a peer is up (dialed or accepted): :attr:`Event.addr`
+    #: and :attr:`Event.peer_id` say who.
+    PEER_CONNECTED = _ffi.ARANYA_QUIC_EVENT_PEER_CONNECTED
+    #: The last connection to a peer address ended: ``error`` is ``None`` for
+    #: a graceful close by either side, else why (``ConnectionFailed``);
+    #: ``unconfirmed`` counts the accepted messages given up on.
+    PEER_DISCONNECTED = _ffi.ARANYA_QUIC_EVENT_PEER_DISCONNECTED
+    #: A message a non-blocking send accepted (``id``) could not be handed to
+    #: the peer's connection and was not sent: ``error`` says why,
+    #: ``channel`` where it was going.
+    SEND_FAILED = _ffi.ARANYA_QUIC_EVENT_SEND_FAILED
+    #: A close started by :meth:`Endpoint.close_nowait` (``id``) finished:
+    #: ``error`` is ``None`` or ``Unconfirmed`` (count in ``unconfirmed``).
+    CLOSE_FINISHED = _ffi.ARANYA_QUIC_EVENT_CLOSE_FINISHED
+    #: A handshake was refused (either side rejected the other's
+    #: certificate): ``error`` is a ``TlsError``, ``reason`` says why.
+    HANDSHAKE_REJECTED = _ffi.ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED
+    #: The drain started by :meth:`Endpoint.shutdown` (``id``) finished. The
+    #: last event of an endpoint.
+    SHUTDOWN_FINISHED = _ffi.ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED
+
+
+_EVENT_TYPES: dict[int, EventType] = {int(t): t for t in EventType}
+#: The function whose outcome an event reports, for its error's ``function``.
+_EVENT_FUNCTIONS: dict[int, str] = {
+    EventType.SEND_FAILED: "aranya_quic_send_nowait",
+    EventType.CLOSE_FINISHED: "aranya_quic_close_nowait",
+    EventType.SHUTDOWN_FINISHED: "aranya_quic_shutdown",
+}
+
+
+# ---------------------------------------------------------------------------
+# Logging
+# ---------------------------------------------------------------------------
+
+#: The :mod:`logging` logger :func:`forward_to_logging` writes to.
+LOGGER_NAME = "aranya_quic"
+_logger = logging.getLogger(LOGGER_NAME)
+_PY_LEVELS: dict[int, int] = {
+    LogLevel.ERROR: logging.ERROR,
+    LogLevel.WARN: logging.WARNING,
+    LogLevel.INFO: logging.INFO,
+    LogLevel.DEBUG: logging.DEBUG,
+}
+_LOG_LEVELS: dict[int, LogLevel] = {int(v): v for v in LogLevel}
+
+
+def forward_to_logging(level: int, message: str) -> None:
+    """A :attr:`Config.log_callback` that hands the library's records to
+    :mod:`logging`: logger ``"aranya_quic"``, ``ERROR``/``WARN``/``INFO``/
+    ``DEBUG`` mapped to ``logging.ERROR``/``WARNING``/``INFO``/``DEBUG``
+    (an unknown level to ``INFO``)."""
+    py_level = _PY_LEVELS.get(level, logging.INFO)
+    if _logger.isEnabledFor(py_level):
+        _logger.log(py_level, message)
+
+
+#: Log trampolines of endpoints closed with ``close(wait=False)``: their
+#: endpoints go on closing, and logging, in the background after the call,
+#: so the C function pointer must stay valid for good.
+_IMMORTAL_CALLBACKS: list[Any] = []
+#: Endpoints that have a log callback, closed at interpreter exit (see
+#: _close_logging_endpoints).
+_LOGGING_ENDPOINTS: weakref.WeakSet[Endpoint] = weakref.WeakSet()
+
+
+def _log_trampoline(fn: Callable[[Any, str], None]) -> Any:
+    """The C ``aranya_quic_log_callback`` calling ``fn(level, text)``.
+
+    It runs on the library's threads (ctypes takes the GIL for it). Nothing
+    may propagate into C: an exception of ``fn`` is printed to stderr once
+    per trampoline and otherwise ignored.
+    """
+    # next() on it is atomic under the GIL: exactly one failure reports.
+    failures = itertools.count()
+
+    def call(user: Any, level: int, msg: Any, length: int) -> None:
+        try:
+            text = ctypes.string_at(msg, length).decode("utf-8", "replace") if msg and length else ""
+            fn(_LOG_LEVELS.get(level, level), text)
+        except BaseException:
+            if next(failures):
+                return
+            try:
+                sys.stderr.write(
+                    "aranya_quic: the log_callback raised (reported once, later errors ignored):\n"
+                    + traceback.format_exc()
+                )
+            except BaseException:
+                pass
+
+    return _ffi.aranya_quic_log_callback(call)
+
+
+@atexit.register
+def _close_logging_endpoints() -> None:
+    # A library thread that calls into Python while the interpreter
+    # finalizes would be stopped mid-call inside the Go runtime. atexit
+    # handlers run before finalization starts, so freeing these endpoints
+    # here (free returns once the library stopped calling) avoids that.
+    for ep in list(_LOGGING_ENDPOINTS):
+        try:
+            ep.close()
+        except BaseException:
+            pass
+
+
+# ---------------------------------------------------------------------------
+# Waiting on the library's descriptors in asyncio
+# ---------------------------------------------------------------------------
+
+
+class _FdWatch:
+    """One event loop's reader on one of an endpoint's descriptors, shared
+    by every coroutine of that loop waiting on it.
+
+    asyncio keeps one reader per descriptor and loop (a second ``add_reader``
+    replaces the first, a ``remove_reader`` removes it for everyone), so the
+    endpoint registers the reader when the first coroutine of a loop starts
+    waiting on a descriptor and removes it when the last one stops
+    (``users``). When the descriptor is readable the reader runs ``pump``
+    (the event dispatcher, for the event descriptor) and wakes every
+    coroutine parked in ``wakers``. Touched only on its loop's thread,
+    except that other threads schedule :meth:`wake` with
+    ``call_soon_threadsafe``.
+    """
+
+    __slots__ = ("loop", "fd", "kind", "pump", "users", "wakers")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, fd: int, kind: str, pump: Callable[[], None] | None
+    ) -> None:
+        self.loop = loop
+        self.fd = fd
+        self.kind = kind
+        self.pump = pump
+        self.users = 0
+        self.wakers: list[asyncio.Future[None]] = []
+
+    def fire(self) -> None:
+        if self.pump is not None:
+            self.pump()
+        self.wake()
+
+    def wake(self) -> None:
+        wakers, self.wakers = self.wakers, []
+        for fut in wakers:
+            if not fut.done():
+                fut.set_result(None)
+
+
+def _settle(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any], result: Any = None,
+            error: Callable[[], BaseException] | None = None) -> None:
+    """Complete ``fut`` (of ``loop``) with ``result`` or a fresh ``error()``,
+    from any thread; a future already done, or of a closed loop, is left."""
+
+    def settle() -> None:
+        if fut.done():
+            return
+        if error is not None:
+            fut.set_exception(error())
+        else:
+            fut.set_result(result)
+
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        settle()
+        return
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed: nobody waits on it any more
+        pass
 
 
 # ---------------------------------------------------------------------------
@@ -304,6 +500,28 @@ _FAST_ARGTYPES: dict[str, list[Any]] = {
         POINTER(c_size_t),
     ],
 }
+_U64P = POINTER(c_uint64)
+_FAST_ARGTYPES.update(
+    {
+        "aranya_quic_send_nowait": [
+            _ffi.aranya_quic_t, ctypes.c_char_p, _VOIDP, ctypes.c_char_p, c_size_t, _VOIDP, c_size_t, _U64P
+        ],
+        "aranya_quic_send_sync_nowait": [
+            _ffi.aranya_quic_t, ctypes.c_char_p, ctypes.c_uint32, _VOIDP, c_size_t, _U64P
+        ],
+        "aranya_quic_send_batch_nowait": [
+            _ffi.aranya_quic_t,
+            ctypes.c_char_p,
+            _VOIDP,
+            ctypes.c_char_p,
+            c_size_t,
+            POINTER(_ffi.aranya_quic_buf),
+            c_size_t,
+            POINTER(c_size_t),
+            _U64P,
+        ],
+    }
+)
 _fast_fns: dict[str, Any] = {}
 
 
@@ -445,6 +663,33 @@ class Config:
     #: 32 bytes used as the QUIC stateless reset key; ``None``: derived from
     #: the private key.
     stateless_reset_key: bytes | None = None
+    #: Bytes of messages the non-blocking sends (:meth:`Endpoint.try_send`,
+    #: :meth:`Endpoint.send_async`...) may hold queued for one peer address
+    #: before they refuse with :class:`~aranya_quic.WouldBlock` (an empty
+    #: queue always takes one message). 0:
+    #: ``ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES_PER_PEER`` (4 MiB).
+    max_outbound_bytes_per_peer: int = 0
+    #: The same bound across all peers. 0:
+    #: ``ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES`` (64 MiB).
+    max_outbound_bytes: int = 0
+    #: Events the library holds until they are taken; more are dropped and
+    #: counted (:attr:`Event.dropped_before`, :attr:`Stats.events_dropped`).
+    #: Also the bound of the endpoint's own queue of taken events (see
+    #: :meth:`Endpoint.events`). 0: ``ARANYA_QUIC_DEFAULT_MAX_EVENTS`` (4096).
+    max_events: int = 0
+    #: Bounds resolving a peer's host name. 0:
+    #: ``ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS`` (5 s).
+    resolve_timeout_ms: int = 0
+    #: Receives the library's log records instead of stderr, as
+    #: ``log_callback(level, message)`` (a :class:`LogLevel` and a ``str``).
+    #: :func:`~aranya_quic.forward_to_logging` hands them to the
+    #: ``"aranya_quic"`` :mod:`logging` logger. ``log_level`` still filters
+    #: the records; with a callback, ``LogLevel.OFF`` means ``INFO``. It runs
+    #: on the library's threads, possibly several at once, and holds up that
+    #: connection's work while it runs: keep it short and thread-safe. Its
+    #: exceptions are printed to stderr once and otherwise ignored. ``None``:
+    #: stderr when ``log_level`` is not ``OFF``.
+    log_callback: Callable[[LogLevel, str], None] | None = None
 
     _UINT32_FIELDS = (
         "max_connections",
@@ -459,11 +704,23 @@ class Config:
         "log_level",
         "send_buffer_bytes",
         "connect_timeout_ms",
+        "max_events",
+        "resolve_timeout_ms",
     )
-    _UINT64_FIELDS = ("max_message_size", "max_queue_bytes")
+    _UINT64_FIELDS = (
+        "max_message_size",
+        "max_queue_bytes",
+        "max_outbound_bytes_per_peer",
+        "max_outbound_bytes",
+    )
 
-    def _to_c(self) -> tuple[_ffi.aranya_quic_config, list[Any]]:
-        """The C struct and the objects that must outlive ``aranya_quic_new``."""
+    def _to_c(self, log_trampoline: Any = None) -> tuple[_ffi.aranya_quic_config, list[Any]]:
+        """The C struct and the objects that must outlive ``aranya_quic_new``.
+
+        ``log_trampoline``: the C callback for :attr:`log_callback` (made
+        here when not given); it must outlive the endpoint, so the endpoint
+        makes and keeps it.
+        """
         # What aranya_quic_config_init does (ctypes structs start zeroed), done
         # here because config_init writes the *library's* sizeof: a newer
         # library with appended fields would write past this smaller struct.
@@ -515,6 +772,14 @@ class Config:
             ptr, _, owner = _as_u8(bytes(self.stateless_reset_key), "stateless_reset_key")
             keep.append(owner)
             cfg.stateless_reset_key = ptr
+
+        if self.log_callback is not None:
+            if not callable(self.log_callback):
+                raise TypeError(f"log_callback: expected a callable, got {type(self.log_callback).__name__}")
+            if log_trampoline is None:
+                log_trampoline = _log_trampoline(self.log_callback)
+            keep.append(log_trampoline)
+            cfg.log_callback = log_trampoline
         return cfg, keep
 
 
@@ -586,6 +851,15 @@ class Stats:
     #: confirmation (a close, free or eviction whose drain timed out, a
     #: connection that died, a stream the peer reset)
     messages_unconfirmed: int = 0
+    #: gauge: messages the non-blocking sends queued, not yet handed to a stream
+    outbound_messages: int = 0
+    #: gauge: their payload bytes
+    outbound_bytes: int = 0
+    #: queued messages given up before they were sent (one
+    #: :attr:`EventType.SEND_FAILED` event each)
+    sends_failed: int = 0
+    #: events the library dropped because ``max_events`` were waiting
+    events_dropped: int = 0
 
     @classmethod
     def _from_c(cls, s: _ffi.aranya_quic_stats) -> Stats:
@@ -594,6 +868,151 @@ class Stats:
             v = getattr(s, f.name)
             values[f.name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else int(v)
         return cls(**values)
+
+
+# ---------------------------------------------------------------------------
+# Events
+# ---------------------------------------------------------------------------
+
+
+def _closed_before_outcome() -> Closed:
+    return Closed(
+        _ffi.ARANYA_QUIC_ERR_CLOSED, "the endpoint was closed before the outcome was reported", None
+    )
+
+
+def _outcome_dropped() -> Closed:
+    return Closed(
+        _ffi.ARANYA_QUIC_ERR_CLOSED,
+        "the endpoint shut down, and the close's outcome event was dropped "
+        "(more than max_events events were waiting)",
+        "aranya_quic_close_nowait",
+    )
+
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Channel:
+    """Where a message that a :attr:`EventType.SEND_FAILED` event reports was
+    going (the channel fields of ``aranya_quic_event.channel``)."""
+
+    #: The resolved peer address when resolution got that far, else ``""``.
+    addr: str
+    #: :attr:`Kind.CHANNEL` or :attr:`Kind.SYNC` (a plain ``int`` if unknown).
+    kind: int
+    #: For channel messages: the 32-byte team id; else 32 zero bytes.
+    team_id: bytes
+    #: For channel messages: the label; else ``""``.
+    label: str
+    #: For sync messages: the sync type; else 0.
+    sync_type: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened on an endpoint (``aranya_quic_event``), from
+    :meth:`Endpoint.next_event`, :meth:`Endpoint.next_event_async` or
+    :meth:`Endpoint.events`. Fields that do not apply to the type are empty
+    (``0``, ``""``, ``None``)."""
+
+    #: An :class:`EventType` (a plain ``int`` for a type this package does
+    #: not know: ignore those).
+    type: int
+    #: For SEND_FAILED, CLOSE_FINISHED and SHUTDOWN_FINISHED: the id that
+    #: the non-blocking send, :meth:`Endpoint.close_nowait` or
+    #: :meth:`Endpoint.shutdown` returned.
+    id: int
+    #: The peer's address. For SEND_FAILED and CLOSE_FINISHED as the call
+    #: was given it (a host name stays one); otherwise ``"ip:port"``.
+    addr: str
+    #: What happened as a return code: ``0`` (``ARANYA_QUIC_OK``) or a
+    #: negative ``ARANYA_QUIC_ERR_*``; :attr:`error` is the exception.
+    error_code: int
+    #: PEER_CONNECTED, PEER_DISCONNECTED: SHA-256 of the peer's DER leaf
+    #: certificate; else ``None``.
+    peer_id: bytes | None
+    #: SEND_FAILED: where the message was going; else ``None``.
+    channel: Channel | None
+    #: PEER_DISCONNECTED, CLOSE_FINISHED, SHUTDOWN_FINISHED: accepted
+    #: messages the peer(s) did not confirm.
+    unconfirmed: int
+    #: Events dropped for lack of room just before this one: by the library
+    #: (``max_events`` waiting in it) plus by the endpoint's own queue of
+    #: taken events (see :meth:`Endpoint.events`).
+    dropped_before: int
+    #: Why, in words (may be ``""``).
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        """True when :attr:`error_code` is ``ARANYA_QUIC_OK``."""
+        return self.error_code == _ffi.ARANYA_QUIC_OK
+
+    @property
+    def error(self) -> AranyaQuicError | None:
+        """The exception for :attr:`error_code` (a new one on every access,
+        with this event in its ``event`` attribute and :attr:`reason` as its
+        ``detail``), or ``None`` when it is ``ARANYA_QUIC_OK``."""
+        if self.error_code == _ffi.ARANYA_QUIC_OK:
+            return None
+        detail = self.reason
+        if not detail and self.unconfirmed:
+            detail = f"{self.unconfirmed} accepted message(s) were not confirmed"
+        e = error_from_code(self.error_code, detail, _EVENT_FUNCTIONS.get(self.type))
+        e.event = self
+        return e
+
+    @classmethod
+    def _from_c(cls, ev: _ffi.aranya_quic_event) -> Event:
+        peer_id = bytes(ev.peer_id)
+        ch = ev.channel
+        channel = None
+        if ch.kind:
+            addr, kind, sync_type, team_id, label, label_len, _ = _CHANNEL.unpack_from(ch)
+            channel = Channel(
+                addr.split(b"\0", 1)[0].decode("utf-8", "replace"),
+                _KINDS.get(kind, kind),
+                team_id,
+                label[: min(label_len, _LABEL_MAX)].decode("utf-8", "replace"),
+                sync_type,
+            )
+        return cls(
+            type=_EVENT_TYPES.get(ev.type, ev.type),
+            id=int(ev.id),
+            addr=ev.addr.decode("utf-8", "replace"),
+            error_code=int(ev.error_code),
+            peer_id=peer_id if any(peer_id) else None,
+            channel=channel,
+            unconfirmed=int(ev.unconfirmed),
+            dropped_before=int(ev.dropped_before),
+            reason=ev.reason.decode("utf-8", "replace"),
+        )
+
+
+class EventStream:
+    """What :meth:`Endpoint.events` returns: an asynchronous iterator of the
+    endpoint's events. It ends after yielding the
+    :attr:`EventType.SHUTDOWN_FINISHED` event (the last of an endpoint), or
+    once the endpoint is closed and every event taken before was yielded."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._done = False
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            event = await self._endpoint.next_event_async()
+        except Closed:
+            self._done = True
+            raise StopAsyncIteration from None
+        if event.type == EventType.SHUTDOWN_FINISHED:
+            self._done = True
+        return event
 
 
 # ---------------------------------------------------------------------------
@@ -615,6 +1034,17 @@ class Endpoint:
     the GIL. :meth:`close` (or leaving the ``with`` block) frees the endpoint;
     afterwards every method raises :class:`~aranya_quic.Closed`.
 
+    In asyncio, every ``*_async`` method waits on the library's descriptors
+    with the running loop's ``add_reader`` (no thread, no executor), and
+    ``async with`` / ``async for`` work::
+
+        async with Endpoint(cert=..., key=..., ca=...) as ep:
+            msg_id = await ep.send_async("peer.example:4433", team_id, "chat", b"hi")
+            async for msg in ep:
+                ...
+
+    Leaving ``async with`` awaits :meth:`shutdown_async`, then frees.
+
     Do not use an endpoint (or the library) in a child made by ``fork()``:
     use multiprocessing's ``spawn`` start method.
     """
@@ -635,11 +1065,29 @@ class Endpoint:
             config = dataclasses.replace(config, **kwargs)
         self._config = config
         self._lock = threading.Lock()
+        # The library's descriptors, by kind: "recv" (aranya_quic_receive_fd),
+        # "send" (aranya_quic_send_fd), "event" (aranya_quic_event_fd).
+        self._fds: dict[str, int] = {}
         self._fd: int | None = None
-        # receive_async's own dup() of the receive fd, and how many
-        # receive_async calls use it (see _async_fd_acquire).
-        self._async_fd: int | None = None
-        self._async_waiters = 0
+        # The asyncio machinery's own dup() of each descriptor it waits on,
+        # the loops' readers on them, and how many coroutines are between
+        # _watch_acquire and _watch_release (see _watch_acquire).
+        self._dups: dict[str, int] = {}
+        self._watches: dict[tuple[asyncio.AbstractEventLoop, str], _FdWatch] = {}
+        self._async_users = 0
+        # Events taken from the library (see _pump_events). Guarded by
+        # _ev_lock, which is held across the library calls whose ids it
+        # registers, so that no outcome is taken before its waiter is known.
+        self._ev_lock = threading.Lock()
+        self._ev_struct = _ffi.aranya_quic_event()
+        self._ev_queue: collections.deque[Event] = collections.deque()
+        self._ev_queue_max = config.max_events or _ffi.ARANYA_QUIC_DEFAULT_MAX_EVENTS
+        self._ev_queue_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        # Futures of close_async / shutdown_async by (event type, id).
+        self._ev_outcomes: dict[tuple[int, int], list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Event]]]] = {}
+        self._ev_dropped_pending = 0
+        self._ev_dropped_total = 0
+        self._shutdown_outcome: Event | None = None
         self._local_addr: str | None = None
         self._tls = threading.local()
         # Messages iteration or receive_async took from the library in a
@@ -647,12 +1095,19 @@ class Endpoint:
         # queued in the library, so every receive method returns them first.
         self._pending: collections.deque[Message] = collections.deque()
         lib = _ffi.lib()
-        cfg, keep = config._to_c()
+        # The library calls the log trampoline until the endpoint is freed:
+        # it lives as long as this object (or for good after close(wait=False)).
+        self._log_trampoline = (
+            _log_trampoline(config.log_callback) if config.log_callback is not None else None
+        )
+        cfg, keep = config._to_c(self._log_trampoline)
         out = _ffi.aranya_quic_t(0)
         rc = lib.aranya_quic_new(byref(cfg), byref(out))
         check(rc, "aranya_quic_new")
         del keep
         self._handle = int(out.value)
+        if self._log_trampoline is not None:
+            _LOGGING_ENDPOINTS.add(self)
 
     # -- lifetime -----------------------------------------------------------
 
@@ -688,16 +1143,31 @@ class Endpoint:
             return Closed(_ffi.ARANYA_QUIC_ERR_CLOSED, f"the endpoint was closed ({detail})", function)
         return error_from_code(rc, detail, function)
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         """Free the endpoint (``aranya_quic_free``). Idempotent.
 
         Closes every connection gracefully (bounded by ``drain_timeout_ms``)
         and drops queued messages (also those iteration or
         :meth:`receive_async` had taken in a batch but not returned yet).
         Calls blocked on other threads return
-        with :class:`~aranya_quic.Closed`, and so does a pending
-        :meth:`receive_async`. The :meth:`fileno` descriptor is closed:
-        unregister it from selectors / ``loop.remove_reader`` first.
+        with :class:`~aranya_quic.Closed`, and so does every pending
+        ``*_async`` call. The :meth:`fileno`, :meth:`send_fileno` and
+        :meth:`event_fileno` descriptors are closed: unregister them from
+        selectors / ``loop.remove_reader`` first. Events already taken from
+        the library stay readable (:meth:`next_event`, :meth:`events`).
+
+        After :meth:`shutdown` finished (:meth:`shutdown_async`), this
+        returns at once, and raises no :class:`~aranya_quic.Unconfirmed`
+        once the SHUTDOWN_FINISHED event was taken: that event already
+        reported the outcome (the library's free repeats it).
+
+        Args:
+            wait: ``False`` invalidates the handle at once and lets the
+                endpoint close in the background
+                (``aranya_quic_free_nowait``): nothing blocks, but nobody
+                learns whether the peers confirmed everything (the library
+                logs the count at WARN). With a ``log_callback`` the process
+                should not exit while that background close still runs.
 
         Raises:
             Unconfirmed: messages that sends accepted were not confirmed by
@@ -708,11 +1178,19 @@ class Endpoint:
             h, self._handle = self._handle, 0
         try:
             if h:
-                check(_ffi.lib().aranya_quic_free(h), "aranya_quic_free")
+                if wait:
+                    rc = _ffi.lib().aranya_quic_free(h)
+                    if rc == _ffi.ARANYA_QUIC_ERR_UNCONFIRMED and self._shutdown_outcome is not None:
+                        rc = _ffi.ARANYA_QUIC_OK  # reported once, by the shutdown's event
+                    check(rc, "aranya_quic_free")
+                else:
+                    if self._log_trampoline is not None:
+                        _IMMORTAL_CALLBACKS.append(self._log_trampoline)
+                    check(_ffi.lib().aranya_quic_free_nowait(h), "aranya_quic_free_nowait")
         finally:
             # Dropped like the library's queued messages.
             self._pending.clear()
-            self._async_fd_release(leaving=False)
+            self._wake_async_after_close()
 
     def __enter__(self) -> Endpoint:
         return self
@@ -732,6 +1210,41 @@ class Endpoint:
         except Exception as close_error:
             exc.add_note(f"aranya_quic: closing the endpoint also failed: {close_error!r}")
 
+    async def __aenter__(self) -> Endpoint:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        """Await :meth:`shutdown_async` (every accepted message handed over
+        and confirmed, or given up after the drain timeouts), then free the
+        endpoint, which then returns at once. Errors are raised as
+        ``__exit__`` raises them: only when the block itself did not raise,
+        else added as a note to the block's exception. If this task is
+        cancelled while the shutdown drains, the endpoint is freed in the
+        background (``close(wait=False)``) and the cancellation goes on."""
+        error: BaseException | None = None
+        try:
+            if not self.closed:
+                await self.shutdown_async()
+        except Closed:
+            pass
+        except Exception as e:
+            error = e
+        except BaseException:
+            self.close(wait=False)
+            raise
+        try:
+            self.close()
+        except Exception as e:
+            if error is None:
+                error = e
+        if error is None:
+            return
+        if exc is None:
+            raise error
+        exc.add_note(f"aranya_quic: closing the endpoint also failed: {error!r}")
+
     def __del__(self) -> None:
         h = getattr(self, "_handle", 0)
         if h and not _ffi._forked_child and _ffi._lib is not None:
@@ -739,8 +1252,7 @@ class Endpoint:
                 _ffi._lib.aranya_quic_free(h)
             except Exception:  # pragma: no cover - interpreter shutdown
                 pass
-        fd = getattr(self, "_async_fd", None)
-        if fd is not None:
+        for fd in getattr(self, "_dups", {}).values():
             try:
                 os.close(fd)
             except OSError:  # pragma: no cover
@@ -785,12 +1297,55 @@ class Endpoint:
         readable, so a poller that mixes with those drains with
         ``receive(timeout=0)`` before waiting.
         """
+        fd = self._fd
+        if fd is None:
+            fd = self._fd = self._lib_fd("recv")
+        else:
+            self._live()
+        return fd
+
+    def send_fileno(self) -> int:
+        """A descriptor that is readable while no non-blocking send is being
+        refused (``aranya_quic_send_fd``): after a
+        :class:`~aranya_quic.WouldBlock` from a ``try_`` send, wait until it
+        is readable, then retry (:meth:`send_async` does this). It becomes
+        readable again once every queue that refused a message drained to
+        half its limit. Owned by the library like :meth:`fileno`: never
+        read, write or close it; :meth:`close` closes it."""
+        fd = self._fds.get("send")
+        if fd is None:
+            return self._lib_fd("send")
+        self._live()
+        return fd
+
+    def event_fileno(self) -> int:
+        """A descriptor that is readable while events wait in the library to
+        be taken (``aranya_quic_event_fd``): then call :meth:`next_event`
+        until it returns ``None``. Owned by the library like :meth:`fileno`.
+        Events the asyncio dispatcher already took (see :meth:`events`) do
+        not make it readable: drain with :meth:`next_event` before waiting."""
+        fd = self._fds.get("event")
+        if fd is None:
+            return self._lib_fd("event")
+        self._live()
+        return fd
+
+    _FD_FUNCTIONS = {
+        "recv": "aranya_quic_receive_fd",
+        "send": "aranya_quic_send_fd",
+        "event": "aranya_quic_event_fd",
+    }
+
+    def _lib_fd(self, kind: str) -> int:
+        """The library's descriptor of ``kind`` (the same on every call)."""
+        fd = self._fds.get(kind)
         h = self._live()
-        if self._fd is None:
-            fd = c_int(-1)
-            self._check(_ffi.lib().aranya_quic_receive_fd(h, byref(fd)), "aranya_quic_receive_fd")
-            self._fd = fd.value
-        return self._fd
+        if fd is None:
+            name = self._FD_FUNCTIONS[kind]
+            out = c_int(-1)
+            self._check(getattr(_ffi.lib(), name)(h, byref(out)), name)
+            fd = self._fds[kind] = out.value
+        return fd
 
     # -- sending ------------------------------------------------------------
 
@@ -897,6 +1452,222 @@ class Endpoint:
         e = self._error(rc, function)
         e.sent = sent
         raise e
+
+    # -- non-blocking sending -------------------------------------------------
+
+    @staticmethod
+    def _channel_args(addr: Address, team_id: bytes, label: str | bytes, function: str) -> tuple[bytes, bytes, bytes]:
+        team = _team_id_bytes(team_id, function)
+        label_raw = label.encode("utf-8", "surrogatepass") if isinstance(label, str) else bytes(label)
+        return _format_addr(addr), team, label_raw
+
+    def _nowait(self, function: str, *args: Any) -> tuple[int, int]:
+        """One call of a one-message ``_nowait`` send: (rc, message id)."""
+        out = c_uint64(0)
+        rc = _fast(function)(self._live(), *args, byref(out))
+        return rc, out.value
+
+    def try_send(self, addr: Address, team_id: bytes, label: str | bytes, message: Any) -> int:
+        """Send ``message`` on the channel (``addr``, ``team_id``, ``label``)
+        without blocking (``aranya_quic_send_nowait``).
+
+        The message goes to the channel's stream at once when it can take
+        it, else into the peer's outbound queue, from which the library dials
+        (or resolves ``addr``) in the background. Channel order holds across
+        every send method. An accepted message is delivered as one that
+        :meth:`send` accepted, or a :attr:`EventType.SEND_FAILED` event with
+        its id says why it was not sent.
+
+        Args: as for :meth:`send` (``addr`` may be ``"host:port"``).
+
+        Returns:
+            The message's id (unique per endpoint, increasing from 1).
+
+        Raises:
+            WouldBlock: the peer's outbound queue holds
+                ``max_outbound_bytes_per_peer`` (or all queues
+                ``max_outbound_bytes``); nothing was accepted. Retry once
+                :meth:`send_fileno` is readable, or use :meth:`send_async`.
+            InvalidArgument, BadAddress, TooLarge (over
+                ``max_message_size``; over the peer's own limit is a
+                SEND_FAILED event), Closed (also after :meth:`shutdown`).
+        """
+        function = "aranya_quic_send_nowait"
+        addr_raw, team, label_raw = self._channel_args(addr, team_id, label, function)
+        msg_arg, msg_len, msg_keep = _msg_arg(message)
+        rc, msg_id = self._nowait(function, addr_raw, team, label_raw, len(label_raw), msg_arg, msg_len)
+        self._check(rc, function)
+        del msg_keep
+        return msg_id
+
+    def try_send_sync(self, addr: Address, sync_type: int, message: Any) -> int:
+        """:meth:`try_send` for an Aranya sync message of type ``sync_type``
+        (``aranya_quic_send_sync_nowait``). Returns the message's id; same
+        errors."""
+        function = "aranya_quic_send_sync_nowait"
+        _check_uint(sync_type, "sync_type", _UINT32_MAX)
+        addr_raw = _format_addr(addr)
+        msg_arg, msg_len, msg_keep = _msg_arg(message)
+        rc, msg_id = self._nowait(function, addr_raw, sync_type, msg_arg, msg_len)
+        self._check(rc, function)
+        del msg_keep
+        return msg_id
+
+    def _batch_nowait(self, function: str, head: tuple[Any, ...], arr: Any, start: int, n: int) -> tuple[int, range]:
+        """One call of a batch ``_nowait`` send of ``arr[start:n]``: (rc, ids
+        of the messages accepted)."""
+        sent = c_size_t(0)
+        first = c_uint64(0)
+        count = n - start
+        view: Any = arr if count else None
+        if count and start:
+            view = (_ffi.aranya_quic_buf * count).from_buffer(arr, start * ctypes.sizeof(_ffi.aranya_quic_buf))
+        if function == "aranya_quic_send_batch_nowait":
+            fn = _fast(function)
+        else:
+            fn = getattr(_ffi.lib(), function)
+        rc = fn(self._live(), *head, view, count, byref(sent), byref(first))
+        k = int(sent.value)
+        return rc, (range(first.value, first.value + k) if k else range(0))
+
+    def _batch_head(self, addr: Address, team_id: bytes, label: str | bytes, function: str) -> tuple[Any, ...]:
+        try:
+            addr_raw, team, label_raw = self._channel_args(addr, team_id, label, function)
+            self._live()
+        except AranyaQuicError as e:
+            e.sent, e.ids = 0, range(0)
+            raise
+        return (addr_raw, team, label_raw, len(label_raw))
+
+    def _sync_batch_head(self, addr: Address, sync_type: int, function: str) -> tuple[Any, ...]:
+        try:
+            _check_uint(sync_type, "sync_type", _UINT32_MAX)
+            addr_raw = _format_addr(addr)
+            self._live()
+        except AranyaQuicError as e:
+            e.sent, e.ids = 0, range(0)
+            raise
+        return (addr_raw, sync_type)
+
+    def _try_batch(self, function: str, head: tuple[Any, ...], msgs: Iterable[Any]) -> range:
+        arr, n, keep = _buf_array(msgs, "msgs")
+        rc, ids = self._batch_nowait(function, head, arr, 0, n)
+        if rc != _ffi.ARANYA_QUIC_OK:
+            e = self._error(rc, function)
+            e.sent, e.ids = len(ids), ids
+            raise e
+        del keep, arr
+        return ids
+
+    def try_send_batch(self, addr: Address, team_id: bytes, label: str | bytes, msgs: Iterable[Any]) -> range:
+        """:meth:`try_send` for many messages of one channel, in order, in one
+        library call (``aranya_quic_send_batch_nowait``).
+
+        Returns:
+            The ids of the messages, in order (consecutive; an empty range
+            for an empty batch).
+
+        Raises:
+            The error of the first message refused or failing its checks
+            (:class:`~aranya_quic.WouldBlock` when a queue is full), with
+            ``sent`` the number accepted before it and ``ids`` their ids:
+            those are accepted, it and the rest are not.
+        """
+        function = "aranya_quic_send_batch_nowait"
+        return self._try_batch(function, self._batch_head(addr, team_id, label, function), msgs)
+
+    def try_send_sync_batch(self, addr: Address, sync_type: int, msgs: Iterable[Any]) -> range:
+        """:meth:`try_send_batch` for Aranya sync messages of type
+        ``sync_type`` (``aranya_quic_send_sync_batch_nowait``)."""
+        function = "aranya_quic_send_sync_batch_nowait"
+        return self._try_batch(function, self._sync_batch_head(addr, sync_type, function), msgs)
+
+    async def _retry_async(self, function: str, *args: Any) -> int:
+        """A one-message ``_nowait`` send, retried whenever the send
+        descriptor turns readable after a refusal."""
+        loop: asyncio.AbstractEventLoop | None = None
+        while True:
+            rc, msg_id = self._nowait(function, *args)
+            if rc == _ffi.ARANYA_QUIC_OK:
+                return msg_id
+            if rc != _ffi.ARANYA_QUIC_ERR_WOULD_BLOCK:
+                self._check(rc, function)
+            if loop is None:
+                loop = asyncio.get_running_loop()
+            await self._wait_readable(loop, "send")
+
+    async def send_async(self, addr: Address, team_id: bytes, label: str | bytes, message: Any) -> int:
+        """:meth:`try_send` without blocking the event loop: while the peer's
+        outbound queue is full, wait (``add_reader`` on :meth:`send_fileno`)
+        and retry. Returns once the message is accepted, with its id; its
+        delivery is then reported as for :meth:`try_send` (a
+        :attr:`EventType.SEND_FAILED` event if it cannot be sent).
+        Cancelling the wait leaves the message unsent.
+
+        Raises: as :meth:`try_send`, except ``WouldBlock``.
+        """
+        function = "aranya_quic_send_nowait"
+        addr_raw, team, label_raw = self._channel_args(addr, team_id, label, function)
+        msg_arg, msg_len, msg_keep = _msg_arg(message)
+        msg_id = await self._retry_async(function, addr_raw, team, label_raw, len(label_raw), msg_arg, msg_len)
+        del msg_keep
+        return msg_id
+
+    async def send_sync_async(self, addr: Address, sync_type: int, message: Any) -> int:
+        """:meth:`send_async` for an Aranya sync message of type ``sync_type``."""
+        function = "aranya_quic_send_sync_nowait"
+        _check_uint(sync_type, "sync_type", _UINT32_MAX)
+        addr_raw = _format_addr(addr)
+        msg_arg, msg_len, msg_keep = _msg_arg(message)
+        msg_id = await self._retry_async(function, addr_raw, sync_type, msg_arg, msg_len)
+        del msg_keep
+        return msg_id
+
+    async def _batch_async(self, function: str, head: tuple[Any, ...], msgs: Iterable[Any]) -> list[int]:
+        arr, n, keep = _buf_array(msgs, "msgs")
+        ids: list[int] = []
+        loop: asyncio.AbstractEventLoop | None = None
+        while True:
+            rc, got = self._batch_nowait(function, head, arr, len(ids), n)
+            ids.extend(got)
+            if rc == _ffi.ARANYA_QUIC_OK:
+                break
+            if rc != _ffi.ARANYA_QUIC_ERR_WOULD_BLOCK:
+                e = self._error(rc, function)
+                e.sent, e.ids = len(ids), ids
+                raise e
+            if loop is None:
+                loop = asyncio.get_running_loop()
+            try:
+                await self._wait_readable(loop, "send")
+            except AranyaQuicError as e:
+                e.sent, e.ids = len(ids), ids
+                raise
+        del keep, arr
+        return ids
+
+    async def send_batch_async(self, addr: Address, team_id: bytes, label: str | bytes, msgs: Iterable[Any]) -> list[int]:
+        """:meth:`try_send_batch` without blocking the event loop: what a
+        full queue refuses is retried once :meth:`send_fileno` is readable,
+        until every message is accepted.
+
+        Returns:
+            The ids of the messages, in order (consecutive within each
+            library call only).
+
+        Raises:
+            As :meth:`try_send_batch` except ``WouldBlock``; ``sent`` and
+            ``ids`` count every message accepted before the failure
+            (``ids`` is then a list). A cancelled wait leaves the rest
+            unsent.
+        """
+        function = "aranya_quic_send_batch_nowait"
+        return await self._batch_async(function, self._batch_head(addr, team_id, label, function), msgs)
+
+    async def send_sync_batch_async(self, addr: Address, sync_type: int, msgs: Iterable[Any]) -> list[int]:
+        """:meth:`send_batch_async` for Aranya sync messages of type ``sync_type``."""
+        function = "aranya_quic_send_sync_batch_nowait"
+        return await self._batch_async(function, self._sync_batch_head(addr, sync_type, function), msgs)
 
     # -- receiving ----------------------------------------------------------
 
@@ -1124,70 +1895,448 @@ class Endpoint:
     async def receive_async(self) -> Message:
         """Wait for the next message without blocking the event loop.
 
-        Registers a duplicate of :meth:`fileno` with the running loop's
-        ``add_reader`` while waiting (no thread, no busy polling). Use one
-        ``receive_async`` at a time per endpoint and loop (asyncio keeps one
-        reader per fd). Takes every queued message (up to 64) in one library
-        call and hands them out one by one, as iteration does.
+        Waits with the running loop's ``add_reader`` on the endpoint's own
+        duplicate of :meth:`fileno` (no thread, no busy polling). Any number
+        of ``receive_async`` calls may wait at once, on one loop or on
+        several (each message goes to one of them). Takes every queued
+        message (up to 64) in one library call and hands them out one by
+        one, as iteration does.
 
         Raises:
             Closed: the endpoint is closed, or was closed (by a task on this
                 loop or by another thread) while this call waited.
         """
-        loop = asyncio.get_running_loop()
-        fd = self._async_fd_acquire()
+        loop: asyncio.AbstractEventLoop | None = None
+        while True:
+            msg = self._next_from_batch(0)  # raises Closed once closed
+            if msg is not None:
+                return msg
+            if loop is None:
+                loop = asyncio.get_running_loop()
+            await self._wait_readable(loop, "recv")
+
+    def __aiter__(self) -> Endpoint:
+        return self
+
+    async def __anext__(self) -> Message:
+        """``async for msg in endpoint``: :meth:`receive_async` until the
+        endpoint is closed."""
         try:
-            while True:
-                msg = self._next_from_batch(0)  # raises Closed once closed
-                if msg is not None:
-                    return msg
-                ready: asyncio.Future[None] = loop.create_future()
+            return await self.receive_async()
+        except Closed:
+            raise StopAsyncIteration from None
 
-                def wake(fut: asyncio.Future[None] = ready) -> None:
-                    if not fut.done():
-                        fut.set_result(None)
+    # -- asyncio machinery ----------------------------------------------------
 
-                loop.add_reader(fd, wake)
-                try:
-                    await ready
-                finally:
-                    loop.remove_reader(fd)
-        finally:
-            self._async_fd_release(leaving=True)
+    def _watch_acquire(self, loop: asyncio.AbstractEventLoop, kind: str) -> _FdWatch:
+        """Count the calling coroutine as waiting on descriptor ``kind`` in
+        ``loop``, registering the loop's reader if it is the first.
 
-    def _async_fd_acquire(self) -> int:
-        """receive_async's descriptor: our own ``dup()`` of the receive fd.
-
-        The library's fd is closed by ``aranya_quic_free``; a poller waiting
-        on it would then never wake (epoll drops a closed fd silently) and
-        its number could be reused. The duplicate stays open until the
-        endpoint is closed *and* no receive_async uses it; after the free it
-        reads as end of file, i.e. readable, which wakes the waiters, whose
-        next receive raises :class:`Closed`.
+        The reader watches our own ``dup()`` of the library's descriptor,
+        not the descriptor itself: ``aranya_quic_free`` closes the library's,
+        and a poller waiting on a closed descriptor would never wake (epoll
+        drops it silently) while its number could be reused. The duplicates
+        stay open until the endpoint is closed *and* no coroutine uses them
+        (``_async_users``); :meth:`close` wakes every waiter itself, so
+        nothing depends on how a duplicate reads after the free.
         """
-        lib_fd = self.fileno()  # raises Closed once closed
+        lib_fd = self._lib_fd(kind)  # raises Closed once closed
         with self._lock:
             # close() sets _handle to 0 under this lock before freeing, so
             # while it is non-zero lib_fd is still the library's open fd.
             if self._handle == 0:
                 raise Closed(_ffi.ARANYA_QUIC_ERR_CLOSED, "the endpoint was closed", None)
-            if self._async_fd is None:
-                self._async_fd = os.dup(lib_fd)  # non-inheritable (close-on-exec)
-            self._async_waiters += 1
-            return self._async_fd
+            key = (loop, kind)
+            w = self._watches.get(key)
+            if w is None:
+                fd = self._dups.get(kind)
+                if fd is None:
+                    fd = self._dups[kind] = os.dup(lib_fd)  # non-inheritable (close-on-exec)
+                w = _FdWatch(loop, fd, kind, self._pump_from_reader if kind == "event" else None)
+                loop.add_reader(fd, w.fire)
+                self._watches[key] = w
+            w.users += 1
+            self._async_users += 1
+        return w
 
-    def _async_fd_release(self, *, leaving: bool) -> None:
-        """A receive_async is ``leaving``, or (``leaving=False``) close() ran:
-        close the duplicate once the endpoint is closed and no waiter
-        still has it registered with a loop."""
+    def _watch_release(self, w: _FdWatch) -> None:
+        """The calling coroutine stopped waiting on ``w`` (on ``w.loop``'s
+        thread): remove the reader after the last one, and close the
+        duplicates once the endpoint is closed and nobody uses them."""
         with self._lock:
-            if leaving:
-                self._async_waiters -= 1
-            fd = None
-            if self._handle == 0 and self._async_waiters == 0:
-                fd, self._async_fd = self._async_fd, None
-        if fd is not None:
+            w.users -= 1
+            self._async_users -= 1
+            if w.users == 0:
+                self._watches.pop((w.loop, w.kind), None)
+                if not w.loop.is_closed():
+                    w.loop.remove_reader(w.fd)
+            dups = self._dups_to_close_locked()
+        for fd in dups:
             os.close(fd)
+
+    def _dups_to_close_locked(self) -> list[int]:
+        if self._handle == 0 and self._async_users == 0 and self._dups:
+            dups = list(self._dups.values())
+            self._dups.clear()
+            return dups
+        return []
+
+    async def _wait_readable(self, loop: asyncio.AbstractEventLoop, kind: str) -> None:
+        """Wait until descriptor ``kind`` is readable, or the endpoint closed."""
+        w = self._watch_acquire(loop, kind)
+        fut: asyncio.Future[None] = loop.create_future()
+        w.wakers.append(fut)
+        try:
+            await fut
+        finally:
+            try:
+                w.wakers.remove(fut)
+            except ValueError:
+                pass
+            self._watch_release(w)
+
+    def _wake_async_after_close(self) -> None:
+        """close() ran: wake every waiting coroutine (they see the endpoint
+        closed and raise Closed), fail every close/shutdown outcome still
+        awaited, and close the duplicates nobody uses."""
+        with self._lock:
+            watches = list(self._watches.values())
+            dups = self._dups_to_close_locked()
+        for fd in dups:
+            os.close(fd)
+        for w in watches:
+            try:
+                w.loop.call_soon_threadsafe(w.wake)
+            except RuntimeError:  # its loop is closed
+                pass
+        with self._ev_lock:
+            outcomes = [x for waiters in self._ev_outcomes.values() for x in waiters]
+            self._ev_outcomes.clear()
+            queue_waiters, self._ev_queue_waiters = self._ev_queue_waiters, []
+        for loop, fut in outcomes:
+            _settle(loop, fut, error=_closed_before_outcome)
+        for loop, qfut in queue_waiters:
+            _settle(loop, qfut)
+
+    # -- events ---------------------------------------------------------------
+
+    def _pump_events(self) -> AranyaQuicError | None:
+        """The event dispatcher: take every event waiting in the library and
+        hand each out, to the close/shutdown waiting for its id (whatever
+        loop or thread it waits on) and to the endpoint's queue of events
+        for :meth:`next_event` and :meth:`events` (bounded: see
+        :attr:`Config.max_events`). Returns the error of a failing take
+        (none once the endpoint is closed) instead of raising it, since the
+        loop's reader calls it too. Never blocks."""
+        lib = _ffi.lib()
+        size = ctypes.sizeof(_ffi.aranya_quic_event)
+        with self._ev_lock:
+            h = self._handle
+            if h == 0:
+                return None
+            ev = self._ev_struct
+            while True:
+                ctypes.memset(byref(ev), 0, size)
+                ev.struct_size = size
+                rc = lib.aranya_quic_next_event(h, byref(ev))
+                if rc != _ffi.ARANYA_QUIC_OK:
+                    break
+                self._dispatch_locked(Event._from_c(ev))
+            if rc == _ffi.ARANYA_QUIC_ERR_WOULD_BLOCK:
+                return None
+            return self._error(rc, "aranya_quic_next_event")
+
+    def _pump_from_reader(self) -> None:
+        """The event descriptor's reader: :meth:`_pump_events`; a failure
+        (other than a close, which wakes everyone itself) fails the
+        outcomes awaited, since no further event can be taken to settle
+        them."""
+        error = self._pump_events()
+        if error is None or isinstance(error, Closed):
+            return
+        with self._ev_lock:
+            outcomes = [x for waiters in self._ev_outcomes.values() for x in waiters]
+            self._ev_outcomes.clear()
+            queue_waiters, self._ev_queue_waiters = self._ev_queue_waiters, []
+        def fresh() -> AranyaQuicError:
+            assert error is not None
+            return error_from_code(error.code, error.detail, error.function)
+
+        for loop, fut in outcomes:
+            _settle(loop, fut, error=fresh)
+        for loop, qfut in queue_waiters:
+            _settle(loop, qfut)
+
+    def _dispatch_locked(self, event: Event) -> None:
+        """Hand out one event taken from the library (``_ev_lock`` held)."""
+        t = event.type
+        if t == EventType.CLOSE_FINISHED or t == EventType.SHUTDOWN_FINISHED:
+            for loop, fut in self._ev_outcomes.pop((t, event.id), ()):
+                _settle(loop, fut, event)
+            if t == EventType.SHUTDOWN_FINISHED:
+                self._shutdown_outcome = event
+                # The endpoint's last event: a close still awaited lost its
+                # event to an overflow and would otherwise wait for good.
+                lost = [x for waiters in self._ev_outcomes.values() for x in waiters]
+                self._ev_outcomes.clear()
+                for loop, fut in lost:
+                    _settle(loop, fut, error=_outcome_dropped)
+        answers_call = t == EventType.CLOSE_FINISHED or t == EventType.SHUTDOWN_FINISHED
+        if len(self._ev_queue) >= self._ev_queue_max and not answers_call:
+            # Like the library: drop the new one, and tell the next one
+            # kept; the outcomes of calls are kept beyond the limit.
+            self._ev_dropped_pending += 1 + event.dropped_before
+            self._ev_dropped_total += 1
+            return
+        if self._ev_dropped_pending:
+            event = dataclasses.replace(
+                event, dropped_before=event.dropped_before + self._ev_dropped_pending
+            )
+            self._ev_dropped_pending = 0
+        self._ev_queue.append(event)
+        waiters, self._ev_queue_waiters = self._ev_queue_waiters, []
+        for loop, qfut in waiters:
+            _settle(loop, qfut)
+
+    @property
+    def event_queue_dropped(self) -> int:
+        """Events the endpoint's own queue of taken events dropped because it
+        held ``max_events`` (nobody took them with :meth:`next_event` or
+        :meth:`events`). The library's own drops are in
+        :attr:`Stats.events_dropped`; both show in the next event's
+        :attr:`Event.dropped_before`."""
+        return self._ev_dropped_total
+
+    def next_event(self) -> Event | None:
+        """Take the oldest event, without blocking (``aranya_quic_next_event``).
+
+        Events come in the order they happened. Every event taken from the
+        library goes through the endpoint's dispatcher first (so a pending
+        :meth:`close_async` or :meth:`shutdown_async` learns its outcome
+        whoever takes the event) and then to one taker: this method,
+        :meth:`next_event_async` or :meth:`events`.
+
+        Returns:
+            The event, or ``None`` when none is waiting.
+
+        Raises:
+            Closed: the endpoint is closed and every event taken before the
+                close was returned.
+        """
+        error = self._pump_events()
+        with self._ev_lock:
+            if self._ev_queue:
+                return self._ev_queue.popleft()
+        if error is not None:
+            raise error
+        self._live()
+        return None
+
+    async def next_event_async(self) -> Event:
+        """Wait for the next event without blocking the event loop (the
+        running loop's ``add_reader`` on the event descriptor).
+
+        Raises:
+            Closed: as for :meth:`next_event` (also when the endpoint is
+                closed while this waits).
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            error = self._pump_events()
+            fut: asyncio.Future[None] | None = None
+            with self._ev_lock:
+                if self._ev_queue:
+                    return self._ev_queue.popleft()
+                if error is None and self._handle != 0:
+                    fut = loop.create_future()
+                    self._ev_queue_waiters.append((loop, fut))
+            if error is not None:
+                raise error
+            if fut is None:
+                raise Closed(_ffi.ARANYA_QUIC_ERR_CLOSED, "the endpoint was closed", None)
+            try:
+                w = self._watch_acquire(loop, "event")
+            except BaseException:
+                self._forget_queue_waiter(loop, fut)
+                raise
+            try:
+                await fut
+            finally:
+                self._forget_queue_waiter(loop, fut)
+                self._watch_release(w)
+
+    def _forget_queue_waiter(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> None:
+        with self._ev_lock:
+            try:
+                self._ev_queue_waiters.remove((loop, fut))
+            except ValueError:
+                pass
+
+    def events(self) -> EventStream:
+        """An asynchronous iterator of the endpoint's events::
+
+            async for event in ep.events():
+                if event.type == aq.EventType.SEND_FAILED:
+                    log.warning("message %d to %s failed: %s", event.id, event.addr, event.error)
+
+        It ends after the :attr:`EventType.SHUTDOWN_FINISHED` event, or when
+        the endpoint is closed. Every event goes to one taker (iterators,
+        :meth:`next_event`, :meth:`next_event_async`); the outcomes that
+        :meth:`close_async` and :meth:`shutdown_async` wait for are also
+        handed to them, and the events stay in the queue for the takers.
+        Events that nobody takes are held up to ``max_events`` in the
+        library and as many again in the endpoint, then dropped (counted
+        in :attr:`Event.dropped_before` of the next one).
+        """
+        return EventStream(self)
+
+    async def _await_outcome(
+        self, loop: asyncio.AbstractEventLoop, w: _FdWatch, key: tuple[int, int],
+        fut: asyncio.Future[Event],
+    ) -> Event:
+        """Wait for the CLOSE_FINISHED / SHUTDOWN_FINISHED event ``key``;
+        ``w`` (the loop's event reader, acquired by the caller) is
+        released."""
+        try:
+            return await fut
+        finally:
+            with self._ev_lock:
+                waiters = self._ev_outcomes.get(key)
+                if waiters is not None:
+                    try:
+                        waiters.remove((loop, fut))
+                    except ValueError:
+                        pass
+                    if not waiters:
+                        del self._ev_outcomes[key]
+            self._watch_release(w)
+
+    def close_nowait(self, addr: Address) -> int:
+        """Start closing the connection to ``addr`` as
+        :meth:`close_connection` does, without waiting
+        (``aranya_quic_close_nowait``). The close takes its turn after the
+        messages already queued for ``addr``; its outcome arrives as a
+        :attr:`EventType.CLOSE_FINISHED` event with the returned id (also
+        when there was no connection). :meth:`close_async` waits for it.
+
+        Returns:
+            The close's id.
+
+        Raises:
+            BadAddress, Closed.
+        """
+        addr_raw = _format_addr(addr)
+        out = c_uint64(0)
+        rc = _ffi.lib().aranya_quic_close_nowait(self._live(), addr_raw, byref(out))
+        self._check(rc, "aranya_quic_close_nowait")
+        return int(out.value)
+
+    async def close_async(self, addr: Address) -> None:
+        """Close the connection to ``addr`` gracefully without blocking the
+        event loop: :meth:`close_nowait`, then wait for its
+        :attr:`EventType.CLOSE_FINISHED` event. Cancelling the wait does not
+        stop the close.
+
+        Raises:
+            Unconfirmed: the peer did not confirm every accepted message
+                within ``drain_timeout_ms`` (or the connection died); the
+                connection is closed all the same. ``.event`` is the event.
+            BadAddress.
+            Closed: the endpoint is closed, or was closed before the close
+                finished.
+        """
+        addr_raw = _format_addr(addr)
+        loop = asyncio.get_running_loop()
+        w = self._watch_acquire(loop, "event")
+        try:
+            fut: asyncio.Future[Event] = loop.create_future()
+            out = c_uint64(0)
+            with self._ev_lock:
+                rc = _ffi.lib().aranya_quic_close_nowait(self._live(), addr_raw, byref(out))
+                self._check(rc, "aranya_quic_close_nowait")
+                key = (int(EventType.CLOSE_FINISHED), int(out.value))
+                self._ev_outcomes.setdefault(key, []).append((loop, fut))
+        except BaseException:
+            self._watch_release(w)
+            raise
+        event = await self._await_outcome(loop, w, key, fut)
+        error = event.error
+        if error is not None:
+            raise error
+
+    def shutdown(self) -> int:
+        """Start closing the whole endpoint and return at once
+        (``aranya_quic_shutdown``). From now on sends raise
+        :class:`~aranya_quic.Closed` and nothing more is received (messages
+        already queued stay readable until :meth:`close`); messages the
+        non-blocking sends queued are handed over first, then every
+        connection drains, each for up to ``drain_timeout_ms``. A
+        :attr:`EventType.SHUTDOWN_FINISHED` event with the returned id
+        reports the outcome; :meth:`close` then returns at once. Calling it
+        again returns the first call's id. :meth:`shutdown_async` waits for
+        the outcome.
+
+        Returns:
+            The shutdown's id.
+
+        Raises:
+            Closed: the endpoint is closed (freed).
+        """
+        out = c_uint64(0)
+        self._check(_ffi.lib().aranya_quic_shutdown(self._live(), byref(out)), "aranya_quic_shutdown")
+        self._wake_senders()
+        return int(out.value)
+
+    def _wake_senders(self) -> None:
+        """After a shutdown every send fails at once: let the send_async
+        calls waiting for room retry now (and raise Closed) rather than when
+        the queues happen to drain."""
+        with self._lock:
+            watches = [w for w in self._watches.values() if w.kind == "send"]
+        for w in watches:
+            try:
+                w.loop.call_soon_threadsafe(w.wake)
+            except RuntimeError:  # its loop is closed
+                pass
+
+    async def shutdown_async(self) -> None:
+        """:meth:`shutdown`, then wait (without blocking the event loop) for
+        its :attr:`EventType.SHUTDOWN_FINISHED` event. May be awaited again,
+        and by several tasks: each gets the same outcome. Afterwards
+        :meth:`close` returns at once (``async with`` does both).
+
+        Raises:
+            Unconfirmed: the peers did not confirm every accepted message
+                (``.event.unconfirmed`` says how many).
+            Closed: the endpoint is closed, or was closed before the
+                shutdown finished.
+        """
+        loop = asyncio.get_running_loop()
+        w = self._watch_acquire(loop, "event")
+        event: Event | None = None
+        try:
+            fut: asyncio.Future[Event] = loop.create_future()
+            out = c_uint64(0)
+            with self._ev_lock:
+                rc = _ffi.lib().aranya_quic_shutdown(self._live(), byref(out))
+                self._check(rc, "aranya_quic_shutdown")
+                key = (int(EventType.SHUTDOWN_FINISHED), int(out.value))
+                self._wake_senders()
+                done = self._shutdown_outcome
+                if done is not None and done.id == key[1]:
+                    event = done
+                else:
+                    self._ev_outcomes.setdefault(key, []).append((loop, fut))
+        except BaseException:
+            self._watch_release(w)
+            raise
+        if event is None:
+            event = await self._await_outcome(loop, w, key, fut)
+        else:
+            self._watch_release(w)
+        error = event.error
+        if error is not None:
+            raise error
 
     # -- connections and stats ----------------------------------------------
 

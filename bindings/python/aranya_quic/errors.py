@@ -6,8 +6,11 @@ carrying the numeric ``code`` and the library's ``detail`` message (from
 thread). Unknown negative codes raise :class:`AranyaQuicError` itself.
 
 A failed batch send (:meth:`Endpoint.send_batch`,
-:meth:`Endpoint.send_sync_batch`) raises the error of the message that
-failed, with ``sent`` set to the number of messages accepted before it.
+:meth:`Endpoint.send_sync_batch` and their ``try_`` variants) raises the
+error of the message that failed, with ``sent`` set to the number of
+messages accepted before it (and, for the ``try_`` variants, ``ids`` their
+message ids). An error that an event reported (for example the outcome of
+:meth:`Endpoint.close_async`) carries that event in ``event``.
 
 :class:`InvalidArgument` and :class:`BadAddress` also derive from
 :class:`ValueError`, so generic argument handlers catch them. (The OSError
@@ -17,7 +20,13 @@ constructor reinterprets positional arguments as errno/strerror/filename.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from . import _ffi
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .endpoint import Event
 
 __all__ = [
     "AranyaQuicError",
@@ -34,6 +43,7 @@ __all__ = [
     "BadAddress",
     "IoError",
     "Unconfirmed",
+    "ResolveError",
     "error_from_code",
     "check",
 ]
@@ -50,12 +60,24 @@ class AranyaQuicError(Exception):
             batch were accepted (sent, as by a successful ``send``) before
             the one that failed; the failed one and the rest were not.
             ``None`` for errors of other calls.
+        ids: for a non-blocking batch send (``try_send_batch``,
+            ``send_batch_async`` and their sync variants): the message ids
+            of those ``sent`` messages (a ``range`` for the ``try_``
+            methods, a ``list`` for the async ones; empty when none was
+            accepted). ``None`` otherwise.
+        event: for an error an event reported (``close_async``,
+            ``shutdown_async``, :attr:`Event.error`): that
+            :class:`~aranya_quic.Event`. ``None`` otherwise.
     """
 
     #: The code this class stands for (``None`` on the base class).
     CODE: int | None = None
     #: See the class docstring; set on the instance by batch sends.
     sent: int | None = None
+    #: See the class docstring; set on the instance by non-blocking batch sends.
+    ids: Sequence[int] | None = None
+    #: See the class docstring; set on errors built from an event.
+    event: Event | None = None
 
     def __init__(self, code: int, detail: str = "", function: str | None = None) -> None:
         self.code = code
@@ -85,10 +107,15 @@ class AranyaQuicError(Exception):
 
 
 class WouldBlock(AranyaQuicError):
-    """``ARANYA_QUIC_ERR_WOULD_BLOCK``: the receive queue is empty.
+    """``ARANYA_QUIC_ERR_WOULD_BLOCK``: the call cannot go on without waiting.
 
-    :meth:`Endpoint.receive` turns this into ``None``; it is only raised by
-    code using the raw API through :func:`check`.
+    Raised by the non-blocking sends (:meth:`Endpoint.try_send` and the
+    other ``try_`` methods) when the peer's outbound queue holds
+    ``max_outbound_bytes_per_peer`` (or all queues ``max_outbound_bytes``):
+    nothing was accepted; wait until :meth:`Endpoint.send_fileno` is
+    readable and try again (:meth:`Endpoint.send_async` does that for you).
+    An empty receive queue is not an error: :meth:`Endpoint.receive` returns
+    ``None`` for it.
     """
 
     CODE = _ffi.ARANYA_QUIC_ERR_WOULD_BLOCK
@@ -166,8 +193,9 @@ class InternalError(AranyaQuicError):
 
 
 class BadAddress(AranyaQuicError, ValueError):
-    """``ARANYA_QUIC_ERR_BAD_ADDRESS``: an address is not "ip:port" or
-    "[ipv6]:port", has port 0 for a peer, or is not unicast."""
+    """``ARANYA_QUIC_ERR_BAD_ADDRESS``: an address is not "ip:port",
+    "[ipv6]:port" or (for a peer) "host:port", has port 0 for a peer, is not
+    unicast, or is this endpoint's own."""
 
     CODE = _ffi.ARANYA_QUIC_ERR_BAD_ADDRESS
 
@@ -193,6 +221,16 @@ class Unconfirmed(AranyaQuicError):
     CODE = _ffi.ARANYA_QUIC_ERR_UNCONFIRMED
 
 
+class ResolveError(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_RESOLVE``: a peer's host name (``"host:port"``)
+    could not be resolved to an address within ``resolve_timeout_ms`` (no
+    such name, no address of a family the endpoint's socket can reach, or no
+    answer). ``detail`` names the host. Raised by blocking sends; a
+    non-blocking send reports it in a :attr:`EventType.SEND_FAILED` event."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_RESOLVE
+
+
 _BY_CODE: dict[int, type[AranyaQuicError]] = {
     cls.CODE: cls
     for cls in (
@@ -209,6 +247,7 @@ _BY_CODE: dict[int, type[AranyaQuicError]] = {
         BadAddress,
         IoError,
         Unconfirmed,
+        ResolveError,
     )
     if cls.CODE is not None
 }

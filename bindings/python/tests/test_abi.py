@@ -22,6 +22,7 @@ STRUCTS = {
     "aranya_quic_stats": _ffi.aranya_quic_stats,
     "aranya_quic_message": _ffi.aranya_quic_message,
     "aranya_quic_buf": _ffi.aranya_quic_buf,
+    "aranya_quic_event": _ffi.aranya_quic_event,
 }
 
 
@@ -102,3 +103,60 @@ def test_config_init_matches_python_init() -> None:
     assert rest == bytes(len(rest))
     assert _ffi.lib().aranya_quic_config_init(None) == _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT
     assert b"NULL" in _ffi.lib().aranya_quic_last_error()
+
+
+def _ctype_of(c_type: str) -> object:
+    """The ctypes type the bindings use for a C parameter type of the header."""
+    c_type = " ".join(c_type.replace("*", " * ").split())
+    scalars = {
+        "aranya_quic_t": _ffi.aranya_quic_t,
+        "aranya_quic_t *": ctypes.POINTER(_ffi.aranya_quic_t),
+        "uint32_t": ctypes.c_uint32,
+        "int32_t": ctypes.c_int32,
+        "size_t": ctypes.c_size_t,
+        "void *": ctypes.c_void_p,
+        "const char *": ctypes.c_char_p,
+        "char *": ctypes.POINTER(ctypes.c_char),
+        "const uint8_t *": ctypes.POINTER(ctypes.c_uint8),
+        "uint8_t *": ctypes.POINTER(ctypes.c_uint8),
+        "size_t *": ctypes.POINTER(ctypes.c_size_t),
+        "uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+        "int *": ctypes.POINTER(ctypes.c_int),
+    }
+    if c_type in scalars:
+        return scalars[c_type]
+    m = re.fullmatch(r"(?:const )?(aranya_quic_\w+) \*", c_type)
+    assert m and m.group(1) in STRUCTS, f"unmapped C type {c_type!r}"
+    return ctypes.POINTER(STRUCTS[m.group(1)])
+
+
+def _param_types(params: str) -> list[object]:
+    params = " ".join(params.split())
+    if params == "void":
+        return []
+    # Drop each parameter's name: the last identifier.
+    return [_ctype_of(re.sub(r"\w+$", "", p.strip())) for p in params.split(",")]
+
+
+def test_function_parameters_match_header() -> None:
+    """Every prototype's parameter types, in order, as the bindings declare them."""
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    protos = re.findall(r"^(int32_t|const char \*)\s*(aranya_quic_\w+)\(([^)]*)\);", text, re.M)
+    assert len(protos) == len(_ffi.FUNCTIONS)
+    for ret, name, params in protos:
+        restype, argtypes = _ffi.FUNCTIONS[name]
+        assert restype is (ctypes.c_int32 if ret == "int32_t" else ctypes.c_char_p), name
+        assert argtypes == _param_types(params), name
+
+
+def test_callback_typedefs_match_header() -> None:
+    """The log callback's parameters; its ``const char *msg`` is deliberately
+    ``c_void_p`` (read with its length, see _ffi)."""
+    text = re.sub(r"/\*.*?\*/", "", HEADER.read_text(), flags=re.S)
+    m = re.search(r"typedef void \(\*aranya_quic_log_callback\)\(([^)]*)\);", text)
+    assert m
+    want = [ctypes.c_void_p if t is ctypes.c_char_p else t for t in _param_types(m.group(1))]
+    assert list(_ffi.aranya_quic_log_callback._argtypes_) == want
+    assert _ffi.aranya_quic_log_callback._restype_ is None
+    assert _ffi.aranya_quic_config.log_callback.size == ctypes.sizeof(ctypes.c_void_p)
+

@@ -30,6 +30,7 @@ CODES = {
     _ffi.ARANYA_QUIC_ERR_BAD_ADDRESS: aq.BadAddress,
     _ffi.ARANYA_QUIC_ERR_IO: aq.IoError,
     _ffi.ARANYA_QUIC_ERR_UNCONFIRMED: aq.Unconfirmed,
+    _ffi.ARANYA_QUIC_ERR_RESOLVE: aq.ResolveError,
 }
 
 
@@ -42,6 +43,7 @@ def test_hierarchy_mirrors_codes() -> None:
     assert aq.error_from_code(-2, needed=1234).needed == 1234  # type: ignore[attr-defined]
     assert sorted(CODES) == list(range(-len(CODES), 0))  # every code, none skipped
     assert aq.Unconfirmed.CODE == -13
+    assert aq.ResolveError.CODE == -14
     unknown = aq.error_from_code(-99)
     assert type(unknown) is aq.AranyaQuicError and unknown.code == -99
     assert issubclass(aq.InvalidArgument, ValueError) and issubclass(aq.BadAddress, ValueError)
@@ -70,7 +72,7 @@ def test_team_id_length(alice: aq.Endpoint, bob: aq.Endpoint) -> None:
 
 
 @pytest.mark.parametrize(
-    "addr", ["nonsense", "127.0.0.1", "127.0.0.1:0", "localhost:4433", "1.2.3.4:99999", "", "a\0b"]
+    "addr", ["nonsense", "127.0.0.1", "127.0.0.1:0", "localhost:0", "1.2.3.4:99999", "", "a\0b"]
 )
 def test_bad_address(alice: aq.Endpoint, addr: str) -> None:
     with pytest.raises(aq.BadAddress) as ei:

@@ -31,6 +31,10 @@ pub const ARANYA_QUIC_TEAM_ID_LEN: usize = 32;
 pub const ARANYA_QUIC_LABEL_MAX: usize = 255;
 pub const ARANYA_QUIC_ADDR_MAX: usize = 64;
 pub const ARANYA_QUIC_PEER_ID_LEN: usize = 32;
+/// Size of a buffer for any peer address argument with its NUL: a host name
+/// of up to 253 bytes, or an IP literal, with brackets and port. (Added in
+/// 0.2.)
+pub const ARANYA_QUIC_PEER_ADDR_MAX: usize = 264;
 pub const ARANYA_QUIC_FINGERPRINT_LEN: usize = 32;
 pub const ARANYA_QUIC_RESET_KEY_LEN: usize = 32;
 
@@ -52,6 +56,9 @@ pub const ARANYA_QUIC_ERR_INTERNAL: i32 = -10;
 pub const ARANYA_QUIC_ERR_BAD_ADDRESS: i32 = -11;
 pub const ARANYA_QUIC_ERR_IO: i32 = -12;
 pub const ARANYA_QUIC_ERR_UNCONFIRMED: i32 = -13;
+/// A peer's host name could not be resolved within resolve_timeout_ms.
+/// (Added in 0.2.)
+pub const ARANYA_QUIC_ERR_RESOLVE: i32 = -14;
 
 // ---------------------------------------------------------------------------
 // Message kinds, congestion control, log levels
@@ -88,6 +95,23 @@ pub const ARANYA_QUIC_DEFAULT_MAX_CHANNELS_PER_PEER: u32 = 1024;
 pub const ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES: u32 = 256 * 1024;
 pub const ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT: u32 = 1024 * 1024 * 1024;
 pub const ARANYA_QUIC_DISABLED: u32 = u32::MAX;
+// Added in 0.2.
+pub const ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES_PER_PEER: u32 = 4 * 1024 * 1024;
+pub const ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES: u32 = 64 * 1024 * 1024;
+pub const ARANYA_QUIC_DEFAULT_MAX_EVENTS: u32 = 4096;
+pub const ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS: u32 = 5000;
+
+// ---------------------------------------------------------------------------
+// Event types (aranya_quic_event.type), added in 0.2. New types may be
+// added: ignore those you do not know.
+// ---------------------------------------------------------------------------
+
+pub const ARANYA_QUIC_EVENT_PEER_CONNECTED: u32 = 1;
+pub const ARANYA_QUIC_EVENT_PEER_DISCONNECTED: u32 = 2;
+pub const ARANYA_QUIC_EVENT_SEND_FAILED: u32 = 3;
+pub const ARANYA_QUIC_EVENT_CLOSE_FINISHED: u32 = 4;
+pub const ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED: u32 = 5;
+pub const ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED: u32 = 6;
 
 // ---------------------------------------------------------------------------
 // Types
@@ -105,6 +129,13 @@ pub type aranya_quic_receive_callback = unsafe extern "C" fn(
     msg: *const u8,
     len: usize,
 );
+
+/// `aranya_quic_log_callback`: the type of
+/// [`aranya_quic_config::log_callback`] (added in 0.2). Called on library
+/// threads, possibly several at once; `msg` is `len` bytes of UTF-8
+/// followed by a NUL, valid only during the call. It must not unwind.
+pub type aranya_quic_log_callback =
+    unsafe extern "C" fn(user: *mut c_void, level: u32, msg: *const c_char, len: usize);
 
 /// `struct aranya_quic_config`. Initialize with [`aranya_quic_config_init`].
 #[repr(C)]
@@ -139,6 +170,14 @@ pub struct aranya_quic_config {
     /// `None` is the C NULL: received messages go to the queue.
     pub receive_callback: Option<aranya_quic_receive_callback>,
     pub receive_callback_user: *mut c_void,
+    // --- added in 0.2 (non-blocking sends, events, logging) ---
+    pub max_outbound_bytes_per_peer: u64,
+    pub max_outbound_bytes: u64,
+    pub max_events: u32,
+    pub resolve_timeout_ms: u32,
+    /// `None` is the C NULL: logs go to stderr when log_level is non-zero.
+    pub log_callback: Option<aranya_quic_log_callback>,
+    pub log_callback_user: *mut c_void,
 }
 
 impl Default for aranya_quic_config {
@@ -195,6 +234,11 @@ pub struct aranya_quic_stats {
     pub congestion_control: [c_char; 16],
     // --- added in 0.2; filled only when struct_size covers them ---
     pub messages_unconfirmed: u64,
+    // --- added with non-blocking sends and events ---
+    pub outbound_messages: u64,
+    pub outbound_bytes: u64,
+    pub sends_failed: u64,
+    pub events_dropped: u64,
 }
 
 impl Default for aranya_quic_stats {
@@ -239,6 +283,36 @@ impl Default for aranya_quic_buf {
     /// NULL and 0: the empty message.
     fn default() -> Self {
         aranya_quic_buf { data: core::ptr::null(), len: 0 }
+    }
+}
+
+/// `struct aranya_quic_event`: one event, as [`aranya_quic_next_event`]
+/// returns it (added in 0.2). Fields that do not apply to the event's type
+/// are zero. Set `struct_size` to `size_of::<aranya_quic_event>()` before
+/// the call (`Default` does).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct aranya_quic_event {
+    pub struct_size: u32,
+    /// One of `ARANYA_QUIC_EVENT_*`.
+    pub type_: u32,
+    pub error_code: i32,
+    pub id: u64,
+    pub addr: [c_char; ARANYA_QUIC_PEER_ADDR_MAX],
+    pub peer_id: [u8; ARANYA_QUIC_PEER_ID_LEN],
+    pub channel: aranya_quic_channel,
+    pub unconfirmed: u64,
+    pub dropped_before: u64,
+    pub reason: [c_char; 256],
+}
+
+impl Default for aranya_quic_event {
+    /// Zeroes, with `struct_size` set to this struct's size.
+    fn default() -> Self {
+        // SAFETY: integers and integer arrays, for which all-zero is valid.
+        let mut e: Self = unsafe { core::mem::zeroed() };
+        e.struct_size = core::mem::size_of::<Self>() as u32;
+        e
     }
 }
 
@@ -322,4 +396,50 @@ extern "C" {
         count: usize,
         out_sent: *mut usize,
     ) -> i32;
+
+    // --- non-blocking calls and events, added in 0.2 ---
+    pub fn aranya_quic_send_nowait(
+        ep: aranya_quic_t,
+        addr: *const c_char,
+        team_id: *const u8,
+        label: *const c_char,
+        label_len: usize,
+        msg: *const u8,
+        msg_len: usize,
+        out_id: *mut u64,
+    ) -> i32;
+    pub fn aranya_quic_send_sync_nowait(
+        ep: aranya_quic_t,
+        addr: *const c_char,
+        sync_type: u32,
+        msg: *const u8,
+        msg_len: usize,
+        out_id: *mut u64,
+    ) -> i32;
+    pub fn aranya_quic_send_batch_nowait(
+        ep: aranya_quic_t,
+        addr: *const c_char,
+        team_id: *const u8,
+        label: *const c_char,
+        label_len: usize,
+        msgs: *const aranya_quic_buf,
+        count: usize,
+        out_sent: *mut usize,
+        out_first_id: *mut u64,
+    ) -> i32;
+    pub fn aranya_quic_send_sync_batch_nowait(
+        ep: aranya_quic_t,
+        addr: *const c_char,
+        sync_type: u32,
+        msgs: *const aranya_quic_buf,
+        count: usize,
+        out_sent: *mut usize,
+        out_first_id: *mut u64,
+    ) -> i32;
+    pub fn aranya_quic_send_fd(ep: aranya_quic_t, out_fd: *mut c_int) -> i32;
+    pub fn aranya_quic_close_nowait(ep: aranya_quic_t, addr: *const c_char, out_id: *mut u64) -> i32;
+    pub fn aranya_quic_shutdown(ep: aranya_quic_t, out_id: *mut u64) -> i32;
+    pub fn aranya_quic_free_nowait(ep: aranya_quic_t) -> i32;
+    pub fn aranya_quic_event_fd(ep: aranya_quic_t, out_fd: *mut c_int) -> i32;
+    pub fn aranya_quic_next_event(ep: aranya_quic_t, out: *mut aranya_quic_event) -> i32;
 }

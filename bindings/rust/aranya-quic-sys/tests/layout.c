@@ -10,6 +10,8 @@
 
 #define SIZE(T) printf("size %s %zu\nalign %s %zu\n", #T, sizeof(T), #T, _Alignof(T))
 #define FIELD(T, F) printf("offset %s.%s %zu\nfsize %s.%s %zu\n", #T, #F, offsetof(T, F), #T, #F, sizeof(((T *)0)->F))
+/* A field whose Rust name differs (a Rust keyword gets a trailing '_'). */
+#define FIELD_AS(T, F, R) printf("offset %s.%s %zu\nfsize %s.%s %zu\n", #T, R, offsetof(T, F), #T, R, sizeof(((T *)0)->F))
 #define CONST(C) printf("const %s %lld\n", #C, (long long)(C))
 
 int main(void) {
@@ -43,6 +45,12 @@ int main(void) {
     FIELD(aranya_quic_config, connect_timeout_ms);
     FIELD(aranya_quic_config, receive_callback);
     FIELD(aranya_quic_config, receive_callback_user);
+    FIELD(aranya_quic_config, max_outbound_bytes_per_peer);
+    FIELD(aranya_quic_config, max_outbound_bytes);
+    FIELD(aranya_quic_config, max_events);
+    FIELD(aranya_quic_config, resolve_timeout_ms);
+    FIELD(aranya_quic_config, log_callback);
+    FIELD(aranya_quic_config, log_callback_user);
 
     SIZE(aranya_quic_channel);
     FIELD(aranya_quic_channel, addr);
@@ -71,6 +79,10 @@ int main(void) {
     FIELD(aranya_quic_stats, connections_lost);
     FIELD(aranya_quic_stats, congestion_control);
     FIELD(aranya_quic_stats, messages_unconfirmed);
+    FIELD(aranya_quic_stats, outbound_messages);
+    FIELD(aranya_quic_stats, outbound_bytes);
+    FIELD(aranya_quic_stats, sends_failed);
+    FIELD(aranya_quic_stats, events_dropped);
 
     SIZE(aranya_quic_message);
     FIELD(aranya_quic_message, channel);
@@ -81,6 +93,18 @@ int main(void) {
     FIELD(aranya_quic_buf, data);
     FIELD(aranya_quic_buf, len);
 
+    SIZE(aranya_quic_event);
+    FIELD(aranya_quic_event, struct_size);
+    FIELD_AS(aranya_quic_event, type, "type_");
+    FIELD(aranya_quic_event, error_code);
+    FIELD(aranya_quic_event, id);
+    FIELD(aranya_quic_event, addr);
+    FIELD(aranya_quic_event, peer_id);
+    FIELD(aranya_quic_event, channel);
+    FIELD(aranya_quic_event, unconfirmed);
+    FIELD(aranya_quic_event, dropped_before);
+    FIELD(aranya_quic_event, reason);
+
     CONST(ARANYA_QUIC_VERSION_MAJOR);
     CONST(ARANYA_QUIC_VERSION_MINOR);
     CONST(ARANYA_QUIC_VERSION_PATCH);
@@ -90,6 +114,7 @@ int main(void) {
     CONST(ARANYA_QUIC_LABEL_MAX);
     CONST(ARANYA_QUIC_ADDR_MAX);
     CONST(ARANYA_QUIC_PEER_ID_LEN);
+    CONST(ARANYA_QUIC_PEER_ADDR_MAX);
     CONST(ARANYA_QUIC_FINGERPRINT_LEN);
     CONST(ARANYA_QUIC_RESET_KEY_LEN);
     CONST(ARANYA_QUIC_OK);
@@ -106,6 +131,7 @@ int main(void) {
     CONST(ARANYA_QUIC_ERR_BAD_ADDRESS);
     CONST(ARANYA_QUIC_ERR_IO);
     CONST(ARANYA_QUIC_ERR_UNCONFIRMED);
+    CONST(ARANYA_QUIC_ERR_RESOLVE);
     CONST(ARANYA_QUIC_KIND_CHANNEL);
     CONST(ARANYA_QUIC_KIND_SYNC);
     CONST(ARANYA_QUIC_CC_DEFAULT);
@@ -129,5 +155,15 @@ int main(void) {
     CONST(ARANYA_QUIC_DEFAULT_SEND_BUFFER_BYTES);
     CONST(ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT);
     CONST(ARANYA_QUIC_DISABLED);
+    CONST(ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES_PER_PEER);
+    CONST(ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES);
+    CONST(ARANYA_QUIC_DEFAULT_MAX_EVENTS);
+    CONST(ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS);
+    CONST(ARANYA_QUIC_EVENT_PEER_CONNECTED);
+    CONST(ARANYA_QUIC_EVENT_PEER_DISCONNECTED);
+    CONST(ARANYA_QUIC_EVENT_SEND_FAILED);
+    CONST(ARANYA_QUIC_EVENT_CLOSE_FINISHED);
+    CONST(ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED);
+    CONST(ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED);
     return 0;
 }

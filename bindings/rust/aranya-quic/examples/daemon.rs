@@ -1,5 +1,7 @@
-//! The shape of a tokio daemon using aranya-quic: one shared endpoint, a
-//! receive loop task on the endpoint's fd, and sends on blocking threads.
+//! The shape of a tokio daemon using aranya-quic: one shared
+//! `AsyncEndpoint`, a receive loop over its message stream, an event loop
+//! over its event stream, sends that never block a thread, and a shutdown
+//! that waits for the peers' confirmations before the endpoint is dropped.
 //!
 //! Runs two such "daemons" (alice and bob) in one process: alice sends on
 //! two channels and a sync type, bob's loop echoes every channel message
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aranya_quic::{ChannelKind, Config, Endpoint, GraphId, QuicMessageError};
+use aranya_quic::{AsyncEndpoint, ChannelKind, Config, Event, GraphId, QuicMessageError};
 
 /// Loads `name`'s identity and the CA, and binds 127.0.0.1 on any port.
 fn config(certs: &Path, name: &str) -> std::io::Result<Config> {
@@ -27,31 +29,45 @@ fn config(certs: &Path, name: &str) -> std::io::Result<Config> {
     ))
 }
 
-/// `send` blocks (dial, handshake, backpressure): keep it off the runtime.
-async fn send(ep: &Arc<Endpoint>, to: std::net::SocketAddr, team: GraphId, label: &str, msg: Vec<u8>) -> Result<(), QuicMessageError> {
-    let (ep, label) = (ep.clone(), label.to_owned());
-    tokio::task::spawn_blocking(move || ep.send(to, &team, &label, &msg)).await.expect("send task")
-}
-
-/// Bob: receive forever, echo channel messages to whoever sent them.
-async fn echo_loop(ep: Arc<Endpoint>) -> Result<(), QuicMessageError> {
-    let mut buf = Vec::new(); // grows to the largest message
-    loop {
-        let ch = ep.recv(&mut buf).await?;
+/// Bob: receive until the endpoint shuts down, echo channel messages to
+/// whoever sent them.
+async fn echo_loop(ep: Arc<AsyncEndpoint>) -> Result<(), QuicMessageError> {
+    let mut messages = ep.messages();
+    while let Some(m) = messages.next().await {
+        let m = m?;
+        let ch = &m.channel;
         match ch.kind {
             ChannelKind::Channel => {
-                println!("bob   <- {} [{}] {:?}", ch.addr, ch.label, String::from_utf8_lossy(&buf));
+                println!("bob   <- {} [{}] {:?}", ch.addr, ch.label, String::from_utf8_lossy(&m.data));
                 // Reply on the same channel: the sender's address is its
-                // listening address.
-                send(&ep, ch.addr, ch.team_id, &ch.label, buf.clone()).await?;
+                // listening address. Accepted at once, or after waiting
+                // (without blocking) for room in the peer's queue.
+                ep.send(ch.addr, &ch.team_id, &ch.label, &m.data).await?;
             }
-            ChannelKind::Sync => println!("bob   <- {} sync type {} ({} bytes)", ch.addr, ch.sync_type, buf.len()),
+            ChannelKind::Sync => println!("bob   <- {} sync type {} ({} bytes)", ch.addr, ch.sync_type, m.data.len()),
             _ => {}
         }
     }
+    Ok(()) // the stream ends once the endpoint shut down
 }
 
-#[tokio::main]
+/// What happened that no call reports: connections, failed sends, closes.
+async fn event_loop(name: &'static str, ep: Arc<AsyncEndpoint>) -> Result<(), QuicMessageError> {
+    let mut events = ep.events();
+    while let Some(ev) = events.next().await {
+        match ev? {
+            Event::PeerConnected { addr, .. } => println!("{name} event: connected to {addr}"),
+            Event::PeerDisconnected { addr, error, .. } => {
+                println!("{name} event: disconnected from {addr} ({})", error.map_or("graceful".into(), |e| e.to_string()))
+            }
+            Event::SendFailed { id, addr, error, .. } => println!("{name} event: message {id} to {addr} not sent: {error}"),
+            other => println!("{name} event: {other:?}"),
+        }
+    }
+    Ok(()) // ends after the ShutdownFinished event
+}
+
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let certs = std::env::args().nth(1).map(PathBuf::from).unwrap_or_else(|| {
         let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../build/certs");
@@ -59,35 +75,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     println!("aranya-quic {}; certificates from {}", aranya_quic::version(), certs.display());
 
-    let alice = Arc::new(Endpoint::new(config(&certs, "alice")?)?);
-    let bob = Arc::new(Endpoint::new(config(&certs, "bob")?)?);
+    let alice = Arc::new(AsyncEndpoint::new(config(&certs, "alice")?)?);
+    let bob = Arc::new(AsyncEndpoint::new(config(&certs, "bob")?)?);
     let bob_addr = bob.local_addr()?;
     println!("alice on {}, bob on {}", alice.local_addr()?, bob_addr);
 
     let bob_task = tokio::spawn(echo_loop(bob.clone()));
+    let alice_events = tokio::spawn(event_loop("alice", alice.clone()));
 
     let team = GraphId([0xAA; 32]);
     for (label, text) in [("chat", "hello"), ("chat", "how are you"), ("status", "online")] {
-        send(&alice, bob_addr, team, label, text.as_bytes().to_vec()).await?;
+        let id = alice.send(bob_addr, &team, label, text.as_bytes()).await?;
+        println!("alice -> [{label}] {text:?} (message {id})");
     }
-    {
-        let a = alice.clone();
-        tokio::task::spawn_blocking(move || a.send_sync(bob_addr, 1, b"sync request")).await??;
-    }
+    // By host name: resolved by the library, in the background.
+    alice.send_sync(format!("localhost:{}", bob_addr.port()), 1, b"sync request").await?;
 
-    // Alice's receive loop: wait for the three echoes, with a deadline.
-    let mut buf = Vec::new();
+    // Alice's receive side: the three echoes, with a deadline.
+    let mut messages = alice.messages();
     for _ in 0..3 {
-        let ch = tokio::time::timeout(Duration::from_secs(10), alice.recv(&mut buf)).await??;
-        println!("alice <- {} [{}] {:?}", ch.addr, ch.label, String::from_utf8_lossy(&buf));
+        let m = tokio::time::timeout(Duration::from_secs(10), messages.next()).await?.ok_or("alice stopped")??;
+        println!("alice <- {} [{}] {:?}", m.channel.addr, m.channel.label, String::from_utf8_lossy(&m.data));
     }
+    drop(messages);
 
     let s = alice.stats()?;
     println!("alice sent {} messages ({} bytes), received {}", s.messages_sent, s.bytes_sent, s.messages_received);
 
-    // Shut down: stop bob's loop (shutdown wakes its recv with an error),
-    // then drop the endpoints (graceful close, bounded by the drain timeout).
-    bob.shutdown()?;
-    let _ = bob_task.await?;
+    // Close the connection and wait for bob's confirmations, without
+    // blocking the runtime; then shut both down the same way. Dropping
+    // the endpoints afterwards returns at once.
+    alice.close(bob_addr).await?;
+    alice.shutdown().await?;
+    bob.shutdown().await?;
+    bob_task.await??;
+    alice_events.await??;
     Ok(())
 }

@@ -36,7 +36,8 @@ pub enum CongestionControl {
     Bbr2,
 }
 
-/// How much the library logs to stderr.
+/// How much the library logs: to stderr, or, with the crate feature `log`,
+/// to the `log` crate (target `"aranya_quic"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum LogLevel {
     #[default]
@@ -103,9 +104,31 @@ pub struct Config {
     /// Bytes one channel buffers before send blocks.
     pub send_buffer_bytes: Option<u32>,
     pub congestion_control: CongestionControl,
+    /// Which log records the library makes. Without the `log` feature they
+    /// go to stderr ([`LogLevel::Off`]: none). With it they go to the `log`
+    /// crate, and [`LogLevel::Off`] means "as much as `log::max_level()`
+    /// lets through when the endpoint is created" (nothing when that is
+    /// `Off`).
     pub log_level: LogLevel,
     /// QUIC stateless reset key; `None`: derived from the private key.
     pub stateless_reset_key: Option<[u8; sys::ARANYA_QUIC_RESET_KEY_LEN]>,
+    /// Bytes of messages the non-blocking sends (`try_send`, async `send`)
+    /// may hold queued for one peer address before they refuse with
+    /// [`ErrorKind::WouldBlock`]. An empty queue always takes one message.
+    /// `None`: `ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES_PER_PEER` (4 MiB).
+    pub max_outbound_bytes_per_peer: Option<u64>,
+    /// The same bound across all peers. `None`:
+    /// `ARANYA_QUIC_DEFAULT_MAX_OUTBOUND_BYTES` (64 MiB).
+    pub max_outbound_bytes: Option<u64>,
+    /// Events the library holds until they are taken; more are dropped and
+    /// counted ([`Event::Dropped`](crate::Event::Dropped)). Also the bound
+    /// of the endpoint's own queue of events for
+    /// [`Endpoint::next_event`](crate::Endpoint::next_event) and the event
+    /// stream. `None`: `ARANYA_QUIC_DEFAULT_MAX_EVENTS` (4096).
+    pub max_events: Option<u32>,
+    /// Bounds resolving a peer's host name. `None`:
+    /// `ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS` (5 s).
+    pub resolve_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -133,6 +156,10 @@ impl Default for Config {
             congestion_control: CongestionControl::Default,
             log_level: LogLevel::Off,
             stateless_reset_key: None,
+            max_outbound_bytes_per_peer: None,
+            max_outbound_bytes: None,
+            max_events: None,
+            resolve_timeout: None,
         }
     }
 }
@@ -191,17 +218,17 @@ impl Config {
             CongestionControl::Reno => sys::ARANYA_QUIC_CC_RENO,
             CongestionControl::Bbr2 => sys::ARANYA_QUIC_CC_BBR2,
         };
-        c.log_level = match self.log_level {
-            LogLevel::Off => sys::ARANYA_QUIC_LOG_OFF,
-            LogLevel::Error => sys::ARANYA_QUIC_LOG_ERROR,
-            LogLevel::Warn => sys::ARANYA_QUIC_LOG_WARN,
-            LogLevel::Info => sys::ARANYA_QUIC_LOG_INFO,
-            LogLevel::Debug => sys::ARANYA_QUIC_LOG_DEBUG,
-        };
+        c.log_level = log_level_code(self.log_level);
+        #[cfg(feature = "log")]
+        crate::logging::install(&mut c, self.log_level);
         c.stateless_reset_key = match &self.stateless_reset_key {
             Some(k) => k.as_ptr(),
             None => std::ptr::null(),
         };
+        c.max_outbound_bytes_per_peer = self.max_outbound_bytes_per_peer.unwrap_or(0);
+        c.max_outbound_bytes = self.max_outbound_bytes.unwrap_or(0);
+        c.max_events = self.max_events.unwrap_or(0);
+        c.resolve_timeout_ms = opt_ms("resolve_timeout", self.resolve_timeout)?;
         Ok(c)
     }
 }
@@ -231,7 +258,21 @@ impl fmt::Debug for Config {
             .field("congestion_control", &self.congestion_control)
             .field("log_level", &self.log_level)
             .field("stateless_reset_key", &self.stateless_reset_key.map(|_| "<redacted>"))
+            .field("max_outbound_bytes_per_peer", &self.max_outbound_bytes_per_peer)
+            .field("max_outbound_bytes", &self.max_outbound_bytes)
+            .field("max_events", &self.max_events)
+            .field("resolve_timeout", &self.resolve_timeout)
             .finish()
+    }
+}
+
+pub(crate) fn log_level_code(l: LogLevel) -> u32 {
+    match l {
+        LogLevel::Off => sys::ARANYA_QUIC_LOG_OFF,
+        LogLevel::Error => sys::ARANYA_QUIC_LOG_ERROR,
+        LogLevel::Warn => sys::ARANYA_QUIC_LOG_WARN,
+        LogLevel::Info => sys::ARANYA_QUIC_LOG_INFO,
+        LogLevel::Debug => sys::ARANYA_QUIC_LOG_DEBUG,
     }
 }
 
@@ -304,6 +345,10 @@ mod tests {
         cfg.congestion_control = CongestionControl::Reno;
         cfg.log_level = LogLevel::Warn;
         cfg.stateless_reset_key = Some([7; 32]);
+        cfg.max_outbound_bytes_per_peer = Some(14);
+        cfg.max_outbound_bytes = Some(15);
+        cfg.max_events = Some(16);
+        cfg.resolve_timeout = Some(Duration::from_millis(17));
         let bind = std::ffi::CString::new(cfg.bind_addr.to_string()).unwrap();
         let pinned: Vec<u8> = cfg.pinned_peers.concat();
         let c = cfg.to_c(&bind, &pinned).unwrap();
@@ -322,12 +367,18 @@ mod tests {
         assert_eq!(c.congestion_control, sys::ARANYA_QUIC_CC_RENO);
         assert_eq!(c.log_level, sys::ARANYA_QUIC_LOG_WARN);
         assert!(!c.stateless_reset_key.is_null());
+        assert_eq!((c.max_outbound_bytes_per_peer, c.max_outbound_bytes), (14, 15));
+        assert_eq!((c.max_events, c.resolve_timeout_ms), (16, 17));
+        // With the `log` feature the callback is installed; without, logs
+        // go to stderr.
+        assert_eq!(c.log_callback.is_some(), cfg!(feature = "log"));
 
         let d = Config::default();
         let c = d.to_c(&bind, &[]).unwrap();
         assert!(c.cert_pem.is_null() && c.pinned_peers.is_null() && c.stateless_reset_key.is_null());
         assert_eq!((c.send_timeout_ms, c.keep_alive_ms, c.max_connections), (0, 0, 0));
         assert_eq!(c.connect_timeout_ms, 0);
+        assert_eq!((c.max_outbound_bytes_per_peer, c.max_outbound_bytes, c.max_events, c.resolve_timeout_ms), (0, 0, 0, 0));
     }
 
     #[test]

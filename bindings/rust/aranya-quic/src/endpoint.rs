@@ -1,16 +1,20 @@
 //! The endpoint: one UDP socket that listens and dials.
 
-use std::ffi::{c_char, c_int, CStr};
+use std::ffi::{c_char, c_int};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use aranya_quic_sys as sys;
 
+use crate::addr::{c_addr, CAddr, PeerAddr};
 use crate::batch::MessageBatch;
 use crate::config::Config;
 use crate::error::{check, ErrorKind, QuicMessageError};
+use crate::events::{Event, Hub};
 use crate::label::LabelCache;
 use crate::types::{c_array_str, parse_addr, GraphId, QuicChannel, Stats};
 
@@ -27,11 +31,37 @@ const SEND_CHUNK: usize = 64;
 /// An Aranya QUIC Channels endpoint (`aranya_quic_t`).
 ///
 /// Every method takes `&self`: share it between threads with `Arc`.
-/// `send` blocks (up to the send timeout); in async code call it from
-/// `tokio::task::spawn_blocking`. Dropping the endpoint frees it (closing
-/// connections gracefully, bounded by the drain timeout) and ignores any
-/// error; call [`shutdown`](Self::shutdown) first to see it (e.g.
-/// [`ErrorKind::Unconfirmed`]).
+///
+/// Two ways to drive it:
+/// - Blocking: [`send`](Self::send) returns once the transport accepted the
+///   message (blocking under backpressure, up to the send timeout),
+///   [`close`](Self::close) and [`shutdown`](Self::shutdown) wait for the
+///   drain.
+/// - Non-blocking: [`try_send`](Self::try_send) and friends accept a
+///   message or refuse it at once ([`ErrorKind::WouldBlock`]: wait until
+///   [`send_fd`](Self::send_fd) is readable, then retry) and return its id;
+///   [`close_nowait`](Self::close_nowait) and
+///   [`shutdown_nowait`](Self::shutdown_nowait) start a close and return its
+///   id; what happens later arrives as [`Event`]s
+///   ([`next_event`](Self::next_event), readable
+///   [`event_fd`](Self::event_fd)). With the `tokio` feature,
+///   `AsyncEndpoint` wraps all of this in futures and streams.
+///
+/// # Drop
+///
+/// Dropping the endpoint frees it and ignores any error:
+/// - by default it closes every connection gracefully and waits for that,
+///   up to the drain timeout (plus a second): what a blocking program wants
+///   before it exits. Call [`shutdown`](Self::shutdown) first to see the
+///   outcome (e.g. [`ErrorKind::Unconfirmed`]).
+/// - once the endpoint was used asynchronously (any async method, or an
+///   `AsyncEndpoint`), or a [`shutdown_nowait`](Self::shutdown_nowait) was
+///   started and its [`Event::ShutdownFinished`] not yet seen, it never
+///   waits: `aranya_quic_free_nowait` lets the endpoint close in the
+///   background (the library logs unconfirmed messages at WARN), so that
+///   dropping it never blocks an async runtime. A process that exits right
+///   after may cut that close short: `shutdown().await` first, which also
+///   tells the outcome; after it, dropping returns at once.
 pub struct Endpoint {
     handle: sys::aranya_quic_t,
     /// Labels received recently, so that a received channel shares its
@@ -42,6 +72,12 @@ pub struct Endpoint {
     /// before `fd` so that it is deregistered before `fd` is closed.
     #[cfg(feature = "tokio")]
     async_fd: std::sync::OnceLock<tokio::io::unix::AsyncFd<FdRef>>,
+    /// Registrations of `send_fd` and `event_fd` with tokio, made on first
+    /// use; declared before those fds for the same reason.
+    #[cfg(feature = "tokio")]
+    pub(crate) send_afd: OnceLock<tokio::io::unix::AsyncFd<FdRef>>,
+    #[cfg(feature = "tokio")]
+    pub(crate) event_afd: OnceLock<tokio::io::unix::AsyncFd<FdRef>>,
     #[cfg(feature = "tokio")]
     async_init: std::sync::Mutex<()>,
     #[cfg(feature = "tokio")]
@@ -55,6 +91,15 @@ pub struct Endpoint {
     /// end-of-file, i.e. readable, which wakes waiters) until the
     /// `Endpoint` is dropped, so pollers never see a closed or reused fd.
     fd: OwnedFd,
+    /// Our duplicates of the library's send and event fds, made on first
+    /// use, kept for the same reason as `fd`.
+    send_fd: OnceLock<OwnedFd>,
+    event_fd: OnceLock<OwnedFd>,
+    /// The event dispatcher: every event taken from the library goes
+    /// through it (see `events.rs`).
+    pub(crate) hub: Mutex<Hub>,
+    /// Drop must not wait: the endpoint was used from async code.
+    async_used: AtomicBool,
 }
 
 /// Messages `recv` took from the library in one batch and has not returned
@@ -84,7 +129,7 @@ const PENDING_BUFFER: usize = 64 * 1024;
 
 /// A borrowed fd for tokio's AsyncFd (the OwnedFd lives next to it).
 #[cfg(feature = "tokio")]
-struct FdRef(RawFd);
+pub(crate) struct FdRef(RawFd);
 
 #[cfg(feature = "tokio")]
 impl AsRawFd for FdRef {
@@ -96,40 +141,6 @@ impl AsRawFd for FdRef {
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Endpoint").field("handle", &self.handle).field("fd", &self.fd).finish()
-    }
-}
-
-/// An address as the C API takes it, "ip:port" or "[ipv6]:port" and a NUL,
-/// formatted on the stack so that a send allocates nothing.
-struct CAddr {
-    buf: [u8; sys::ARANYA_QUIC_ADDR_MAX],
-    len: usize,
-}
-
-impl CAddr {
-    fn new(addr: SocketAddr) -> Result<CAddr, QuicMessageError> {
-        use std::io::Write;
-        let mut buf = [0u8; sys::ARANYA_QUIC_ADDR_MAX];
-        let room = buf.len() - 1; // the NUL stays
-        let mut w = &mut buf[..room];
-        // Cannot fail: the longest SocketAddr text ("[" + 39 + "%" + 10 +
-        // "]:" + 5) is 58 bytes. Reported rather than trusted all the same.
-        if write!(w, "{addr}").is_err() {
-            return Err(QuicMessageError::new(
-                ErrorKind::BadAddress,
-                format!("address {addr} is longer than {room} bytes"),
-            ));
-        }
-        let len = room - w.len();
-        Ok(CAddr { buf, len })
-    }
-
-    fn as_cstr(&self) -> &CStr {
-        CStr::from_bytes_with_nul(&self.buf[..=self.len]).expect("one NUL, at the end")
-    }
-
-    fn as_ptr(&self) -> *const c_char {
-        self.buf.as_ptr().cast()
     }
 }
 
@@ -162,7 +173,8 @@ impl Endpoint {
     /// Creates an endpoint and binds its UDP socket; it accepts connections
     /// from trusted peers at once.
     pub fn new(config: Config) -> Result<Endpoint, QuicMessageError> {
-        let bind = CAddr::new(config.bind_addr)?;
+        let bind = CAddr::from_socket(config.bind_addr)?;
+        let max_events = config.max_events.map_or(sys::ARANYA_QUIC_DEFAULT_MAX_EVENTS, |n| if n == 0 { sys::ARANYA_QUIC_DEFAULT_MAX_EVENTS } else { n });
         let pinned: Vec<u8> = config.pinned_peers.concat();
         let c = config.to_c(bind.as_cstr(), &pinned)?;
         let mut handle: sys::aranya_quic_t = 0;
@@ -186,12 +198,20 @@ impl Endpoint {
                 #[cfg(feature = "tokio")]
                 async_fd: std::sync::OnceLock::new(),
                 #[cfg(feature = "tokio")]
+                send_afd: OnceLock::new(),
+                #[cfg(feature = "tokio")]
+                event_afd: OnceLock::new(),
+                #[cfg(feature = "tokio")]
                 async_init: std::sync::Mutex::new(()),
                 #[cfg(feature = "tokio")]
                 pending: std::sync::Mutex::new(Pending { batch: MessageBatch::empty(), next: 0 }),
                 #[cfg(feature = "tokio")]
                 pending_left: std::sync::atomic::AtomicUsize::new(0),
                 fd,
+                send_fd: OnceLock::new(),
+                event_fd: OnceLock::new(),
+                hub: Mutex::new(Hub::new(max_events as usize)),
+                async_used: AtomicBool::new(false),
             }),
             Err(e) => {
                 // SAFETY: the handle we just made.
@@ -217,15 +237,17 @@ impl Endpoint {
 
     /// Sends one message on the channel (addr, team_id, label), dialing
     /// `addr` if needed. Returns once the transport accepted the message.
-    /// Blocks under backpressure, bounded by the send timeout.
+    /// Blocks under backpressure, bounded by the send timeout. `addr` is a
+    /// [`SocketAddr`] or a `"host:port"` string ([`PeerAddr`]); a name is
+    /// resolved in the calling thread.
     pub fn send(
         &self,
-        addr: SocketAddr,
+        addr: impl PeerAddr,
         team_id: &GraphId,
         label: &str,
         message: &[u8],
     ) -> Result<(), QuicMessageError> {
-        let addr = CAddr::new(addr)?;
+        let addr = c_addr(&addr)?;
         let (lp, ll) = label_ptr(label);
         let (mp, ml) = bytes_ptr(message);
         // SAFETY: every pointer is valid for its length during the call.
@@ -233,8 +255,8 @@ impl Endpoint {
     }
 
     /// Sends one Aranya sync message of type `sync_type` to `addr`.
-    pub fn send_sync(&self, addr: SocketAddr, sync_type: u32, message: &[u8]) -> Result<(), QuicMessageError> {
-        let addr = CAddr::new(addr)?;
+    pub fn send_sync(&self, addr: impl PeerAddr, sync_type: u32, message: &[u8]) -> Result<(), QuicMessageError> {
+        let addr = c_addr(&addr)?;
         let (mp, ml) = bytes_ptr(message);
         // SAFETY: every pointer is valid for its length during the call.
         check(unsafe { sys::aranya_quic_send_sync(self.handle, addr.as_ptr(), sync_type, mp, ml) })
@@ -254,12 +276,12 @@ impl Endpoint {
     /// message.
     pub fn send_batch<M: AsRef<[u8]>>(
         &self,
-        addr: SocketAddr,
+        addr: impl PeerAddr,
         team_id: &GraphId,
         label: &str,
         messages: &[M],
     ) -> Result<(), QuicMessageError> {
-        let addr = CAddr::new(addr).map_err(|e| e.with_sent(0))?;
+        let addr = c_addr(&addr).map_err(|e| e.with_sent(0))?;
         let (lp, ll) = label_ptr(label);
         send_chunks(messages, |bufs, count, out_sent| {
             // SAFETY: addr is NUL-terminated, team_id 32 bytes, the label
@@ -276,11 +298,11 @@ impl Endpoint {
     /// `sync_type`: same behaviour and errors.
     pub fn send_sync_batch<M: AsRef<[u8]>>(
         &self,
-        addr: SocketAddr,
+        addr: impl PeerAddr,
         sync_type: u32,
         messages: &[M],
     ) -> Result<(), QuicMessageError> {
-        let addr = CAddr::new(addr).map_err(|e| e.with_sent(0))?;
+        let addr = c_addr(&addr).map_err(|e| e.with_sent(0))?;
         send_chunks(messages, |bufs, count, out_sent| {
             // SAFETY: as in send_batch.
             unsafe { sys::aranya_quic_send_sync_batch(self.handle, addr.as_ptr(), sync_type, bufs, count, out_sent) }
@@ -425,8 +447,8 @@ impl Endpoint {
     /// `addr` were not confirmed by the peer within the drain timeout (they
     /// may or may not have been delivered); the connection is closed all the
     /// same.
-    pub fn close(&self, addr: SocketAddr) -> Result<(), QuicMessageError> {
-        let addr = CAddr::new(addr)?;
+    pub fn close(&self, addr: impl PeerAddr) -> Result<(), QuicMessageError> {
+        let addr = c_addr(&addr)?;
         // SAFETY: addr is NUL-terminated.
         check(unsafe { sys::aranya_quic_close(self.handle, addr.as_ptr()) })
     }
@@ -453,6 +475,11 @@ impl Endpoint {
     ///
     /// Messages still queued are dropped, including those an async `recv`
     /// had already taken from the library in a batch but not returned.
+    ///
+    /// This blocks for up to the drain timeout: in async code use
+    /// `AsyncEndpoint::shutdown().await` (feature `tokio`) instead, or
+    /// [`shutdown_nowait`](Self::shutdown_nowait) and wait for its
+    /// [`Event::ShutdownFinished`].
     pub fn shutdown(&self) -> Result<(), QuicMessageError> {
         // SAFETY: freeing a handle twice or concurrently is harmless.
         let r = check(unsafe { sys::aranya_quic_free(self.handle) });
@@ -463,8 +490,283 @@ impl Endpoint {
             p.next = 0;
             self.pending_left.store(0, std::sync::atomic::Ordering::Release);
         }
+        // Futures and streams waiting on events learn that none will come.
+        self.lock_hub().end();
         r
     }
+
+    // --- non-blocking calls (C API 0.2) ---
+
+    /// Sends one message on the channel (addr, team_id, label) without
+    /// blocking (`aranya_quic_send_nowait`) and returns its id (unique per
+    /// endpoint, increasing from 1).
+    ///
+    /// The message is handed to the channel's stream at once when it can
+    /// take it, else copied into the peer's outbound queue, from which the
+    /// library dials (or resolves `addr`) in the background. Channel order
+    /// holds across blocking and non-blocking sends. An accepted message is
+    /// delivered as one [`send`](Self::send) accepted is, or, when it
+    /// cannot be handed over (peer unreachable or not resolved, TLS
+    /// refused, too large for the peer, the send timeout passed before its
+    /// turn), an [`Event::SendFailed`] with its id says so.
+    ///
+    /// [`ErrorKind::WouldBlock`]: the peer's queue holds
+    /// [`Config::max_outbound_bytes_per_peer`](crate::Config::max_outbound_bytes_per_peer)
+    /// (or all queues `max_outbound_bytes`); nothing was accepted. Wait
+    /// until [`send_fd`](Self::send_fd) is readable and try again. Other
+    /// errors as for `send`, found before anything is queued;
+    /// [`ErrorKind::Closed`] once a shutdown started.
+    pub fn try_send(
+        &self,
+        addr: impl PeerAddr,
+        team_id: &GraphId,
+        label: &str,
+        message: &[u8],
+    ) -> Result<u64, QuicMessageError> {
+        self.try_send_c(&c_addr(&addr)?, team_id, label, message)
+    }
+
+    pub(crate) fn try_send_c(
+        &self,
+        addr: &CAddr,
+        team_id: &GraphId,
+        label: &str,
+        message: &[u8],
+    ) -> Result<u64, QuicMessageError> {
+        let (lp, ll) = label_ptr(label);
+        let (mp, ml) = bytes_ptr(message);
+        let mut id = 0u64;
+        // SAFETY: every pointer is valid for its length during the call;
+        // the library copies what it keeps.
+        check(unsafe {
+            sys::aranya_quic_send_nowait(self.handle, addr.as_ptr(), team_id.0.as_ptr(), lp, ll, mp, ml, &mut id)
+        })?;
+        Ok(id)
+    }
+
+    /// [`try_send`](Self::try_send) for an Aranya sync message of type
+    /// `sync_type` (`aranya_quic_send_sync_nowait`).
+    pub fn try_send_sync(&self, addr: impl PeerAddr, sync_type: u32, message: &[u8]) -> Result<u64, QuicMessageError> {
+        self.try_send_sync_c(&c_addr(&addr)?, sync_type, message)
+    }
+
+    pub(crate) fn try_send_sync_c(&self, addr: &CAddr, sync_type: u32, message: &[u8]) -> Result<u64, QuicMessageError> {
+        let (mp, ml) = bytes_ptr(message);
+        let mut id = 0u64;
+        // SAFETY: as in try_send_c.
+        check(unsafe { sys::aranya_quic_send_sync_nowait(self.handle, addr.as_ptr(), sync_type, mp, ml, &mut id) })?;
+        Ok(id)
+    }
+
+    /// [`try_send`](Self::try_send) for `messages`, in order, on one
+    /// channel, in one library call (`aranya_quic_send_batch_nowait`).
+    /// Returns the ids of the messages, `messages.len()` consecutive ones
+    /// (an empty range for an empty slice).
+    ///
+    /// Accepts messages until one is refused or fails its checks; that
+    /// one's error is returned, with [`sent`](QuicMessageError::sent) the
+    /// number accepted before it and [`first_id`](QuicMessageError::first_id)
+    /// the id of the first of them. So [`ErrorKind::WouldBlock`] with
+    /// `sent() == Some(k)` means `messages[..k]` are accepted and
+    /// `messages[k..]` are not: retry those once [`send_fd`](Self::send_fd)
+    /// is readable.
+    pub fn try_send_batch<M: AsRef<[u8]>>(
+        &self,
+        addr: impl PeerAddr,
+        team_id: &GraphId,
+        label: &str,
+        messages: &[M],
+    ) -> Result<Range<u64>, QuicMessageError> {
+        let addr = c_addr(&addr).map_err(|e| e.with_sent(0))?;
+        let (lp, ll) = label_ptr(label);
+        send_all_nowait(messages, |bufs, count, out_sent, out_first| {
+            // SAFETY: addr is NUL-terminated, team_id 32 bytes, the label
+            // valid for ll bytes, bufs for count records whose data are
+            // valid for their lengths, the outputs writable; all during the
+            // call.
+            unsafe {
+                sys::aranya_quic_send_batch_nowait(
+                    self.handle,
+                    addr.as_ptr(),
+                    team_id.0.as_ptr(),
+                    lp,
+                    ll,
+                    bufs,
+                    count,
+                    out_sent,
+                    out_first,
+                )
+            }
+        })
+    }
+
+    /// [`try_send_batch`](Self::try_send_batch) for Aranya sync messages of
+    /// type `sync_type` (`aranya_quic_send_sync_batch_nowait`).
+    pub fn try_send_sync_batch<M: AsRef<[u8]>>(
+        &self,
+        addr: impl PeerAddr,
+        sync_type: u32,
+        messages: &[M],
+    ) -> Result<Range<u64>, QuicMessageError> {
+        let addr = c_addr(&addr).map_err(|e| e.with_sent(0))?;
+        send_all_nowait(messages, |bufs, count, out_sent, out_first| {
+            // SAFETY: as in try_send_batch.
+            unsafe {
+                sys::aranya_quic_send_sync_batch_nowait(self.handle, addr.as_ptr(), sync_type, bufs, count, out_sent, out_first)
+            }
+        })
+    }
+
+    /// Starts closing the connection to `addr` as [`close`](Self::close)
+    /// does, and returns at once with the close's id
+    /// (`aranya_quic_close_nowait`). The close takes its turn after the
+    /// messages already queued for `addr`; its outcome arrives as an
+    /// [`Event::CloseFinished`] with that id (also when there was no
+    /// connection).
+    pub fn close_nowait(&self, addr: impl PeerAddr) -> Result<u64, QuicMessageError> {
+        self.close_nowait_c(&c_addr(&addr)?)
+    }
+
+    pub(crate) fn close_nowait_c(&self, addr: &CAddr) -> Result<u64, QuicMessageError> {
+        let mut id = 0u64;
+        // SAFETY: addr is NUL-terminated; id writable.
+        check(unsafe { sys::aranya_quic_close_nowait(self.handle, addr.as_ptr(), &mut id) })?;
+        Ok(id)
+    }
+
+    /// Starts closing the whole endpoint and returns at once with the
+    /// shutdown's id (`aranya_quic_shutdown`). From now on sends fail with
+    /// [`ErrorKind::Closed`] and nothing more is received (messages already
+    /// queued stay readable); messages queued by the non-blocking sends are
+    /// handed over first (those that cannot be get [`Event::SendFailed`]),
+    /// then every connection drains, each step bounded by the drain
+    /// timeout. [`Event::ShutdownFinished`] with this id reports the
+    /// outcome; after it, dropping the endpoint returns at once. Calling it
+    /// again returns the same id.
+    ///
+    /// Unlike [`shutdown`](Self::shutdown) the handle stays valid (stats,
+    /// events, receiving what is queued) until the endpoint is dropped.
+    pub fn shutdown_nowait(&self) -> Result<u64, QuicMessageError> {
+        let mut id = 0u64;
+        // SAFETY: id writable.
+        check(unsafe { sys::aranya_quic_shutdown(self.handle, &mut id) })?;
+        self.lock_hub().shutdown_started(id);
+        Ok(id)
+    }
+
+    /// Takes the oldest event, without blocking: `Ok(None)` when none is
+    /// waiting. Events come in the order they happened; see [`Event`].
+    /// Wait for [`event_fd`](Self::event_fd) to be readable (or use the
+    /// `tokio` feature's event stream) rather than calling it in a loop.
+    ///
+    /// Every event also completes the async close and shutdown futures
+    /// waiting for it (feature `tokio`), whichever of them, the event
+    /// stream, or this method takes it from the library. The endpoint keeps
+    /// up to [`Config::max_events`](crate::Config::max_events) events taken
+    /// but not yet returned; beyond, it drops them, and an
+    /// [`Event::Dropped`] says how many, in order (as it does for events
+    /// the library dropped).
+    pub fn next_event(&self) -> Result<Option<Event>, QuicMessageError> {
+        let mut hub = self.lock_hub();
+        if let Some(ev) = hub.pop() {
+            return Ok(Some(ev));
+        }
+        hub.pull_one(self.handle, &self.labels)?;
+        Ok(hub.pop())
+    }
+
+    /// A file descriptor readable while no non-blocking send is being
+    /// refused (`aranya_quic_send_fd`): after [`ErrorKind::WouldBlock`],
+    /// wait for it to be readable, then retry. Our own duplicate of the
+    /// library's fd, valid until the endpoint is dropped. Never read from
+    /// or write to it.
+    pub fn send_fd(&self) -> Result<BorrowedFd<'_>, QuicMessageError> {
+        self.dup_fd(&self.send_fd, sys::aranya_quic_send_fd, "send")
+    }
+
+    /// A file descriptor readable while events are waiting
+    /// (`aranya_quic_event_fd`); then call [`next_event`](Self::next_event)
+    /// until `Ok(None)`. Our own duplicate, as for
+    /// [`send_fd`](Self::send_fd). It may stay readable while the events
+    /// waiting are already taken into the endpoint: `next_event` returns
+    /// those first.
+    pub fn event_fd(&self) -> Result<BorrowedFd<'_>, QuicMessageError> {
+        self.dup_fd(&self.event_fd, sys::aranya_quic_event_fd, "event")
+    }
+
+    fn dup_fd<'a>(
+        &'a self,
+        slot: &'a OnceLock<OwnedFd>,
+        get: unsafe extern "C" fn(sys::aranya_quic_t, *mut c_int) -> i32,
+        what: &str,
+    ) -> Result<BorrowedFd<'a>, QuicMessageError> {
+        if let Some(fd) = slot.get() {
+            return Ok(fd.as_fd());
+        }
+        let mut raw: c_int = -1;
+        // SAFETY: valid out pointer; a freed handle is an error, not UB.
+        check(unsafe { get(self.handle, &mut raw) })?;
+        // SAFETY: the library's fd stays open while the handle is valid;
+        // a free racing with this could close it first, which the dup then
+        // reports as an error (or duplicates a reused number: only if the
+        // caller frees the endpoint concurrently with this call).
+        let owned = unsafe { BorrowedFd::borrow_raw(raw) }
+            .try_clone_to_owned()
+            .map_err(|e| QuicMessageError::new(ErrorKind::Io, format!("dup of the {what} fd: {e}")))?;
+        // Another thread may have won the race; its fd is kept, ours closed.
+        let _ = slot.set(owned);
+        Ok(slot.get().expect("just set").as_fd())
+    }
+
+    pub(crate) fn lock_hub(&self) -> MutexGuard<'_, Hub> {
+        // The hub stays consistent if a holder panicked (no user code runs
+        // under the lock; wakers are woken after the state is updated).
+        self.hub.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// From now on, Drop does not wait.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn mark_async(&self) {
+        self.async_used.store(true, Ordering::Relaxed);
+    }
+
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn labels(&self) -> &LabelCache {
+        &self.labels
+    }
+}
+
+/// One non-blocking batch call for all of `messages` (so that their ids
+/// are consecutive): descriptors on the stack up to SEND_CHUNK messages,
+/// on the heap beyond.
+fn send_all_nowait<M: AsRef<[u8]>>(
+    messages: &[M],
+    call: impl FnOnce(*const sys::aranya_quic_buf, usize, &mut usize, &mut u64) -> i32,
+) -> Result<Range<u64>, QuicMessageError> {
+    let mut stack = [sys::aranya_quic_buf::default(); SEND_CHUNK];
+    let mut heap = Vec::new();
+    let bufs: &mut [sys::aranya_quic_buf] = if messages.len() <= SEND_CHUNK {
+        &mut stack[..messages.len()]
+    } else {
+        heap.resize(messages.len(), sys::aranya_quic_buf::default());
+        &mut heap
+    };
+    for (b, m) in bufs.iter_mut().zip(messages) {
+        let (data, len) = bytes_ptr(m.as_ref());
+        *b = sys::aranya_quic_buf { data, len };
+    }
+    let ptr = if bufs.is_empty() { std::ptr::null() } else { bufs.as_ptr() };
+    let (mut sent, mut first) = (0usize, 0u64);
+    let rc = call(ptr, bufs.len(), &mut sent, &mut first);
+    let sent = sent.min(messages.len());
+    if rc != sys::ARANYA_QUIC_OK {
+        let first = (sent > 0).then_some(first);
+        return Err(QuicMessageError::from_last(rc).with_sent(sent).with_first_id(first));
+    }
+    if messages.is_empty() {
+        return Ok(0..0);
+    }
+    Ok(first..first + messages.len() as u64)
 }
 
 /// Sends `messages` through `call` (one batch function of the C API),
@@ -499,11 +801,23 @@ fn send_chunks<M: AsRef<[u8]>>(
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
+        // See "Drop" on the type. After a shutdown whose end was seen, free
+        // returns at once; a shutdown still running, or an endpoint used
+        // from async code, must not make Drop wait for the drain.
+        let hub = self.hub.get_mut().unwrap_or_else(|e| e.into_inner());
+        let finished = hub.shutdown_done.is_some();
+        let no_wait = self.async_used.load(Ordering::Relaxed) || hub.shutdown_id.is_some();
         // SAFETY: our handle; a second free (after shutdown) is harmless.
-        // The fields (tokio registration, then our fd) drop after this.
+        // The fields (tokio registrations, then our fds) drop after this.
         // The result (e.g. ARANYA_QUIC_ERR_UNCONFIRMED) is ignored: Drop
-        // cannot report it; callers who care call `shutdown` first.
-        unsafe { sys::aranya_quic_free(self.handle) };
+        // cannot report it; callers who care shut down first.
+        unsafe {
+            if no_wait && !finished {
+                sys::aranya_quic_free_nowait(self.handle);
+            } else {
+                sys::aranya_quic_free(self.handle);
+            }
+        }
     }
 }
 
@@ -526,10 +840,11 @@ impl AsFd for Endpoint {
 
 #[cfg(feature = "tokio")]
 impl Endpoint {
-    fn async_fd(&self) -> Result<&tokio::io::unix::AsyncFd<FdRef>, QuicMessageError> {
+    pub(crate) fn async_fd(&self) -> Result<&tokio::io::unix::AsyncFd<FdRef>, QuicMessageError> {
         if let Some(a) = self.async_fd.get() {
             return Ok(a);
         }
+        self.mark_async();
         let _g = self.async_init.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(a) = self.async_fd.get() {
             return Ok(a);
@@ -544,6 +859,41 @@ impl Endpoint {
             .map_err(|e| QuicMessageError::new(ErrorKind::Io, format!("registering the receive fd with tokio: {e}")))?;
         let _ = self.async_fd.set(a);
         Ok(self.async_fd.get().expect("just set"))
+    }
+
+    /// Registers one of our fds with tokio (once; the runtime of the first
+    /// call).
+    fn register<'a>(
+        &'a self,
+        slot: &'a OnceLock<tokio::io::unix::AsyncFd<FdRef>>,
+        fd: impl FnOnce() -> Result<RawFd, QuicMessageError>,
+        what: &str,
+    ) -> Result<&'a tokio::io::unix::AsyncFd<FdRef>, QuicMessageError> {
+        if let Some(a) = slot.get() {
+            return Ok(a);
+        }
+        self.mark_async();
+        let raw = fd()?;
+        let _g = self.async_init.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = slot.get() {
+            return Ok(a);
+        }
+        // As in async_fd: our own fd, open until after the AsyncFd drops.
+        #[allow(deprecated)]
+        let a = tokio::io::unix::AsyncFd::with_interest(FdRef(raw), tokio::io::Interest::READABLE)
+            .map_err(|e| QuicMessageError::new(ErrorKind::Io, format!("registering the {what} fd with tokio: {e}")))?;
+        let _ = slot.set(a);
+        Ok(slot.get().expect("just set"))
+    }
+
+    /// The send fd, registered with tokio.
+    pub(crate) fn send_afd(&self) -> Result<&tokio::io::unix::AsyncFd<FdRef>, QuicMessageError> {
+        self.register(&self.send_afd, || Ok(self.send_fd()?.as_raw_fd()), "send")
+    }
+
+    /// The event fd, registered with tokio.
+    pub(crate) fn event_afd(&self) -> Result<&tokio::io::unix::AsyncFd<FdRef>, QuicMessageError> {
+        self.register(&self.event_afd, || Ok(self.event_fd()?.as_raw_fd()), "event")
     }
 
     /// Waits for a message without blocking a thread: `buf` is cleared,
@@ -561,7 +911,14 @@ impl Endpoint {
     ///
     /// Cancel-safe: a dropped future loses no message (a message is handed
     /// out only when the future completes; messages taken in a batch wait
-    /// in the endpoint). Returns an error once the endpoint is shut down.
+    /// in the endpoint). Returns an error once the endpoint is freed
+    /// ([`shutdown`](Self::shutdown) or drop); after a non-blocking
+    /// shutdown (`shutdown_nowait`, `AsyncEndpoint::shutdown`) it keeps
+    /// waiting, since the handle stays valid: `AsyncEndpoint::messages`
+    /// ends by itself then.
+    ///
+    /// Using it makes the endpoint's `Drop` non-blocking (see "Drop" on
+    /// the type).
     pub async fn recv(&self, buf: &mut Vec<u8>) -> Result<QuicChannel, QuicMessageError> {
         let afd = self.async_fd()?;
         loop {
@@ -638,7 +995,7 @@ impl Endpoint {
         Some(r)
     }
 
-    fn pending_into_vec(&self, buf: &mut Vec<u8>) -> Result<Option<QuicChannel>, QuicMessageError> {
+    pub(crate) fn pending_into_vec(&self, buf: &mut Vec<u8>) -> Result<Option<QuicChannel>, QuicMessageError> {
         if !self.has_pending() {
             return Ok(None);
         }
@@ -700,7 +1057,7 @@ impl Endpoint {
 
     /// For `recv` once the fd is readable: takes a batch from the library
     /// into `pending` (without waiting) and hands out its first message.
-    fn refill_into_vec(&self, buf: &mut Vec<u8>) -> Result<Option<QuicChannel>, QuicMessageError> {
+    pub(crate) fn refill_into_vec(&self, buf: &mut Vec<u8>) -> Result<Option<QuicChannel>, QuicMessageError> {
         let mut p = self.lock_pending();
         // Another task refilled while this one waited: no library call.
         if let Some(r) = self.pop_pending(&mut p, |ch, data| {
@@ -755,26 +1112,5 @@ mod tests {
         assert_eq!(timeout_ms(Some(Duration::from_micros(10))), 1);
         assert_eq!(timeout_ms(Some(Duration::from_secs(10))), 10_000);
         assert_eq!(timeout_ms(Some(Duration::MAX)), i32::MAX);
-    }
-
-    #[test]
-    fn addresses_format_like_the_c_api() {
-        let f = |s: &str| CAddr::new(s.parse().unwrap()).unwrap().as_cstr().to_str().unwrap().to_owned();
-        assert_eq!(f("127.0.0.1:80"), "127.0.0.1:80");
-        assert_eq!(f("[::1]:80"), "[::1]:80");
-        // The longest text a SocketAddr has still fits ARANYA_QUIC_ADDR_MAX.
-        let longest: SocketAddr = std::net::SocketAddrV6::new(
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe".parse().unwrap(),
-            65535,
-            0,
-            u32::MAX,
-        )
-        .into();
-        let s = f(&longest.to_string());
-        assert_eq!(s, longest.to_string());
-        assert!(s.len() < sys::ARANYA_QUIC_ADDR_MAX);
-        let c = CAddr::new(longest).unwrap();
-        assert_eq!(c.buf[c.len], 0);
-        assert_eq!(c.as_ptr(), c.buf.as_ptr().cast());
     }
 }

@@ -46,6 +46,11 @@ pub enum ErrorKind {
     /// happened. The message says how many; see also
     /// [`Stats::messages_unconfirmed`](crate::Stats::messages_unconfirmed).
     Unconfirmed,
+    /// `ARANYA_QUIC_ERR_RESOLVE` (-14): a peer's host name could not be
+    /// resolved within the resolve timeout (no such name, no address of a
+    /// family the endpoint's socket can reach, or no answer). The message
+    /// names the host.
+    Resolve,
     /// A negative code this version does not know (codes may be added).
     Unknown(i32),
 }
@@ -67,6 +72,7 @@ impl ErrorKind {
             sys::ARANYA_QUIC_ERR_BAD_ADDRESS => ErrorKind::BadAddress,
             sys::ARANYA_QUIC_ERR_IO => ErrorKind::Io,
             sys::ARANYA_QUIC_ERR_UNCONFIRMED => ErrorKind::Unconfirmed,
+            sys::ARANYA_QUIC_ERR_RESOLVE => ErrorKind::Resolve,
             other => ErrorKind::Unknown(other),
         }
     }
@@ -87,6 +93,7 @@ impl ErrorKind {
             ErrorKind::BadAddress => sys::ARANYA_QUIC_ERR_BAD_ADDRESS,
             ErrorKind::Io => sys::ARANYA_QUIC_ERR_IO,
             ErrorKind::Unconfirmed => sys::ARANYA_QUIC_ERR_UNCONFIRMED,
+            ErrorKind::Resolve => sys::ARANYA_QUIC_ERR_RESOLVE,
             ErrorKind::Unknown(c) => c,
         }
     }
@@ -115,6 +122,8 @@ pub struct QuicMessageError {
     message: String,
     needed: Option<usize>,
     sent: Option<usize>,
+    first_id: Option<u64>,
+    unconfirmed: Option<u64>,
 }
 
 impl QuicMessageError {
@@ -127,12 +136,28 @@ impl QuicMessageError {
         let message = unsafe { CStr::from_ptr(sys::aranya_quic_last_error()) }
             .to_string_lossy()
             .into_owned();
-        QuicMessageError { kind: ErrorKind::from_code(rc), message, needed: None, sent: None }
+        QuicMessageError::new(ErrorKind::from_code(rc), message)
     }
 
     /// An error found by this crate before calling the library.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        QuicMessageError { kind, message: message.into(), needed: None, sent: None }
+        QuicMessageError { kind, message: message.into(), needed: None, sent: None, first_id: None, unconfirmed: None }
+    }
+
+    /// The error a code from an event stands for, with the event's reason
+    /// as the message.
+    pub(crate) fn from_code(code: i32, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::from_code(code), message)
+    }
+
+    pub(crate) fn with_first_id(mut self, first_id: Option<u64>) -> Self {
+        self.first_id = first_id;
+        self
+    }
+
+    pub(crate) fn with_unconfirmed(mut self, n: u64) -> Self {
+        self.unconfirmed = Some(n);
+        self
     }
 
     pub(crate) fn with_needed(mut self, needed: usize) -> Self {
@@ -178,6 +203,24 @@ impl QuicMessageError {
     pub fn sent(&self) -> Option<usize> {
         self.sent
     }
+
+    /// For a failed non-blocking batch send
+    /// ([`Endpoint::try_send_batch`](crate::Endpoint::try_send_batch),
+    /// [`Endpoint::try_send_sync_batch`](crate::Endpoint::try_send_sync_batch))
+    /// that accepted some messages before the one that failed: the id of
+    /// the first of them; the `sent()` accepted ones have ids
+    /// `first_id .. first_id + sent`. `None` when none was accepted.
+    pub fn first_id(&self) -> Option<u64> {
+        self.first_id
+    }
+
+    /// For [`ErrorKind::Unconfirmed`] from an event (an async close or
+    /// shutdown, a close event): how many accepted messages the peer(s) did
+    /// not confirm. `None` elsewhere (the blocking calls report the count
+    /// only in the message).
+    pub fn unconfirmed(&self) -> Option<u64> {
+        self.unconfirmed
+    }
 }
 
 impl fmt::Display for QuicMessageError {
@@ -205,6 +248,7 @@ impl From<QuicMessageError> for std::io::Error {
             ErrorKind::WouldBlock => K::WouldBlock,
             ErrorKind::InvalidArgument | ErrorKind::BadAddress => K::InvalidInput,
             ErrorKind::Timeout => K::TimedOut,
+            ErrorKind::Resolve => K::NotFound,
             ErrorKind::Connection => K::ConnectionAborted,
             ErrorKind::Closed | ErrorKind::InvalidHandle => K::NotConnected,
             _ => K::Other,
@@ -242,6 +286,7 @@ mod tests {
             (sys::ARANYA_QUIC_ERR_BAD_ADDRESS, ErrorKind::BadAddress),
             (sys::ARANYA_QUIC_ERR_IO, ErrorKind::Io),
             (sys::ARANYA_QUIC_ERR_UNCONFIRMED, ErrorKind::Unconfirmed),
+            (sys::ARANYA_QUIC_ERR_RESOLVE, ErrorKind::Resolve),
         ];
         for (i, (code, kind)) in known.iter().enumerate() {
             assert_eq!(*code, -(i as i32) - 1, "codes are -1, -2, ... in order");
@@ -250,6 +295,7 @@ mod tests {
             assert_ne!(kind.description(), "unknown error code", "{kind:?}");
         }
         assert_eq!(ErrorKind::Unconfirmed.code(), -13);
+        assert_eq!(ErrorKind::Resolve.code(), -14);
         let next = -(known.len() as i32) - 1;
         assert_eq!(ErrorKind::from_code(next), ErrorKind::Unknown(next));
         assert_eq!(ErrorKind::Unknown(next).code(), next);

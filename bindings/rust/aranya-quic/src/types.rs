@@ -173,6 +173,16 @@ pub struct Stats {
     /// peer's confirmation: a close, free or eviction whose drain timed out,
     /// a connection that died, a stream the peer reset.
     pub messages_unconfirmed: u64,
+    /// Gauge: messages the non-blocking sends queued that are not yet
+    /// handed to a stream.
+    pub outbound_messages: u64,
+    /// Gauge: their payload bytes.
+    pub outbound_bytes: u64,
+    /// Queued messages given up before they were sent (one
+    /// [`SendFailed`](crate::Event::SendFailed) event each).
+    pub sends_failed: u64,
+    /// Events the library dropped because `max_events` were waiting.
+    pub events_dropped: u64,
 }
 
 impl From<&sys::aranya_quic_stats> for Stats {
@@ -194,6 +204,10 @@ impl From<&sys::aranya_quic_stats> for Stats {
             connections_lost: s.connections_lost,
             congestion_control: String::from_utf8_lossy(c_array_str(&s.congestion_control)).into_owned(),
             messages_unconfirmed: s.messages_unconfirmed,
+            outbound_messages: s.outbound_messages,
+            outbound_bytes: s.outbound_bytes,
+            sends_failed: s.sends_failed,
+            events_dropped: s.events_dropped,
         }
     }
 }
@@ -261,7 +275,12 @@ mod tests {
         }
         s.dials = 3;
         s.messages_unconfirmed = 4;
+        s.outbound_messages = 5;
+        s.outbound_bytes = 6;
+        s.sends_failed = 7;
+        s.events_dropped = 8;
         let r = Stats::from(&s);
+        assert_eq!((r.outbound_messages, r.outbound_bytes, r.sends_failed, r.events_dropped), (5, 6, 7, 8));
         assert_eq!(r.congestion_control, "reno");
         assert_eq!(r.dials, 3);
         assert_eq!(r.messages_unconfirmed, 4);

@@ -233,7 +233,7 @@ fn receive_batch_after_shutdown_fails() {
     bob.shutdown().unwrap();
     let e = bob.receive_batch(&mut MessageBatch::new(), Some(Duration::ZERO)).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Closed | ErrorKind::InvalidHandle), "{e}");
-    let e = bob.send_batch("127.0.0.1:9".parse().unwrap(), &GraphId([1; 32]), "x", &[b"y"]).unwrap_err();
+    let e = bob.send_batch("127.0.0.1:9", &GraphId([1; 32]), "x", &[b"y"]).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Closed | ErrorKind::InvalidHandle), "{e}");
     assert_eq!(e.sent(), Some(0));
 }

@@ -251,7 +251,7 @@ fn close_then_send_dials_again() {
     assert_eq!(alice.stats().unwrap().open_connections, 0, "close removes the connection");
     // Closing again, or an address never used: nothing to do.
     alice.close(b_addr).unwrap();
-    alice.close("127.0.0.1:9".parse().unwrap()).unwrap();
+    alice.close("127.0.0.1:9").unwrap();
     // The message sent before close was delivered (graceful close).
     assert_eq!(recv(&bob).1, b"one");
     alice.send(b_addr, &team, "c", b"two").unwrap();

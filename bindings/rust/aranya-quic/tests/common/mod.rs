@@ -54,3 +54,105 @@ pub fn endpoint(name: &str) -> Endpoint {
 /// Generous bound for a message that was already sent to arrive; only
 /// reached when something is broken.
 pub const WAIT: Option<Duration> = Some(Duration::from_secs(20));
+
+/// A bound UDP socket that never reads: a peer address where nothing
+/// answers (dials to it time out).
+pub fn silent_peer() -> (std::net::UdpSocket, std::net::SocketAddr) {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let a = s.local_addr().unwrap();
+    (s, a)
+}
+
+#[repr(C)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
+}
+
+extern "C" {
+    fn poll(fds: *mut PollFd, nfds: std::ffi::c_ulong, timeout: i32) -> i32;
+}
+
+/// Whether `fd` turns readable within `timeout_ms` (poll(2), POLLIN).
+pub fn readable(fd: std::os::fd::BorrowedFd<'_>, timeout_ms: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = PollFd { fd: fd.as_raw_fd(), events: 1, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { poll(&mut p, 1, timeout_ms) };
+    assert!(n >= 0, "poll failed: {}", std::io::Error::last_os_error());
+    n == 1 && p.revents & 1 != 0
+}
+
+/// A UDP relay between a client and `target` that can stop relaying, to
+/// make a connected peer go silent without closing anything.
+pub struct Proxy {
+    /// Dial this instead of the target.
+    pub addr: std::net::SocketAddr,
+    forward: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    quit: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Proxy {
+    pub fn new(target: std::net::SocketAddr) -> Proxy {
+        use std::net::{SocketAddr, UdpSocket};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let back = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
+        for s in [&front, &back] {
+            s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        }
+        let addr = front.local_addr().unwrap();
+        let forward = Arc::new(AtomicBool::new(true));
+        let quit = Arc::new(AtomicBool::new(false));
+        let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+        let mut threads = Vec::new();
+        // client -> target
+        {
+            let (front, back, forward, quit, client) = (front.clone(), back.clone(), forward.clone(), quit.clone(), client.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while !quit.load(Ordering::Relaxed) {
+                    if let Ok((n, from)) = front.recv_from(&mut buf) {
+                        *client.lock().unwrap() = Some(from);
+                        if forward.load(Ordering::Relaxed) {
+                            let _ = back.send_to(&buf[..n], target);
+                        }
+                    }
+                }
+            }));
+        }
+        // target -> client
+        {
+            let (forward, quit) = (forward.clone(), quit.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut buf = vec![0u8; 65536];
+                while !quit.load(Ordering::Relaxed) {
+                    if let Ok((n, _)) = back.recv_from(&mut buf) {
+                        let to = *client.lock().unwrap();
+                        if let (true, Some(to)) = (forward.load(Ordering::Relaxed), to) {
+                            let _ = front.send_to(&buf[..n], to);
+                        }
+                    }
+                }
+            }));
+        }
+        Proxy { addr, forward, quit, threads }
+    }
+
+    /// From now on every packet, either way, is dropped.
+    pub fn stop_forwarding(&self) {
+        self.forward.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.quit.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
