@@ -1988,6 +1988,83 @@ static char *capture_end(capture *c, size_t *len) {
  * default), an INFO record names the peer when a connection comes up, a
  * WARN record tells of a rejected handshake, log_level still filters, no
  * call after free returned, and nothing goes to stdout or stderr. */
+/* A log callback that frees its own endpoint: aranya_quic_free is
+ * refused (it would wait for the very callback it runs in), and
+ * aranya_quic_free_nowait works from there. */
+typedef struct {
+    pthread_mutex_t mu;
+    aranya_quic_t ep;
+    int tried;
+    int32_t free_rc, free_nowait_rc;
+} self_freeing;
+
+static void log_frees_itself(void *user, uint32_t level, const char *msg, size_t len) {
+    self_freeing *f = user;
+    aranya_quic_t ep;
+    (void)level;
+    (void)msg;
+    (void)len;
+    pthread_mutex_lock(&f->mu);
+    ep = f->ep;
+    if (ep == 0 || f->tried) {
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
+    f->tried = 1;
+    pthread_mutex_unlock(&f->mu);
+    f->free_rc = aranya_quic_free(ep);
+    f->free_nowait_rc = aranya_quic_free_nowait(ep);
+}
+
+static void test_log_callback_frees_itself(void) {
+    static self_freeing f = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0};
+    char a_addr[ARANYA_QUIC_ADDR_MAX], b_addr[ARANYA_QUIC_ADDR_MAX];
+    aranya_quic_config cfg;
+    aranya_quic_t alice, bob;
+    uint8_t tid[ARANYA_QUIC_TEAM_ID_LEN] = {0};
+    int i, tried = 0;
+
+    base_config(&cfg, &alice_id);
+    cfg.log_callback = log_frees_itself;
+    cfg.log_callback_user = &f;
+    alice = open_ep(&cfg, a_addr);
+    bob = new_ep(&bob_id, b_addr);
+    if (alice == 0 || bob == 0) {
+        return;
+    }
+    pthread_mutex_lock(&f.mu);
+    f.ep = alice;
+    pthread_mutex_unlock(&f.mu);
+    /* The connection's INFO record runs the callback, which frees alice
+     * while this send may still be in flight: OK or CLOSED. */
+    {
+        int32_t rc = aranya_quic_send(alice, b_addr, tid, "self", 4, (const uint8_t *)"hi", 2);
+        CHECK(rc == ARANYA_QUIC_OK || rc == ARANYA_QUIC_ERR_CLOSED);
+    }
+    for (i = 0; i < 1000 && !tried; i++) {
+        pthread_mutex_lock(&f.mu);
+        tried = f.tried;
+        pthread_mutex_unlock(&f.mu);
+        if (!tried) {
+            sleep_ms(10);
+        }
+    }
+    CHECK(tried);
+    /* Wait for the handle to go: free_nowait ran after the refused free. */
+    for (i = 0; i < 1000; i++) {
+        aranya_quic_stats st;
+        st.struct_size = sizeof st;
+        if (aranya_quic_get_stats(alice, &st) == ARANYA_QUIC_ERR_INVALID_HANDLE) {
+            break;
+        }
+        sleep_ms(10);
+    }
+    CHECK_RC(f.free_rc, ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(f.free_nowait_rc, ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_free(alice), ARANYA_QUIC_OK); /* already freed: harmless */
+    CHECK_RC(aranya_quic_free(bob), ARANYA_QUIC_OK);
+}
+
 static void test_log_callback(void) {
     static log_sink a_sink = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {0}, {0}};
     static log_sink c_sink = {PTHREAD_MUTEX_INITIALIZER, 0, 0, {0}, {0}};
@@ -2491,6 +2568,7 @@ int main(int argc, char **argv) {
         {"handshake_rejected", test_handshake_rejected},
         {"host_names", test_host_names},
         {"order_name_and_ip", test_order_name_and_ip},
+        {"log_callback_frees_itself", test_log_callback_frees_itself},
         {"log_callback", test_log_callback},
         {"bad_input", test_bad_input},
         {"event_overflow", test_event_overflow},
