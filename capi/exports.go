@@ -76,12 +76,9 @@ func aranya_quic_free(ep C.aranya_quic_t) (rc C.int32_t) {
 			return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from a receive_callback on an endpoint that has a receive_callback itself: free it from a thread outside the callbacks"))
 		}
 	}
-	e, issued := unregister(uint64(ep))
+	e, err := release(ep)
 	if e == nil {
-		if issued {
-			return C.ARANYA_QUIC_OK // freed before, or being freed by another thread
-		}
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_HANDLE, "handle %d was never issued", uint64(ep)))
+		return failIf(fn, err)
 	}
 	if err := e.destroy(); err != nil {
 		return fail(fn, err) // the handle is freed all the same
@@ -135,6 +132,38 @@ func aranya_quic_send_sync(ep C.aranya_quic_t, addr *C.aq_cchar, syncType C.uint
 	return doSend(fn, ep, addr, msg, msgLen, func(ctx context.Context, e *endpoint, to core.Peer, m []byte) error {
 		return e.ep.SendSyncTo(ctx, to, uint32(syncType), m)
 	})
+}
+
+// release unregisters ep for free: the endpoint to destroy, or nil with
+// the error to report (nil for a handle freed before, or being freed by
+// another thread).
+func release(ep C.aranya_quic_t) (*endpoint, error) {
+	if ep == 0 {
+		return nil, nil
+	}
+	e, issued := unregister(uint64(ep))
+	if e == nil && !issued {
+		return nil, errorf(C.ARANYA_QUIC_ERR_INVALID_HANDLE, "handle %d was never issued", uint64(ep))
+	}
+	return e, nil
+}
+
+// failIf is fail for a non-nil err, else OK.
+func failIf(fn string, err error) C.int32_t {
+	if err != nil {
+		return fail(fn, err)
+	}
+	return C.ARANYA_QUIC_OK
+}
+
+// checkStructSize refuses an out struct whose struct_size is below what
+// this library writes.
+func checkStructSize(size, need uint64, typ string) error {
+	if size < need {
+		return errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+			"out->struct_size is %d, this library needs at least %d: set it to sizeof(%s)", size, need, typ)
+	}
+	return nil
 }
 
 // channelArgs checks and views a channel's team id and label. The label
@@ -289,10 +318,8 @@ func aranya_quic_get_stats(ep C.aranya_quic_t, out *C.aranya_quic_stats) (rc C.i
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out is NULL"))
 	}
 	size := uint64(out.struct_size)
-	if size < uint64(C.AQ_STATS_V01_SIZE) {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
-			"out->struct_size is %d, this library needs at least %d: set it to sizeof(aranya_quic_stats)",
-			size, uint64(C.AQ_STATS_V01_SIZE)))
+	if err := checkStructSize(size, uint64(C.AQ_STATS_V01_SIZE), "aranya_quic_stats"); err != nil {
+		return fail(fn, err)
 	}
 	e, err := acquire(ep)
 	if err != nil {

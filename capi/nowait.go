@@ -100,11 +100,8 @@ func aranya_quic_send_sync_batch_nowait(ep C.aranya_quic_t, addr *C.aq_cchar, sy
 }
 
 func doTrySendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbuf, count C.size_t, outSent *C.size_t, outFirstID *C.uint64_t, send func(*endpoint, core.Peer, int, func(int) ([]byte, error)) (int, uint64, error)) C.int32_t {
-	if msgs == nil && count != 0 {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msgs is NULL with count %d", uint64(count)))
-	}
-	if uint64(count) > math.MaxInt32 {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "count %d is over %d", uint64(count), math.MaxInt32))
+	if err := checkBatchArgs(msgs, count); err != nil {
+		return fail(fn, err)
 	}
 	to, err := peerAddr(addr)
 	if err != nil {
@@ -125,6 +122,17 @@ func doTrySendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_
 		return fail(fn, fmt.Errorf("msgs[%d]: %w", sent, closedIfFreed(e, err)))
 	}
 	return C.ARANYA_QUIC_OK
+}
+
+// checkBatchArgs checks a batch's array and count.
+func checkBatchArgs(msgs *C.aq_cbuf, count C.size_t) error {
+	if msgs == nil && count != 0 {
+		return errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msgs is NULL with count %d", uint64(count))
+	}
+	if uint64(count) > math.MaxInt32 {
+		return errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "count %d is over %d", uint64(count), math.MaxInt32)
+	}
+	return nil
 }
 
 // batchItem checks and views message i of a batch.
@@ -215,15 +223,9 @@ func aranya_quic_shutdown(ep C.aranya_quic_t, outID *C.uint64_t) (rc C.int32_t) 
 func aranya_quic_free_nowait(ep C.aranya_quic_t) (rc C.int32_t) {
 	const fn = "aranya_quic_free_nowait"
 	defer recoverPanic(fn, &rc)
-	if ep == 0 {
-		return C.ARANYA_QUIC_OK
-	}
-	e, issued := unregister(uint64(ep))
+	e, err := release(ep)
 	if e == nil {
-		if issued {
-			return C.ARANYA_QUIC_OK
-		}
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_HANDLE, "handle %d was never issued", uint64(ep)))
+		return failIf(fn, err)
 	}
 	e.destroyInBackground(ep)
 	return C.ARANYA_QUIC_OK
@@ -236,11 +238,8 @@ func aranya_quic_next_event(ep C.aranya_quic_t, out *C.aranya_quic_event) (rc C.
 	if out == nil {
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "out is NULL"))
 	}
-	size := uint64(out.struct_size)
-	if size < uint64(C.sizeof_aranya_quic_event) {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
-			"out->struct_size is %d, this library needs at least %d: set it to sizeof(aranya_quic_event)",
-			size, uint64(C.sizeof_aranya_quic_event)))
+	if err := checkStructSize(uint64(out.struct_size), uint64(C.sizeof_aranya_quic_event), "aranya_quic_event"); err != nil {
+		return fail(fn, err)
 	}
 	e, err := acquire(ep)
 	if err != nil {

@@ -9,7 +9,6 @@ import "C"
 import (
 	"context"
 	"fmt"
-	"math"
 	"unsafe"
 
 	"github.com/aranya-quic/aranya-quic/core"
@@ -54,11 +53,8 @@ func doSendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbu
 	if addr == nil {
 		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL"))
 	}
-	if msgs == nil && count != 0 {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msgs is NULL with count %d", uint64(count)))
-	}
-	if uint64(count) > math.MaxInt32 {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "count %d is over %d", uint64(count), math.MaxInt32))
+	if err := checkBatchArgs(msgs, count); err != nil {
+		return fail(fn, err)
 	}
 	to, err := peerAddr(addr)
 	if err != nil {

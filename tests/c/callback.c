@@ -29,7 +29,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static identity alice_id, bob_id, carol_id;
 
 /* open_endpoint makes an endpoint from cfg and writes its address; 0 on
  * failure (already reported). */
@@ -1191,20 +1190,5 @@ int main(int argc, char **argv) {
         {"free_stops_calls", test_free_stops_calls},
         {"older_struct_size", test_older_struct_size},
     };
-    const char *only = argc > 2 ? argv[2] : NULL;
-    int rc;
-
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CERTS_DIR [TEST]\n", argv[0]);
-        return 2;
-    }
-    certs_dir = argv[1];
-    alice_id = load_identity("alice");
-    bob_id = load_identity("bob");
-    carol_id = load_identity("carol");
-    rc = run_tests(tests, sizeof tests / sizeof tests[0], only);
-    free_identity(&alice_id);
-    free_identity(&bob_id);
-    free_identity(&carol_id);
-    return rc;
+    return test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -27,7 +27,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static identity alice_id, bob_id, carol_id, stranger_id;
 
 /* new_endpoint makes an endpoint on 127.0.0.1:0 and writes its address. */
 static aranya_quic_t new_endpoint(const identity *id, char addr[ARANYA_QUIC_ADDR_MAX]) {
@@ -2818,23 +2817,5 @@ int main(int argc, char **argv) {
         {"batch_exact_buffers", test_batch_exact_buffers},
         {"batch_free_races", test_batch_free_races},
     };
-    const char *only = argc > 2 ? argv[2] : NULL;
-    int rc;
-
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CERTS_DIR [TEST]\n", argv[0]);
-        return 2;
-    }
-    certs_dir = argv[1];
-    alice_id = load_identity("alice");
-    bob_id = load_identity("bob");
-    carol_id = load_identity("carol");
-    stranger_id = load_identity("stranger");
-
-    rc = run_tests(tests, sizeof tests / sizeof tests[0], only);
-    free_identity(&alice_id);
-    free_identity(&bob_id);
-    free_identity(&carol_id);
-    free_identity(&stranger_id);
-    return rc;
+    return test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

@@ -33,7 +33,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static identity alice_id, bob_id, carol_id, stranger_id;
 
 /* Bound on every wait for something that should happen: generous, only so
  * that a lost message or event fails instead of hanging. */
@@ -2573,22 +2572,5 @@ int main(int argc, char **argv) {
         {"bad_input", test_bad_input},
         {"event_overflow", test_event_overflow},
     };
-    const char *only = argc > 2 ? argv[2] : NULL;
-    int rc;
-
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s CERTS_DIR [TEST]\n", argv[0]);
-        return 2;
-    }
-    certs_dir = argv[1];
-    alice_id = load_identity("alice");
-    bob_id = load_identity("bob");
-    carol_id = load_identity("carol");
-    stranger_id = load_identity("stranger");
-    rc = run_tests(tests, sizeof tests / sizeof tests[0], only);
-    free_identity(&alice_id);
-    free_identity(&bob_id);
-    free_identity(&carol_id);
-    free_identity(&stranger_id);
-    return rc;
+    return test_main(argc, argv, tests, sizeof tests / sizeof tests[0]);
 }

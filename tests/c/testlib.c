@@ -160,3 +160,24 @@ int run_tests(const test_case *tests, size_t n, const char *only) {
     }
     return checks_failed == 0 ? 0 : 1;
 }
+
+identity alice_id, bob_id, carol_id, stranger_id;
+
+int test_main(int argc, char **argv, const test_case *tests, size_t n) {
+    int rc;
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s CERTS_DIR [TEST]\n", argv[0]);
+        return 2;
+    }
+    certs_dir = argv[1];
+    alice_id = load_identity("alice");
+    bob_id = load_identity("bob");
+    carol_id = load_identity("carol");
+    stranger_id = load_identity("stranger");
+    rc = run_tests(tests, n, argc > 2 ? argv[2] : NULL);
+    free_identity(&alice_id);
+    free_identity(&bob_id);
+    free_identity(&carol_id);
+    free_identity(&stranger_id);
+    return rc;
+}

@@ -122,4 +122,14 @@ typedef struct {
  * when every check passed, 1 when one failed, 2 when only names no test. */
 int run_tests(const test_case *tests, size_t n, const char *only);
 
+/* The identities every test program uses, loaded by test_main from the
+ * certificates directory. */
+extern identity alice_id, bob_id, carol_id, stranger_id;
+
+/* test_main is a test program's main: argv[1] is the certificates
+ * directory, argv[2] (optional) the one test to run. It loads the
+ * identities, runs the tests and returns run_tests's exit status (2 for a
+ * usage error). */
+int test_main(int argc, char **argv, const test_case *tests, size_t n);
+
 #endif
