@@ -355,3 +355,21 @@ func TestLogLevels(t *testing.T) {
 		return logs.find(slog.LevelWarn, "handshake with "+stranger.LocalAddr().String()+" rejected")
 	}, 10*time.Second, 5*time.Millisecond)
 }
+
+func TestNameResolvingToAnUntrustedPeerIsRefused(t *testing.T) {
+	other, err := certgen.NewCA("other CA")
+	require.NoError(t, err)
+	p, err := other.Issue("impostor", certgen.PeerOptions{})
+	require.NoError(t, err)
+	icfg := peerConfig(t, "impostor")
+	icfg.CertPEM, icfg.KeyPEM = p.CertPEM, p.KeyPEM
+	impostor := newEndpoint(t, icfg)
+	cfg := peerConfig(t, "a")
+	cfg.Resolver = fakeResolver{"peer.example": {impostor.LocalAddr().Addr()}}
+	a := newEndpoint(t, cfg)
+	to, err := ParsePeer(fmt.Sprintf("peer.example:%d", impostor.LocalAddr().Port()))
+	require.NoError(t, err)
+	require.ErrorIs(t, a.SendTo(sendCtx(t), to, team(1), "x", []byte("secret")), ErrTLS)
+	_, err = impostor.Receive(make([]byte, 64))
+	require.ErrorIs(t, err, ErrWouldBlock, "nothing reaches a peer the CA does not vouch for")
+}
