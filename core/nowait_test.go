@@ -370,6 +370,6 @@ func TestNameResolvingToAnUntrustedPeerIsRefused(t *testing.T) {
 	to, err := ParsePeer(fmt.Sprintf("peer.example:%d", impostor.LocalAddr().Port()))
 	require.NoError(t, err)
 	require.ErrorIs(t, a.SendTo(sendCtx(t), to, team(1), "x", []byte("secret")), ErrTLS)
-	_, err = impostor.Receive(make([]byte, 64))
+	_, _, err = impostor.Receive(make([]byte, 64))
 	require.ErrorIs(t, err, ErrWouldBlock, "nothing reaches a peer the CA does not vouch for")
 }
