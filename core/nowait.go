@@ -166,16 +166,20 @@ func (e *Endpoint) sendDirect(p Peer, key chanKey, msg []byte) bool {
 }
 
 // asAddress turns a peer named by a host name into its address when the
-// name's answer is cached and nothing sent by the name is still queued,
-// so that sends by name and by address share one order from then on.
+// name's answer is cached, moving what is still queued under the name to
+// the address's queue first, so that sends by name and by address share
+// one order from then on.
 func (e *Endpoint) asAddress(p Peer) Peer {
-	if !p.IsName() || e.out.busy(p) {
+	if !p.IsName() {
 		return p
 	}
-	if ap, ok := e.res.cached(p); ok {
-		return PeerAt(ap)
+	ap, ok := e.res.cached(p)
+	if !ok {
+		return p
 	}
-	return p
+	to := PeerAt(ap)
+	e.out.joinName(p, to)
+	return to
 }
 
 // sendPeer is the blocking send to p: it waits behind what is queued for
@@ -255,6 +259,7 @@ func (e *Endpoint) CloseConnectionAsync(p Peer) (uint64, error) {
 	if err := e.checkPeer(p); err != nil {
 		return 0, err
 	}
+	p = e.asAddress(p) // behind what was sent by the address too
 	id := e.ids.Add(1)
 	if err := e.out.add(p, &outItem{id: id, isClose: true}, true); err != nil {
 		return 0, err
@@ -273,6 +278,7 @@ func (e *Endpoint) CloseConnectionTo(p Peer) error {
 			return err
 		}
 	}
+	p = e.asAddress(p)
 	if !e.out.busy(p) {
 		ctx, cancel := context.WithTimeout(e.ctx, e.cfg.ResolveTimeout)
 		addr, err := e.closeTarget(ctx, p)

@@ -153,9 +153,24 @@ func (r *resolver) cached(p Peer) (netip.AddrPort, bool) {
 // resolve returns the peer's address, looking its name up (bounded by the
 // resolve timeout and ctx) when the cache has no fresh answer.
 func (r *resolver) resolve(ctx context.Context, p Peer) (netip.AddrPort, error) {
-	if ap, ok := r.cached(p); ok {
-		return ap, nil
+	ap, fresh, err := r.lookupFresh(ctx, p)
+	if err == nil && fresh {
+		r.store(p, ap.Addr())
 	}
+	return ap, err
+}
+
+// lookupFresh is resolve without storing a new answer in the cache; fresh
+// says the answer is new (store it with store).
+func (r *resolver) lookupFresh(ctx context.Context, p Peer) (ap netip.AddrPort, fresh bool, err error) {
+	if ap, ok := r.cached(p); ok {
+		return ap, false, nil
+	}
+	ap, err = r.query(ctx, p)
+	return ap, err == nil, err
+}
+
+func (r *resolver) query(ctx context.Context, p Peer) (netip.AddrPort, error) {
 	lctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	addrs, err := r.lookup.LookupNetIP(lctx, "ip", p.host)
@@ -172,13 +187,17 @@ func (r *resolver) resolve(ctx context.Context, p Peer) (netip.AddrPort, error) 
 	if !ok {
 		return netip.AddrPort{}, fmt.Errorf("%w: %q has no unicast address this endpoint's socket (%s) can reach (got %v)", ErrResolve, p.host, r.local, addrs)
 	}
+	return netip.AddrPortFrom(a, p.port), nil
+}
+
+// store caches a name's answer.
+func (r *resolver) store(p Peer, a netip.Addr) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if len(r.cache) >= maxResolveCache {
 		clear(r.cache) // a bound, not a policy: names are few in practice
 	}
 	r.cache[p.host] = resolved{addr: a, expires: time.Now().Add(resolveCacheFor)}
-	r.mu.Unlock()
-	return netip.AddrPortFrom(a, p.port), nil
 }
 
 // maxResolveCache bounds the names cached.
