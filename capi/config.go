@@ -101,7 +101,7 @@ func peerAddr(p *C.aq_cchar) (core.Peer, error) {
 	}
 	s := unsafe.String((*byte)(unsafe.Pointer(p)), n)
 	if ap, err := core.ParseAddr(s); err == nil {
-		return core.PeerAt(ap), nil
+		return core.PeerAt(ap).WithText(s), nil
 	}
 	return core.ParsePeer(strings.Clone(s))
 }

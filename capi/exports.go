@@ -69,11 +69,11 @@ func aranya_quic_free(ep C.aranya_quic_t) (rc C.int32_t) {
 		if inside == ep {
 			return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from the handle's own receive_callback or log_callback, whose return it would wait for: free it from another thread, or use aranya_quic_free_nowait"))
 		}
-		if e := lookup(ep); e != nil && e.delivers {
+		if e := lookup(ep); e != nil && (e.delivers || e.logTo != nil) {
 			// Its free waits for its callbacks, which may be waiting in
 			// turn for the one this call runs in (two callbacks freeing
 			// each other's endpoints would never return).
-			return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from a receive_callback on an endpoint that has a receive_callback itself: free it from a thread outside the callbacks"))
+			return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "called from a callback on an endpoint that has callbacks itself: free it from a thread outside the callbacks, or use aranya_quic_free_nowait"))
 		}
 	}
 	e, err := release(ep)

@@ -20,23 +20,53 @@ import (
 type logCallback struct {
 	fn   C.aranya_quic_log_callback
 	user unsafe.Pointer
-	// mu is held shared by each call in progress; detach takes it
-	// exclusively, so that once detach returns no call runs or starts.
-	mu       sync.RWMutex
+	// mu guards detached and calls, the calls in progress; it is never
+	// held during a call, so a callback may call anything (a free of
+	// another endpoint included) without waiting on it.
+	mu       sync.Mutex
+	idle     *sync.Cond // signalled when calls drops to 0
 	detached bool
+	calls    int
 	// handle is the endpoint's, once registered: free refuses to free it
 	// from inside its own callbacks.
 	handle atomic.Uint64
 }
 
-// detach stops the callbacks; nil-safe.
-func (l *logCallback) detach() {
+// detach makes sure no call starts any more; with wait it also waits
+// for the calls in progress to return. nil-safe.
+func (l *logCallback) detach(wait bool) {
 	if l == nil {
 		return
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.detached = true
-	l.mu.Unlock()
+	for wait && l.calls > 0 {
+		if l.idle == nil {
+			l.idle = sync.NewCond(&l.mu)
+		}
+		l.idle.Wait()
+	}
+}
+
+// begin counts a call in, unless detached.
+func (l *logCallback) begin() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.detached {
+		return false
+	}
+	l.calls++
+	return true
+}
+
+func (l *logCallback) end() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls--
+	if l.calls == 0 && l.idle != nil {
+		l.idle.Broadcast()
+	}
 }
 
 // callbackHandler is a slog.Handler that passes each record, as one line
@@ -60,11 +90,10 @@ func (h *callbackHandler) Handle(_ context.Context, r slog.Record) error {
 	})
 	b.WriteByte(0)
 	text := b.String()
-	h.to.mu.RLock()
-	defer h.to.mu.RUnlock()
-	if h.to.detached {
+	if !h.to.begin() {
 		return nil
 	}
+	defer h.to.end()
 	// The C side reads the text only during the call, and the string
 	// holds no Go pointers, so it is passed in place.
 	C.aq_log(h.to.fn, h.to.user, C.aranya_quic_t(h.to.handle.Load()), levelCode(r.Level),

@@ -227,7 +227,7 @@ func aranya_quic_free_nowait(ep C.aranya_quic_t) (rc C.int32_t) {
 	if e == nil {
 		return failIf(fn, err)
 	}
-	e.destroyInBackground(ep)
+	e.destroyInBackground()
 	return C.ARANYA_QUIC_OK
 }
 

@@ -127,24 +127,18 @@ func (e *endpoint) destroy() error {
 	}
 	e.inflight.Wait()
 	e.closeFDs()
-	e.logTo.detach()
+	e.logTo.detach(true)
 	return err
 }
 
 // destroyInBackground is destroy for free_nowait: the pipes close now,
 // the rest when the engine finished closing and the calls in flight
 // returned. The engine logs what the peers did not confirm.
-func (e *endpoint) destroyInBackground(h C.aranya_quic_t) {
+func (e *endpoint) destroyInBackground() {
 	e.cancel()
 	e.ep.Shutdown()
 	e.closeFDs()
-	if C.aq_callback_handle() == h {
-		// Called from one of this endpoint's own log callbacks, which
-		// detach would wait for: the records stop once it returned.
-		go e.logTo.detach()
-	} else {
-		e.logTo.detach()
-	}
+	e.logTo.detach(false)
 	go func() {
 		_ = e.ep.Close()
 		e.inflight.Wait()

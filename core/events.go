@@ -72,6 +72,10 @@ func newEventQueue(max int) *eventQueue { return &eventQueue{max: max} }
 func (q *eventQueue) push(ev Event) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.pushLocked(ev)
+}
+
+func (q *eventQueue) pushLocked(ev Event) {
 	// The outcome of a close or a shutdown the application asked for is
 	// kept even over the limit: whoever waits for it would otherwise wait
 	// for ever. They are as many as those calls, so the queue stays
@@ -100,10 +104,10 @@ func (q *eventQueue) push(ev Event) {
 
 // pushLast pushes the endpoint's last event: nothing is queued after it.
 func (q *eventQueue) pushLast(ev Event) {
-	q.push(ev)
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pushLocked(ev)
 	q.ended = true
-	q.mu.Unlock()
 }
 
 // pop takes the oldest event.

@@ -107,6 +107,7 @@ func (e *Endpoint) trySend(p Peer, key chanKey, msg []byte, id uint64) (uint64, 
 	if err := e.checkPeer(p); err != nil {
 		return 0, err
 	}
+	given := p
 	p = e.asAddress(p)
 	if uint64(len(msg)) > e.cfg.MaxMessageSize {
 		return 0, fmt.Errorf("%w: %d bytes, the limit is %d", ErrMessageTooLarge, len(msg), e.cfg.MaxMessageSize)
@@ -116,7 +117,7 @@ func (e *Endpoint) trySend(p Peer, key chanKey, msg []byte, id uint64) (uint64, 
 	}
 	// Queued: the copy and the key outlive the caller's memory.
 	key.label = strings.Clone(key.label)
-	it := &outItem{id: id, key: key, msg: append([]byte(nil), msg...)}
+	it := &outItem{id: id, key: key, msg: append([]byte(nil), msg...), given: strings.Clone(given.Given())}
 	if e.cfg.SendTimeout > 0 {
 		it.deadline = time.Now().Add(e.cfg.SendTimeout)
 	}
@@ -259,9 +260,10 @@ func (e *Endpoint) CloseConnectionAsync(p Peer) (uint64, error) {
 	if err := e.checkPeer(p); err != nil {
 		return 0, err
 	}
+	given := strings.Clone(p.Given())
 	p = e.asAddress(p) // behind what was sent by the address too
 	id := e.ids.Add(1)
-	if err := e.out.add(p, &outItem{id: id, isClose: true}, true); err != nil {
+	if err := e.out.add(p, &outItem{id: id, isClose: true, given: given}, true); err != nil {
 		return 0, err
 	}
 	return id, nil

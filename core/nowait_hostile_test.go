@@ -252,7 +252,7 @@ func TestHostileShutdownWithSendQueuedBehindDial(t *testing.T) {
 	}
 	blocked := make(chan error, 1)
 	go func() { blocked <- a.SendTo(context.Background(), hole, team(1), "q", []byte("blocking")) }()
-	waitFor(t, "the blocking send to queue", func() bool { return a.Stats().OutboundMessages == uint64(len(ids)+1) },
+	waitFor(t, "the blocking send to queue", func() bool { return a.out.pending.Load() == int64(len(ids)+1) },
 		func() string { return fmt.Sprintf("%+v", a.Stats()) })
 	closeID, err := a.CloseConnectionAsync(hole)
 	require.NoError(t, err)
@@ -1017,7 +1017,7 @@ func TestHostileBothSides(t *testing.T) {
 		cfg := peerConfig(t, name)
 		cfg.OnMessage = s.onMessage
 		cfg.MaxEvents = 8
-		cfg.ConnectTimeout = time.Second
+		cfg.ConnectTimeout = 300 * time.Millisecond
 		cfg.DrainTimeout = time.Second
 		s.e = newEndpoint(t, cfg)
 		return s
@@ -1025,7 +1025,7 @@ func TestHostileBothSides(t *testing.T) {
 	a, b := mk("a"), mk("b")
 	var evs [2][]Event
 	var wg sync.WaitGroup
-	var stopReaders atomic.Bool
+	var stopReaders, stopped atomic.Bool
 	var readers sync.WaitGroup
 	for i, s := range []*side{a, b} {
 		readers.Add(1)
@@ -1055,7 +1055,15 @@ func TestHostileBothSides(t *testing.T) {
 		from.mu.Lock()
 		from.accepted[label] = map[int]bool{}
 		from.mu.Unlock()
+		after := 0
 		for seq := 0; seq < 300; seq++ {
+			// Once the other side is gone, a few more sends meet it
+			// closed; the rest would only wait for dials nobody answers.
+			if stopped.Load() {
+				if after++; after > 10 {
+					return
+				}
+			}
 			m := make([]byte, 4+seq%3000)
 			binary.BigEndian.PutUint32(m, uint32(seq))
 			var id uint64
@@ -1099,6 +1107,7 @@ func TestHostileBothSides(t *testing.T) {
 		func() string { return "no traffic" })
 	a.e.Shutdown()
 	<-a.e.Done()
+	stopped.Store(true)
 	wg.Wait()
 	b.e.Shutdown()
 	<-b.e.Done()
@@ -1146,7 +1155,10 @@ func TestHostileBothSides(t *testing.T) {
 			}
 		}
 		other.mu.Unlock()
-		require.LessOrEqual(t, uint64(lost), st.MessagesUnconfirmed, "side %d: accepted messages neither delivered nor reported (stats %+v, failed events %d)", i, st, len(failed))
+		// SEND_FAILED events dropped for lack of room still count in
+		// SendsFailed: they report messages this test cannot name.
+		unnamed := st.SendsFailed - uint64(len(failed))
+		require.LessOrEqual(t, uint64(lost), st.MessagesUnconfirmed+unnamed, "side %d: accepted messages neither delivered nor reported (stats %+v, failed events %d)", i, st, len(failed))
 		require.Zero(t, st.OutboundMessages)
 		s.mu.Unlock()
 	}

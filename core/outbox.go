@@ -16,8 +16,11 @@ import (
 type outItem struct {
 	id      uint64
 	isClose bool
-	key     chanKey
-	msg     []byte // a copy for TrySend; the caller's memory for a waiting caller
+	// given is the peer's address as the application wrote it, for the
+	// item's event.
+	given string
+	key   chanKey
+	msg   []byte // a copy for TrySend; the caller's memory for a waiting caller
 	// deadline is when a message that is still queued is given up
 	// (zero: never).
 	deadline time.Time
@@ -28,6 +31,14 @@ type outItem struct {
 	// taken is set under outboxes.mu when the pump takes the item; until
 	// then a waiting caller that gives up may withdraw it.
 	taken bool
+}
+
+// peerText is the address to report for the item queued under p.
+func (it *outItem) peerText(p Peer) string {
+	if it.given != "" {
+		return it.given
+	}
+	return p.String()
 }
 
 // owned reports an item whose message the queue holds a copy of (a
@@ -119,7 +130,7 @@ func (o *outboxes) busy(p Peer) bool {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	b := o.m[p]
+	b := o.m[p.key()]
 	return b != nil && b.pending > 0
 }
 
@@ -128,6 +139,7 @@ func (o *outboxes) busy(p Peer) bool {
 // that an empty queue takes one message of any size.
 func (o *outboxes) add(p Peer, it *outItem, force bool) error {
 	n := it.size()
+	p = p.key()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.closed {
@@ -356,8 +368,8 @@ func (o *outboxes) joinName(name, addr Peer) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if b := o.m[name]; b != nil && len(b.items) > 0 {
-		o.moveLocked(b, addr)
+	if b := o.m[name.key()]; b != nil && len(b.items) > 0 {
+		o.moveLocked(b, addr.key())
 	}
 }
 
@@ -517,7 +529,7 @@ func (o *outboxes) finish(p Peer, it *outItem, err error) {
 	}
 	e := o.e
 	if it.isClose {
-		ev := Event{Type: EventCloseFinished, ID: it.id, Peer: p.String(), Err: err, Reason: "closed"}
+		ev := Event{Type: EventCloseFinished, ID: it.id, Peer: it.peerText(p), Err: err, Reason: "closed"}
 		if a, ok := p.Addr(); ok {
 			ev.Addr = a
 		}
@@ -538,13 +550,13 @@ func (o *outboxes) finish(p Peer, it *outItem, err error) {
 	if errors.Is(err, ErrClosed) {
 		o.failedAtClose.Add(1)
 	}
-	ev := Event{Type: EventSendFailed, ID: it.id, Peer: p.String(), Err: err, Reason: err.Error()}
+	ev := Event{Type: EventSendFailed, ID: it.id, Peer: it.peerText(p), Err: err, Reason: err.Error()}
 	ev.Channel = channelOf(it.key)
 	if a, ok := e.res.cached(p); ok {
 		ev.Addr, ev.Channel.Addr = a, a
 	}
 	e.events.push(ev)
-	e.warnf("queued message %d to %s not sent: %v", it.id, p, err)
+	e.warnf("queued message %d to %s not sent: %v", it.id, it.peerText(p), err)
 }
 
 // wait waits for a caller's item; a caller that gives up before the pump
@@ -557,7 +569,7 @@ func (o *outboxes) wait(p Peer, it *outItem) error {
 	}
 	o.mu.Lock()
 	if !it.taken {
-		if b := o.m[p]; b != nil && o.withdrawLocked(b, it) {
+		if b := o.m[p.key()]; b != nil && o.withdrawLocked(b, it) {
 			o.mu.Unlock()
 			return fmt.Errorf("%w: waiting for the messages queued before it: %w", ErrTimeout, it.ctx.Err())
 		}

@@ -18,6 +18,31 @@ type Peer struct {
 	addr netip.AddrPort // valid when the peer was named by address
 	host string         // lower-case host name, when named by name
 	port uint16
+	// text is the address as the application wrote it, for the events
+	// that name it; not part of the peer's identity (see key). It may be
+	// a view of the caller's memory: it is copied when kept.
+	text string
+}
+
+// key is the peer without its text: equal for every spelling of one
+// address or name.
+func (p Peer) key() Peer { return Peer{addr: p.addr, host: p.host, port: p.port} }
+
+// WithText returns p remembering text as the way the application wrote
+// its address (events about p report it). text is not copied: copy it
+// first when p outlives the caller's memory.
+func (p Peer) WithText(text string) Peer {
+	p.text = text
+	return p
+}
+
+// Given is the address as the application wrote it, when known, else its
+// normal form.
+func (p Peer) Given() string {
+	if p.text != "" {
+		return p.text
+	}
+	return p.String()
 }
 
 // PeerAt names a peer by its address.
@@ -31,7 +56,7 @@ const maxHostLen = 253
 // (letters, digits, hyphens and dots, labels of 1 to 63 bytes).
 func ParsePeer(s string) (Peer, error) {
 	if ap, err := ParseAddr(s); err == nil {
-		return Peer{addr: ap}, nil
+		return Peer{addr: ap, text: s}, nil
 	} else if !looksLikeHostPort(s) {
 		return Peer{}, err
 	}
@@ -47,7 +72,7 @@ func ParsePeer(s string) (Peer, error) {
 	if why := hostNameProblem(host); why != "" {
 		return Peer{}, fmt.Errorf("%w: %q: %s", ErrBadAddress, s, why)
 	}
-	return Peer{host: strings.ToLower(strings.TrimSuffix(host, ".")), port: uint16(port)}, nil
+	return Peer{host: strings.ToLower(strings.TrimSuffix(host, ".")), port: uint16(port), text: s}, nil
 }
 
 // looksLikeHostPort tells a host name with a port from a malformed IP

@@ -338,12 +338,12 @@ typedef void (*aranya_quic_receive_callback)(void *user, const struct aranya_qui
  * log_level, on a thread of the library, possibly on several threads at
  * once: it must be thread-safe and should return quickly (the engine's
  * work on that connection waits for it). It may call the library, but
- * aranya_quic_free of its own endpoint returns
+ * aranya_quic_free of its own endpoint, or of any endpoint that has a
+ * receive_callback or a log_callback, returns
  * ARANYA_QUIC_ERR_INVALID_ARGUMENT (free waits for the callbacks in
- * progress); aranya_quic_free_nowait works. Once aranya_quic_free or
- * aranya_quic_free_nowait returned, no further call starts (when
- * free_nowait was called from inside the callback itself: once that call
- * returned).
+ * progress, which could be waiting for this one); aranya_quic_free_nowait
+ * works. Once aranya_quic_free_nowait returned no further call starts;
+ * once aranya_quic_free returned, none is still running either.
  *
  * user: cfg->log_callback_user.
  * level: ARANYA_QUIC_LOG_ERROR, _WARN, _INFO or _DEBUG.
@@ -666,9 +666,10 @@ int32_t aranya_quic_new(const aranya_quic_config *cfg, aranya_quic_t *out);
  * messages_unconfirmed then); ARANYA_QUIC_ERR_UNCONFIRMED (the handle is
  * freed all the same; the detail says how many accepted messages the peers
  * did not confirm); ARANYA_QUIC_ERR_INVALID_ARGUMENT when called from a
- * receive_callback on its own handle, or on any handle that has a
- * receive_callback (two callbacks freeing each other's endpoints would wait
- * for each other forever): nothing is freed;
+ * receive_callback or log_callback on its own handle, or on any handle
+ * that has a receive_callback or a log_callback (two callbacks freeing
+ * each other's endpoints would wait for each other forever): nothing is
+ * freed (aranya_quic_free_nowait works there);
  * ARANYA_QUIC_ERR_INVALID_HANDLE for a number this library never returned;
  * ARANYA_QUIC_ERR_INTERNAL.
  */
@@ -817,7 +818,8 @@ int32_t aranya_quic_receive_fd(aranya_quic_t ep, int *out_fd);
  * first: the detail says how many accepted messages the peer did not
  * confirm; the connection is closed all the same),
  * ARANYA_QUIC_ERR_INVALID_ARGUMENT (addr NULL), ARANYA_QUIC_ERR_BAD_ADDRESS,
- * ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
+ * ARANYA_QUIC_ERR_RESOLVE (addr's host name did not resolve: nothing was
+ * closed), ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
  * ARANYA_QUIC_ERR_INTERNAL.
  */
 int32_t aranya_quic_close(aranya_quic_t ep, const char *addr);
@@ -1105,8 +1107,11 @@ int32_t aranya_quic_shutdown(aranya_quic_t ep, uint64_t *out_id);
  * endpoint close in the background (what aranya_quic_free waits for:
  * queued messages handed over, connections drained, socket closed).
  * Nobody is left to read the outcome: accepted messages the peers did not
- * confirm are logged at WARN with their count. To learn the outcome, call
- * aranya_quic_shutdown, wait for its event, then aranya_quic_free. The fds
+ * confirm are logged at WARN with their count on stderr when log_level is
+ * set without a log_callback (a log_callback is called no more once this
+ * returns, though a call already running may still be finishing). To
+ * learn the outcome, call aranya_quic_shutdown, wait for its event, then
+ * aranya_quic_free. The fds
  * of aranya_quic_receive_fd, aranya_quic_send_fd and aranya_quic_event_fd
  * are closed before this returns. Calls on other threads using the handle
  * return ARANYA_QUIC_ERR_CLOSED; unlike aranya_quic_free this does not wait
