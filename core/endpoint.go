@@ -579,6 +579,9 @@ func (e *Endpoint) acceptLoop() {
 	for {
 		qc, err := e.ln.Accept(e.ctx)
 		if err != nil {
+			if !e.closing.Load() {
+				e.errorf("no longer accepting connections: %v", err)
+			}
 			return
 		}
 		go e.accept(qc)
