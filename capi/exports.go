@@ -190,34 +190,46 @@ func channelArgs(teamID *C.aq_cbytes, label *C.aq_cchar, labelLen C.size_t) (cor
 // doSend is the part send and send_sync share: argument checks, handle,
 // address, message limit, and turning cancellation by free into CLOSED.
 func doSend(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msg *C.aq_cbytes, msgLen C.size_t, send func(context.Context, *endpoint, core.Peer, []byte) error) C.int32_t {
-	if addr == nil {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL"))
-	}
-	if msg == nil && msgLen != 0 {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msg is NULL with msg_len %d", uint64(msgLen)))
-	}
-	to, err := peerAddr(addr)
-	if err != nil {
-		return fail(fn, err)
-	}
-	e, err := acquire(ep)
+	e, to, m, err := sendArgs(ep, addr, msg, msgLen)
 	if err != nil {
 		return fail(fn, err)
 	}
 	defer e.inflight.Done()
-	if uint64(msgLen) > e.maxMessageSize {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_TOO_LARGE, "msg_len %d is over max_message_size %d", uint64(msgLen), e.maxMessageSize))
-	}
 	// The engine copies the message (or finishes writing it) before Send
 	// returns, so the caller's buffer is used in place.
-	var m []byte
-	if msgLen > 0 {
-		m = unsafe.Slice((*byte)(unsafe.Pointer(msg)), int(msgLen))
-	}
 	if err := send(e.ctx, e, to, m); err != nil {
 		return fail(fn, closedIfFreed(e, err))
 	}
 	return C.ARANYA_QUIC_OK
+}
+
+// sendArgs checks a send's address and message and acquires the handle;
+// without an error the caller calls e.inflight.Done() when finished. The
+// message is a view of the caller's buffer.
+func sendArgs(ep C.aranya_quic_t, addr *C.aq_cchar, msg *C.aq_cbytes, msgLen C.size_t) (*endpoint, core.Peer, []byte, error) {
+	if addr == nil {
+		return nil, core.Peer{}, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL")
+	}
+	if msg == nil && msgLen != 0 {
+		return nil, core.Peer{}, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msg is NULL with msg_len %d", uint64(msgLen))
+	}
+	to, err := peerAddr(addr)
+	if err != nil {
+		return nil, core.Peer{}, nil, err
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return nil, core.Peer{}, nil, err
+	}
+	if uint64(msgLen) > e.maxMessageSize {
+		e.inflight.Done()
+		return nil, core.Peer{}, nil, errorf(C.ARANYA_QUIC_ERR_TOO_LARGE, "msg_len %d is over max_message_size %d", uint64(msgLen), e.maxMessageSize)
+	}
+	var m []byte
+	if msgLen > 0 {
+		m = unsafe.Slice((*byte)(unsafe.Pointer(msg)), int(msgLen))
+	}
+	return e, to, m, nil
 }
 
 // closedIfFreed reports err as ARANYA_QUIC_ERR_CLOSED when free cancelled

@@ -8,7 +8,6 @@ import "C"
 
 import (
 	"fmt"
-	"math"
 	"unsafe"
 
 	"github.com/aranya-quic/aranya-quic/core"
@@ -38,27 +37,13 @@ func aranya_quic_send_sync_nowait(ep C.aranya_quic_t, addr *C.aq_cchar, syncType
 
 // doTrySend is what the two non-blocking sends share.
 func doTrySend(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msg *C.aq_cbytes, msgLen C.size_t, outID *C.uint64_t, send func(*endpoint, core.Peer, []byte) (uint64, error)) C.int32_t {
-	if msg == nil && msgLen != 0 {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msg is NULL with msg_len %d", uint64(msgLen)))
-	}
-	to, err := peerAddr(addr)
-	if err != nil {
-		return fail(fn, err)
-	}
-	e, err := acquire(ep)
+	e, to, m, err := sendArgs(ep, addr, msg, msgLen)
 	if err != nil {
 		return fail(fn, err)
 	}
 	defer e.inflight.Done()
-	if uint64(msgLen) > e.maxMessageSize {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_TOO_LARGE, "msg_len %d is over max_message_size %d", uint64(msgLen), e.maxMessageSize))
-	}
 	// The engine copies what it queues, so the caller's buffer is used in
 	// place.
-	var m []byte
-	if msgLen > 0 {
-		m = unsafe.Slice((*byte)(unsafe.Pointer(msg)), int(msgLen))
-	}
 	id, err := send(e, to, m)
 	if err != nil {
 		return fail(fn, closedIfFreed(e, err))
@@ -100,19 +85,11 @@ func aranya_quic_send_sync_batch_nowait(ep C.aranya_quic_t, addr *C.aq_cchar, sy
 }
 
 func doTrySendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbuf, count C.size_t, outSent *C.size_t, outFirstID *C.uint64_t, send func(*endpoint, core.Peer, int, func(int) ([]byte, error)) (int, uint64, error)) C.int32_t {
-	if err := checkBatchArgs(msgs, count); err != nil {
-		return fail(fn, err)
-	}
-	to, err := peerAddr(addr)
-	if err != nil {
-		return fail(fn, err)
-	}
-	e, err := acquire(ep)
+	e, to, items, err := batchArgs(ep, addr, msgs, count)
 	if err != nil {
 		return fail(fn, err)
 	}
 	defer e.inflight.Done()
-	items := unsafe.Slice(msgs, int(count))
 	sent, first, err := send(e, to, len(items), func(i int) ([]byte, error) { return batchItem(e, items, i) })
 	*outSent = C.size_t(sent)
 	if sent > 0 && outFirstID != nil {
@@ -122,17 +99,6 @@ func doTrySendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_
 		return fail(fn, fmt.Errorf("msgs[%d]: %w", sent, closedIfFreed(e, err)))
 	}
 	return C.ARANYA_QUIC_OK
-}
-
-// checkBatchArgs checks a batch's array and count.
-func checkBatchArgs(msgs *C.aq_cbuf, count C.size_t) error {
-	if msgs == nil && count != 0 {
-		return errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msgs is NULL with count %d", uint64(count))
-	}
-	if uint64(count) > math.MaxInt32 {
-		return errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "count %d is over %d", uint64(count), math.MaxInt32)
-	}
-	return nil
 }
 
 // batchItem checks and views message i of a batch.

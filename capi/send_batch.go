@@ -9,6 +9,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/aranya-quic/aranya-quic/core"
@@ -50,24 +51,11 @@ type batchSender func(ctx context.Context, e *endpoint, to core.Peer, n int, msg
 // that apply to every message come first; each message is checked when
 // its turn comes, so those before a bad one are still sent.
 func doSendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbuf, count C.size_t, outSent *C.size_t, send batchSender) C.int32_t {
-	if addr == nil {
-		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL"))
-	}
-	if err := checkBatchArgs(msgs, count); err != nil {
-		return fail(fn, err)
-	}
-	to, err := peerAddr(addr)
-	if err != nil {
-		return fail(fn, err)
-	}
-	e, err := acquire(ep)
+	e, to, items, err := batchArgs(ep, addr, msgs, count)
 	if err != nil {
 		return fail(fn, err)
 	}
 	defer e.inflight.Done()
-	// With count 0 the engine still checks the address (its own address
-	// is refused as for any batch).
-	items := unsafe.Slice(msgs, int(count))
 	// The engine copies each message (or finishes writing it) before it
 	// moves to the next, so the caller's buffers are used in place.
 	sent, err := send(e.ctx, e, to, len(items), func(i int) ([]byte, error) { return batchItem(e, items, i) })
@@ -76,4 +64,29 @@ func doSendBatch(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbu
 		return fail(fn, fmt.Errorf("msgs[%d]: %w", sent, closedIfFreed(e, err)))
 	}
 	return C.ARANYA_QUIC_OK
+}
+
+// batchArgs checks what applies to every message of a batch and acquires
+// the handle; without an error the caller calls e.inflight.Done() when
+// finished. With count 0 the engine still checks the address (its own
+// address is refused as for any batch).
+func batchArgs(ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbuf, count C.size_t) (*endpoint, core.Peer, []C.aq_cbuf, error) {
+	if addr == nil {
+		return nil, core.Peer{}, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "addr is NULL")
+	}
+	if msgs == nil && count != 0 {
+		return nil, core.Peer{}, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msgs is NULL with count %d", uint64(count))
+	}
+	if uint64(count) > math.MaxInt32 {
+		return nil, core.Peer{}, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "count %d is over %d", uint64(count), math.MaxInt32)
+	}
+	to, err := peerAddr(addr)
+	if err != nil {
+		return nil, core.Peer{}, nil, err
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return nil, core.Peer{}, nil, err
+	}
+	return e, to, unsafe.Slice(msgs, int(count)), nil
 }
