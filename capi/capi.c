@@ -23,15 +23,30 @@ const char *aranya_quic_last_error(void) {
     return aq_last_error_buf;
 }
 
-int32_t aranya_quic_config_init(aranya_quic_config *cfg) {
-    static const char msg[] = "aranya_quic_config_init: cfg is NULL";
+int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size) {
+    static const char null_msg[] = "aranya_quic_config_init: cfg is NULL";
+    static const char size_msg[] = "aranya_quic_config_init_sized: size is smaller than the 0.1 struct";
     if (cfg == NULL) {
-        aq_set_last_error(msg, sizeof msg - 1);
+        aq_set_last_error(null_msg, sizeof null_msg - 1);
         return ARANYA_QUIC_ERR_INVALID_ARGUMENT;
     }
-    memset(cfg, 0, sizeof *cfg);
-    cfg->struct_size = (uint32_t)sizeof *cfg;
+    if (size < AQ_CONFIG_V01_SIZE) {
+        aq_set_last_error(size_msg, sizeof size_msg - 1);
+        return ARANYA_QUIC_ERR_INVALID_ARGUMENT;
+    }
+    if (size > sizeof *cfg) {
+        size = sizeof *cfg;
+    }
+    memset(cfg, 0, size);
+    cfg->struct_size = (uint32_t)size;
     return ARANYA_QUIC_OK;
+}
+
+// The symbol programs built against older headers call: it writes no more
+// than the struct had before the fields of the non-blocking calls. The
+// parentheses keep the header's macro of the same name from expanding.
+int32_t(aranya_quic_config_init)(aranya_quic_config *cfg) {
+    return aranya_quic_config_init_sized(cfg, AQ_CONFIG_V02_SIZE);
 }
 
 const char *aranya_quic_strerror(int32_t code) {

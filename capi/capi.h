@@ -26,6 +26,9 @@ typedef const aranya_quic_buf aq_cbuf;
 // them.
 #define AQ_CONFIG_V01_SIZE offsetof(aranya_quic_config, connect_timeout_ms)
 #define AQ_STATS_V01_SIZE offsetof(aranya_quic_stats, messages_unconfirmed)
+// The config struct before the fields of the non-blocking calls: what the
+// aranya_quic_config_init symbol writes, for callers built before them.
+#define AQ_CONFIG_V02_SIZE offsetof(aranya_quic_config, max_outbound_bytes_per_peer)
 
 // aq_deliver calls a receive callback for endpoint ep, marking the calling
 // thread as inside ep's callback for the length of the call.

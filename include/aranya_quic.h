@@ -294,10 +294,12 @@ typedef uint64_t aranya_quic_t;
  * including stateless_reset_key), reads no byte past struct_size, and reads
  * a field appended later only when struct_size covers it (otherwise the
  * field takes its default), so callers built against an older header keep
- * working. aranya_quic_config_init writes sizeof the struct of
- * the library it is called in: a caller built against an older header than
- * the library must instead zero its struct itself and set struct_size to
- * its own sizeof(aranya_quic_config).
+ * working. Initialize with aranya_quic_config_init, which this header
+ * makes a macro passing the caller's own sizeof to
+ * aranya_quic_config_init_sized, so that the library writes no byte past
+ * the caller's struct. (Bindings that call the library by symbol call
+ * aranya_quic_config_init_sized with their struct's size, or zero their
+ * struct and set struct_size themselves.)
  */
 struct aranya_quic_channel;
 
@@ -606,11 +608,16 @@ typedef char aranya_quic_check_event_first_[
  * --------------------------------------------------------------------- */
 
 /*
- * aranya_quic_config_init: zero *cfg and set cfg->struct_size.
+ * aranya_quic_config_init: zero *cfg and set cfg->struct_size. Through
+ * this header it is a macro for aranya_quic_config_init_sized(cfg,
+ * sizeof *cfg). The function of that name, which programs built against
+ * older headers call, writes the struct as it was before the fields added
+ * with the non-blocking calls (up to receive_callback_user), so that it
+ * never writes past an older caller's struct.
  *
  * cfg: the config to initialize (caller-owned).
  * Returns ARANYA_QUIC_OK, or ARANYA_QUIC_ERR_INVALID_ARGUMENT if cfg is
- * NULL.
+ * NULL. Never blocks.
  */
 int32_t aranya_quic_config_init(aranya_quic_config *cfg);
 
@@ -1154,6 +1161,22 @@ int32_t aranya_quic_event_fd(aranya_quic_t ep, int *out_fd);
  * blocks.
  */
 int32_t aranya_quic_next_event(aranya_quic_t ep, aranya_quic_event *out);
+
+/*
+ * aranya_quic_config_init_sized: zero the first size bytes of *cfg (at
+ * most sizeof(aranya_quic_config) of this library) and set struct_size to
+ * what was zeroed. (Added in 0.2.)
+ *
+ * cfg: the config to initialize (caller-owned).
+ * size: the caller's sizeof(aranya_quic_config).
+ * Returns ARANYA_QUIC_OK, or ARANYA_QUIC_ERR_INVALID_ARGUMENT if cfg is
+ * NULL or size is smaller than the 0.1 struct (nothing is written). Never
+ * blocks.
+ */
+int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
+
+/* Callers built against this header pass their own struct's size. */
+#define aranya_quic_config_init(cfg) aranya_quic_config_init_sized((cfg), sizeof *(cfg))
 
 #ifdef __cplusplus
 } /* extern "C" */

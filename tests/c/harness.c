@@ -146,6 +146,42 @@ static void test_config(void) {
     CHECK(cfg.max_connections == 0 && cfg.max_message_size == 0 && cfg.log_level == 0);
     CHECK(cfg.stateless_reset_key == NULL && cfg.pinned_peers == NULL);
 
+    /* The symbol that programs built against an older header call writes
+     * no more than the struct they had: the bytes after it stay as they
+     * were, and struct_size says how much is there. */
+    {
+        enum { OLD = offsetof(aranya_quic_config, max_outbound_bytes_per_peer) };
+        /* Aligned as the struct, with room after it. */
+        union {
+            aranya_quic_config c;
+            unsigned char b[sizeof(aranya_quic_config) + 16];
+        } raw;
+        size_t k;
+        int untouched = 1;
+        memset(raw.b, 0xAB, sizeof raw.b);
+        CHECK_RC((aranya_quic_config_init)(&raw.c), ARANYA_QUIC_OK);
+        for (k = OLD; k < sizeof raw.b; k++) {
+            untouched &= raw.b[k] == 0xAB;
+        }
+        CHECK(untouched);
+        memcpy(&cfg, raw.b, OLD);
+        CHECK(cfg.struct_size == OLD);
+        base_config(&cfg, &alice_id); /* base_config re-initialises: check the old size by hand */
+        memcpy(raw.b, &cfg, sizeof cfg);
+        raw.c.struct_size = OLD;
+        memset(raw.b + OLD, 0xAB, sizeof raw.b - OLD);
+        CHECK_RC(aranya_quic_new(&raw.c, &ep), ARANYA_QUIC_OK);
+        CHECK_RC(aranya_quic_free(ep), ARANYA_QUIC_OK);
+        ep = 0;
+        /* The sized one: at most this library's struct, at least 0.1's. */
+        memset(raw.b, 0xAB, sizeof raw.b);
+        CHECK_RC(aranya_quic_config_init_sized(&raw.c, sizeof raw.b), ARANYA_QUIC_OK);
+        CHECK(raw.c.struct_size == sizeof(aranya_quic_config));
+        CHECK(raw.b[sizeof(aranya_quic_config)] == 0xAB);
+        CHECK_RC(aranya_quic_config_init_sized(&cfg, 8), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+        CHECK_RC(aranya_quic_config_init_sized(NULL, sizeof cfg), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    }
+
     CHECK_RC(aranya_quic_new(NULL, &ep), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
     base_config(&cfg, &alice_id);
     CHECK_RC(aranya_quic_new(&cfg, NULL), ARANYA_QUIC_ERR_INVALID_ARGUMENT);

@@ -319,6 +319,8 @@ _u8p = POINTER(c_uint8)
 FUNCTIONS: Final[dict[str, tuple[type | None, list[type]]]] = {
     # int32_t aranya_quic_config_init(aranya_quic_config *cfg);
     "aranya_quic_config_init": (c_int32, [POINTER(aranya_quic_config)]),
+    # int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
+    "aranya_quic_config_init_sized": (c_int32, [POINTER(aranya_quic_config), c_size_t]),
     # int32_t aranya_quic_new(const aranya_quic_config *cfg, aranya_quic_t *out);
     "aranya_quic_new": (c_int32, [POINTER(aranya_quic_config), POINTER(aranya_quic_t)]),
     # int32_t aranya_quic_free(aranya_quic_t ep);

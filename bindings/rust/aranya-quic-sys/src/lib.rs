@@ -322,6 +322,11 @@ impl Default for aranya_quic_event {
 
 extern "C" {
     pub fn aranya_quic_config_init(cfg: *mut aranya_quic_config) -> i32;
+    /// Zeroes the first `size` bytes (the caller's struct size) and sets
+    /// `struct_size`: what `aranya_quic_config_init` is in C through the
+    /// header's macro. Call this one, so that a newer library never
+    /// writes past this crate's struct.
+    pub fn aranya_quic_config_init_sized(cfg: *mut aranya_quic_config, size: usize) -> i32;
     pub fn aranya_quic_new(cfg: *const aranya_quic_config, out: *mut aranya_quic_t) -> i32;
     pub fn aranya_quic_free(ep: aranya_quic_t) -> i32;
     pub fn aranya_quic_local_addr(

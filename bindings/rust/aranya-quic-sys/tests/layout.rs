@@ -200,11 +200,19 @@ fn library_version_matches_header() {
 
 #[test]
 fn config_init_sets_struct_size() {
+    let size = size_of::<aranya_quic_config>();
     let mut cfg = aranya_quic_config { max_connections: 7, ..Default::default() };
-    let rc = unsafe { aranya_quic_config_init(&mut cfg) };
+    let rc = unsafe { aranya_quic_config_init_sized(&mut cfg, size) };
     assert_eq!(rc, ARANYA_QUIC_OK);
-    assert_eq!(cfg.struct_size as usize, size_of::<aranya_quic_config>());
+    assert_eq!(cfg.struct_size as usize, size);
     assert_eq!(cfg.max_connections, 0);
+    assert_eq!(unsafe { aranya_quic_config_init_sized(std::ptr::null_mut(), size) }, ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    // The plain symbol, for programs built against older headers, writes
+    // no field added with the non-blocking calls.
+    let mut cfg = aranya_quic_config { max_events: 9, ..Default::default() };
+    assert_eq!(unsafe { aranya_quic_config_init(&mut cfg) }, ARANYA_QUIC_OK);
+    assert_eq!(cfg.struct_size as usize, std::mem::offset_of!(aranya_quic_config, max_outbound_bytes_per_peer));
+    assert_eq!(cfg.max_events, 9);
     assert_eq!(unsafe { aranya_quic_config_init(std::ptr::null_mut()) }, ARANYA_QUIC_ERR_INVALID_ARGUMENT);
 }
 

@@ -190,8 +190,11 @@ impl Config {
         pinned: &[u8],
     ) -> Result<sys::aranya_quic_config, QuicMessageError> {
         let mut c = sys::aranya_quic_config::default();
-        // SAFETY: c is a valid, writable config.
-        crate::error::check(unsafe { sys::aranya_quic_config_init(&mut c) })?;
+        // SAFETY: c is a valid, writable config of the size passed, and
+        // the library writes no more than that.
+        crate::error::check(unsafe {
+            sys::aranya_quic_config_init_sized(&mut c, std::mem::size_of::<sys::aranya_quic_config>())
+        })?;
         c.bind_addr = bind.as_ptr();
         (c.cert_pem, c.cert_pem_len) = ptr_len(&self.cert_pem);
         (c.key_pem, c.key_pem_len) = ptr_len(&self.key_pem);
