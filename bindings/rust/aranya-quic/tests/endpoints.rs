@@ -403,10 +403,11 @@ fn connect_timeout_bounds_a_dial_to_a_silent_peer() {
     c.connect_timeout = Some(Duration::from_millis(300));
     c.handshake_timeout = Some(Duration::from_secs(8));
     let alice = Endpoint::new(c).unwrap();
-    let t0 = std::time::Instant::now();
     let e = alice.send(silent.local_addr().unwrap(), &GraphId([1; 32]), "x", b"y").unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout), "{e}");
-    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}: the handshake timeout, not the connect timeout", t0.elapsed());
+    // The connect timeout ended the dial, not the handshake timeout or
+    // the send's own: a connection failure that names it.
+    assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    assert!(e.to_string().contains("connect timeout (300ms)"), "{e}");
 }
 
 #[test]
