@@ -1252,7 +1252,12 @@ class Endpoint:
                 _ffi._lib.aranya_quic_free(h)
             except Exception:  # pragma: no cover - interpreter shutdown
                 pass
-        for fd in getattr(self, "_dups", {}).values():
+        # Emptied as they close, so that a waiter's cleanup running later
+        # (a coroutine collected with the endpoint) closes none twice: the
+        # numbers may already belong to other files.
+        dups = getattr(self, "_dups", {})
+        while dups:
+            _, fd = dups.popitem()
             try:
                 os.close(fd)
             except OSError:  # pragma: no cover

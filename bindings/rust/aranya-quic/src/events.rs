@@ -343,7 +343,11 @@ impl Hub {
             _ => {}
         }
         self.gap += dropped_before;
-        if self.queue.len() >= self.cap {
+        // Like the library, the outcomes of calls are kept beyond the
+        // bound: the stream's end is ShutdownFinished, and there is one
+        // CloseFinished per close.
+        let answers_call = matches!(ev, Event::CloseFinished { .. } | Event::ShutdownFinished { .. });
+        if self.queue.len() >= self.cap && !answers_call {
             self.gap += 1;
         } else {
             if self.gap > 0 {
