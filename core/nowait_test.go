@@ -373,3 +373,40 @@ func TestNameResolvingToAnUntrustedPeerIsRefused(t *testing.T) {
 	_, _, err = impostor.Receive(make([]byte, 64))
 	require.ErrorIs(t, err, ErrWouldBlock, "nothing reaches a peer the CA does not vouch for")
 }
+
+// countingResolver answers every name with one address and counts the
+// lookups.
+type countingResolver struct {
+	mu      sync.Mutex
+	lookups int
+	addr    netip.Addr
+}
+
+func (r *countingResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lookups++
+	return []netip.Addr{r.addr}, nil
+}
+
+func TestResolvedAddressesAreCachedFor30Seconds(t *testing.T) {
+	look := &countingResolver{addr: netip.MustParseAddr("127.0.0.1")}
+	r := newResolver(look, time.Second, netip.MustParseAddrPort("127.0.0.1:1"))
+	now := time.Unix(1_000_000, 0)
+	r.now = func() time.Time { return now }
+	p, err := ParsePeer("peer.example:4433")
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		_, err := r.resolve(context.Background(), p)
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, look.lookups, "answers are reused while fresh")
+	now = now.Add(resolveCacheFor - time.Second)
+	_, err = r.resolve(context.Background(), p)
+	require.NoError(t, err)
+	require.Equal(t, 1, look.lookups)
+	now = now.Add(2 * time.Second)
+	_, err = r.resolve(context.Background(), p)
+	require.NoError(t, err)
+	require.Equal(t, 2, look.lookups, "an answer older than 30 s is looked up again")
+}

@@ -144,6 +144,7 @@ type resolver struct {
 	lookup  HostResolver
 	timeout time.Duration
 	local   netip.AddrPort // the socket's bound address: which families it reaches
+	now     func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]resolved
@@ -158,7 +159,7 @@ func newResolver(lookup HostResolver, timeout time.Duration, local netip.AddrPor
 	if lookup == nil {
 		lookup = net.DefaultResolver
 	}
-	return &resolver{lookup: lookup, timeout: timeout, local: local, cache: make(map[string]resolved)}
+	return &resolver{lookup: lookup, timeout: timeout, local: local, now: time.Now, cache: make(map[string]resolved)}
 }
 
 // cached returns the address of a peer named by address, or a fresh
@@ -169,7 +170,7 @@ func (r *resolver) cached(p Peer) (netip.AddrPort, bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if a, ok := r.cache[p.host]; ok && time.Now().Before(a.expires) {
+	if a, ok := r.cache[p.host]; ok && r.now().Before(a.expires) {
 		return netip.AddrPortFrom(a.addr, p.port), true
 	}
 	return netip.AddrPort{}, false
@@ -222,7 +223,7 @@ func (r *resolver) store(p Peer, a netip.Addr) {
 	if len(r.cache) >= maxResolveCache {
 		clear(r.cache) // a bound, not a policy: names are few in practice
 	}
-	r.cache[p.host] = resolved{addr: a, expires: time.Now().Add(resolveCacheFor)}
+	r.cache[p.host] = resolved{addr: a, expires: r.now().Add(resolveCacheFor)}
 }
 
 // maxResolveCache bounds the names cached.
