@@ -203,6 +203,20 @@ func doSend(fn string, ep C.aranya_quic_t, addr *C.aq_cchar, msg *C.aq_cbytes, m
 	return C.ARANYA_QUIC_OK
 }
 
+// peerArgs parses a peer address argument and acquires the handle;
+// without an error the caller calls e.inflight.Done() when finished.
+func peerArgs(ep C.aranya_quic_t, addr *C.aq_cchar) (*endpoint, core.Peer, error) {
+	to, err := peerAddr(addr)
+	if err != nil {
+		return nil, core.Peer{}, err
+	}
+	e, err := acquire(ep)
+	if err != nil {
+		return nil, core.Peer{}, err
+	}
+	return e, to, nil
+}
+
 // sendArgs checks a send's address and message and acquires the handle;
 // without an error the caller calls e.inflight.Done() when finished. The
 // message is a view of the caller's buffer.
@@ -213,11 +227,7 @@ func sendArgs(ep C.aranya_quic_t, addr *C.aq_cchar, msg *C.aq_cbytes, msgLen C.s
 	if msg == nil && msgLen != 0 {
 		return nil, core.Peer{}, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "msg is NULL with msg_len %d", uint64(msgLen))
 	}
-	to, err := peerAddr(addr)
-	if err != nil {
-		return nil, core.Peer{}, nil, err
-	}
-	e, err := acquire(ep)
+	e, to, err := peerArgs(ep, addr)
 	if err != nil {
 		return nil, core.Peer{}, nil, err
 	}
@@ -307,11 +317,7 @@ func aranya_quic_receive_fd(ep C.aranya_quic_t, outFD *C.int) (rc C.int32_t) {
 func aranya_quic_close(ep C.aranya_quic_t, addr *C.aq_cchar) (rc C.int32_t) {
 	const fn = "aranya_quic_close"
 	defer recoverPanic(fn, &rc)
-	to, err := peerAddr(addr)
-	if err != nil {
-		return fail(fn, err)
-	}
-	e, err := acquire(ep)
+	e, to, err := peerArgs(ep, addr)
 	if err != nil {
 		return fail(fn, err)
 	}

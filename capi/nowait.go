@@ -150,11 +150,7 @@ func exportFD(fn string, ep C.aranya_quic_t, outFD *C.int, get func(*endpoint) (
 func aranya_quic_close_nowait(ep C.aranya_quic_t, addr *C.aq_cchar, outID *C.uint64_t) (rc C.int32_t) {
 	const fn = "aranya_quic_close_nowait"
 	defer recoverPanic(fn, &rc)
-	to, err := peerAddr(addr)
-	if err != nil {
-		return fail(fn, err)
-	}
-	e, err := acquire(ep)
+	e, to, err := peerArgs(ep, addr)
 	if err != nil {
 		return fail(fn, err)
 	}

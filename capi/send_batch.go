@@ -80,11 +80,7 @@ func batchArgs(ep C.aranya_quic_t, addr *C.aq_cchar, msgs *C.aq_cbuf, count C.si
 	if uint64(count) > math.MaxInt32 {
 		return nil, core.Peer{}, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "count %d is over %d", uint64(count), math.MaxInt32)
 	}
-	to, err := peerAddr(addr)
-	if err != nil {
-		return nil, core.Peer{}, nil, err
-	}
-	e, err := acquire(ep)
+	e, to, err := peerArgs(ep, addr)
 	if err != nil {
 		return nil, core.Peer{}, nil, err
 	}

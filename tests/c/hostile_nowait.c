@@ -108,20 +108,6 @@ static int await_event(aranya_quic_t ep, int efd, uint32_t type, uint64_t id, ar
     }
 }
 
-static int32_t recv_wait(aranya_quic_t ep, int rfd, uint8_t *buf, size_t cap, aranya_quic_channel *ch, size_t *len) {
-    long long deadline = mono_ms() + WAIT_MS;
-    for (;;) {
-        long long left;
-        int32_t rc = aranya_quic_receive(ep, buf, cap, ch, len);
-        if (rc != ARANYA_QUIC_ERR_WOULD_BLOCK) {
-            return rc;
-        }
-        left = deadline - mono_ms();
-        if (left <= 0 || wait_readable(rfd, (int)left) < 0) {
-            return ARANYA_QUIC_ERR_TIMEOUT;
-        }
-    }
-}
 
 /* A flag with a bounded wait. */
 typedef struct {
@@ -484,8 +470,8 @@ static void test_log_callback_calls_library(void) {
     CHECK_RC(busy.after_rc, ARANYA_QUIC_ERR_INVALID_HANDLE);
     /* bob gets both messages: the one from the callback too. */
     CHECK_RC(aranya_quic_receive_fd(bob, &rfd), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     sleep_ms(500); /* time for a late record to show itself */
     CHECK_EQ(busy.calls_after, 0);
     CHECK_RC(aranya_quic_free(bob), ARANYA_QUIC_OK);
@@ -965,7 +951,7 @@ static void test_event_addr_as_given(void) {
     /* "LOCALHOST.:port" reaches bob; its close's event names it as given. */
     snprintf(upper_local, sizeof upper_local, "LOCALHOST.:%s", port_of(b_addr));
     CHECK_RC(aranya_quic_send_nowait(alice, upper_local, tid, "n", 1, (const uint8_t *)"u", 1, &id), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 1 && buf[0] == 'u' && strcmp(ch.addr, a_addr) == 0);
     CHECK_RC(aranya_quic_close_nowait(alice, upper_local, &id), ARANYA_QUIC_OK);
     if (await_event(alice, efd, ARANYA_QUIC_EVENT_CLOSE_FINISHED, id, &e)) {

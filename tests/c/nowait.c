@@ -191,22 +191,6 @@ static int is_sync(const aranya_quic_channel *ch, const char *addr, uint32_t syn
            all_bytes(ch->team_id, sizeof ch->team_id, 0) && ch->label_len == 0 && ch->label[0] == '\0';
 }
 
-/* recv_wait: one message, bounded by poll on the receive fd; the
- * non-blocking receive does the taking. */
-static int32_t recv_wait(aranya_quic_t ep, int rfd, uint8_t *buf, size_t cap, aranya_quic_channel *ch, size_t *len) {
-    long long deadline = mono_ms() + WAIT_MS;
-    for (;;) {
-        long long left;
-        int32_t rc = aranya_quic_receive(ep, buf, cap, ch, len);
-        if (rc != ARANYA_QUIC_ERR_WOULD_BLOCK) {
-            return rc;
-        }
-        left = deadline - mono_ms();
-        if (left <= 0 || wait_readable(rfd, (int)left) < 0) {
-            return ARANYA_QUIC_ERR_TIMEOUT;
-        }
-    }
-}
 
 /* -------------------------------------------------------------- events */
 
@@ -1053,7 +1037,7 @@ static void test_order_mixed(void) {
     while (ok && total < m.next[0] + m.next[1]) {
         aranya_quic_channel ch;
         size_t len = 0;
-        int32_t rc = recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len);
+        int32_t rc = recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS);
         int kind, seq;
         CHECK_RC(rc, ARANYA_QUIC_OK);
         if (rc != ARANYA_QUIC_OK) {
@@ -1133,7 +1117,7 @@ static void test_close_nowait_event(void) {
     for (i = 0; i < 2 * N; i++) {
         aranya_quic_channel ch;
         size_t len = 0;
-        int32_t rc = recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len);
+        int32_t rc = recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS);
         CHECK_RC(rc, ARANYA_QUIC_OK);
         if (rc != ARANYA_QUIC_OK) {
             break;
@@ -1254,7 +1238,7 @@ static void test_shutdown_event(void) {
 
     /* bob got every message alice had queued before her shutdown. */
     for (i = 0; i < N; i++) {
-        int32_t rc = recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len);
+        int32_t rc = recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS);
         CHECK_RC(rc, ARANYA_QUIC_OK);
         if (rc != ARANYA_QUIC_OK) {
             fprintf(stderr, "  shutdown_event: bob got %d of %d\n", i, N);
@@ -1370,7 +1354,7 @@ static void test_free_nowait_delivers(void) {
     CHECK_RC(aranya_quic_free_nowait(alice), ARANYA_QUIC_OK);
     CHECK_RC(aranya_quic_free(alice), ARANYA_QUIC_OK);
     for (i = 0; i < N; i++) {
-        int32_t rc = recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len);
+        int32_t rc = recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS);
         CHECK_RC(rc, ARANYA_QUIC_OK);
         if (rc != ARANYA_QUIC_OK) {
             fprintf(stderr, "  free_nowait_delivers: bob got %d of %d\n", i, N);
@@ -1406,11 +1390,11 @@ static void learn_ids(aranya_quic_t alice, const char *a_addr, int a_rfd, aranya
     memset(alice_pid, 0, ARANYA_QUIC_PEER_ID_LEN);
     memset(bob_pid, 0, ARANYA_QUIC_PEER_ID_LEN);
     CHECK_RC(aranya_quic_send(alice, b_addr, tid, "id", 2, (const uint8_t *)"a", 1), ARANYA_QUIC_OK);
-    if (recv_wait(bob, b_rfd, buf, sizeof buf, &ch, &len) == ARANYA_QUIC_OK) {
+    if (recv_on_fd(bob, b_rfd, buf, sizeof buf, &ch, &len, WAIT_MS) == ARANYA_QUIC_OK) {
         memcpy(alice_pid, ch.peer_id, ARANYA_QUIC_PEER_ID_LEN);
     }
     CHECK_RC(aranya_quic_send(bob, a_addr, tid, "id", 2, (const uint8_t *)"b", 1), ARANYA_QUIC_OK);
-    if (recv_wait(alice, a_rfd, buf, sizeof buf, &ch, &len) == ARANYA_QUIC_OK) {
+    if (recv_on_fd(alice, a_rfd, buf, sizeof buf, &ch, &len, WAIT_MS) == ARANYA_QUIC_OK) {
         memcpy(bob_pid, ch.peer_id, ARANYA_QUIC_PEER_ID_LEN);
     }
 }
@@ -1619,23 +1603,23 @@ static void test_host_names(void) {
 
     /* send_nowait by name: bob sees alice's IP address. */
     CHECK_RC(aranya_quic_send_nowait(alice, by_name, tid, "name", 4, (const uint8_t *)"n1", 2, &id), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 2 && memcmp(buf, "n1", 2) == 0);
     CHECK(is_channel(&ch, a_addr, tid, "name"));
     /* The blocking send by name and by IP use the same connection. */
     CHECK_RC(aranya_quic_send(alice, by_name, tid, "name", 4, (const uint8_t *)"n2", 2), ARANYA_QUIC_OK);
     CHECK_RC(aranya_quic_send(alice, b_addr, tid, "name", 4, (const uint8_t *)"n3", 2), ARANYA_QUIC_OK);
     CHECK_RC(aranya_quic_send_sync_nowait(alice, by_name, 9, (const uint8_t *)"n4", 2, &id), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 2 && memcmp(buf, "n2", 2) == 0);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 2 && memcmp(buf, "n3", 2) == 0);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 2 && memcmp(buf, "n4", 2) == 0);
     CHECK(is_sync(&ch, a_addr, 9));
     /* bob's reply reaches alice from bob's IP address, not the name. */
     CHECK_RC(aranya_quic_send(bob, ch.addr, tid, "name", 4, (const uint8_t *)"r", 1), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(alice, af.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(alice, af.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(strcmp(ch.addr, b_addr) == 0);
     stats_of(alice, &st);
     CHECK_EQ(st.dials, 1);
@@ -1658,7 +1642,7 @@ static void test_host_names(void) {
     /* The blocking close by name too. */
     CHECK_RC(aranya_quic_send(alice, by_name, tid, "name", 4, (const uint8_t *)"n5", 2), ARANYA_QUIC_OK);
     CHECK_RC(aranya_quic_close(alice, by_name), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 2 && memcmp(buf, "n5", 2) == 0);
 
     /* A name that does not resolve. */
@@ -1767,7 +1751,7 @@ static void test_order_name_and_ip(void) {
     /* Resolve the name once, on another channel; then close the
      * connection, so the messages below wait for a new one. */
     CHECK_RC(aranya_quic_send_sync(alice, by_name, 77, buf, 1), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK_RC(aranya_quic_close(alice, b_addr), ARANYA_QUIC_OK);
     for (i = 0; i < N; i++) {
         const char *to = (i / 3) % 2 == 0 ? by_name : b_addr;
@@ -1779,7 +1763,7 @@ static void test_order_name_and_ip(void) {
         }
     }
     for (i = 0; i < N; i++) {
-        int32_t rc = recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len);
+        int32_t rc = recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS);
         CHECK_RC(rc, ARANYA_QUIC_OK);
         if (rc != ARANYA_QUIC_OK) {
             break;
@@ -2099,7 +2083,7 @@ static void test_log_callback(void) {
         CHECK_RC(aranya_quic_receive_fd(bob, &b_rfd), ARANYA_QUIC_OK);
         /* A connection comes up: an INFO record names the peer. */
         CHECK_RC(aranya_quic_send(alice, b_addr, tid, "log", 3, (const uint8_t *)"hi", 2), ARANYA_QUIC_OK);
-        CHECK_RC(recv_wait(bob, b_rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+        CHECK_RC(recv_on_fd(bob, b_rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
         count_check();
         if (!sink_wait(&a_sink, 0, ARANYA_QUIC_LOG_INFO, b_addr)) {
             report_failure(__FILE__, __LINE__, "no INFO record names %s", b_addr);
@@ -2117,7 +2101,7 @@ static void test_log_callback(void) {
         /* carol logs at WARN: her connection's INFO record is filtered,
          * her rejection of the stranger is not. */
         CHECK_RC(aranya_quic_send(carol, b_addr, tid, "log", 3, (const uint8_t *)"hi", 2), ARANYA_QUIC_OK);
-        CHECK_RC(recv_wait(bob, b_rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+        CHECK_RC(recv_on_fd(bob, b_rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
         CHECK_RC(aranya_quic_send(stranger, c_addr, tid, "log", 3, (const uint8_t *)"hi", 2), ARANYA_QUIC_ERR_TLS);
         count_check();
         if (!sink_wait(&c_sink, 0, ARANYA_QUIC_LOG_WARN, NULL)) {
@@ -2142,7 +2126,7 @@ static void test_log_callback(void) {
         dave = open_ep(&cfg, d_addr);
         if (dave != 0) {
             CHECK_RC(aranya_quic_send(dave, b_addr, tid, "log", 3, (const uint8_t *)"hi", 2), ARANYA_QUIC_OK);
-            CHECK_RC(recv_wait(bob, b_rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+            CHECK_RC(recv_on_fd(bob, b_rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
             CHECK_RC(aranya_quic_free_nowait(dave), ARANYA_QUIC_OK);
             pthread_mutex_lock(&d_sink.mu);
             d_sink.freed = 1;
@@ -2255,7 +2239,7 @@ static void test_bad_input(void) {
     /* The NULLs the header allows: an empty label, an empty message, no
      * out_id. */
     CHECK_RC(aranya_quic_send_nowait(alice, b_addr, tid, NULL, 0, NULL, 0, NULL), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 0 && ch.label_len == 0 && ch.kind == ARANYA_QUIC_KIND_CHANNEL);
 
     /* send_sync_nowait */
@@ -2264,7 +2248,7 @@ static void test_bad_input(void) {
     CHECK_RC(aranya_quic_send_sync_nowait(alice, "1.2.3.4", 1, buf, 1, &id), ARANYA_QUIC_ERR_BAD_ADDRESS);
     CHECK_RC(aranya_quic_send_sync_nowait(alice, b_addr, 1, big, sizeof big, &id), ARANYA_QUIC_ERR_TOO_LARGE);
     CHECK_RC(aranya_quic_send_sync_nowait(alice, b_addr, 1, NULL, 0, NULL), ARANYA_QUIC_OK);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 0 && is_sync(&ch, a_addr, 1));
 
     /* send_batch_nowait */
@@ -2322,14 +2306,14 @@ static void test_bad_input(void) {
              ARANYA_QUIC_ERR_INVALID_ARGUMENT);
     CHECK_EQ(sent, 1);
     CHECK(first != 0);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 2 && memcmp(buf, "m0", 2) == 0 && is_channel(&ch, a_addr, tid, "hole"));
     holes[1].data = big;
     holes[1].len = sizeof big;
     sent = 99;
     CHECK_RC(aranya_quic_send_sync_batch_nowait(alice, b_addr, 2, holes, 2, &sent, NULL), ARANYA_QUIC_ERR_TOO_LARGE);
     CHECK_EQ(sent, 1);
-    CHECK_RC(recv_wait(bob, bf.rfd, buf, sizeof buf, &ch, &len), ARANYA_QUIC_OK);
+    CHECK_RC(recv_on_fd(bob, bf.rfd, buf, sizeof buf, &ch, &len, WAIT_MS), ARANYA_QUIC_OK);
     CHECK(len == 2 && memcmp(buf, "m0", 2) == 0 && is_sync(&ch, a_addr, 2));
     /* send_sync_batch_nowait: NULLs. */
     CHECK_RC(aranya_quic_send_sync_batch_nowait(alice, b_addr, 1, msgs, 2, NULL, &first),

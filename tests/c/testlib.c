@@ -181,3 +181,19 @@ int test_main(int argc, char **argv, const test_case *tests, size_t n) {
     free_identity(&stranger_id);
     return rc;
 }
+
+int32_t recv_on_fd(aranya_quic_t ep, int rfd, uint8_t *buf, size_t cap, aranya_quic_channel *ch, size_t *len,
+                   int wait_ms) {
+    long long deadline = mono_ms() + wait_ms;
+    for (;;) {
+        long long left;
+        int32_t rc = aranya_quic_receive(ep, buf, cap, ch, len);
+        if (rc != ARANYA_QUIC_ERR_WOULD_BLOCK) {
+            return rc;
+        }
+        left = deadline - mono_ms();
+        if (left <= 0 || wait_readable(rfd, (int)left) < 0) {
+            return ARANYA_QUIC_ERR_TIMEOUT;
+        }
+    }
+}

@@ -126,6 +126,12 @@ int run_tests(const test_case *tests, size_t n, const char *only);
  * certificates directory. */
 extern identity alice_id, bob_id, carol_id, stranger_id;
 
+/* recv_on_fd receives one message with aranya_quic_receive, waiting on
+ * the receive fd rfd while the queue is empty; ARANYA_QUIC_ERR_TIMEOUT
+ * after wait_ms (a bound against hangs, not a check of time). */
+int32_t recv_on_fd(aranya_quic_t ep, int rfd, uint8_t *buf, size_t cap, aranya_quic_channel *ch, size_t *len,
+                   int wait_ms);
+
 /* test_main is a test program's main: argv[1] is the certificates
  * directory, argv[2] (optional) the one test to run. It loads the
  * identities, runs the tests and returns run_tests's exit status (2 for a
