@@ -81,6 +81,8 @@ const char *aranya_quic_strerror(int32_t code) {
         return "accepted messages not confirmed by the peer";
     case ARANYA_QUIC_ERR_RESOLVE:
         return "host name not resolved";
+    case ARANYA_QUIC_ERR_NOT_AUTHORIZED:
+        return "not authorized by the peer for this team";
     default:
         return "unknown error code";
     }

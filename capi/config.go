@@ -65,6 +65,23 @@ func cBytes(name string, p unsafe.Pointer, n C.size_t, limit uint64) ([]byte, er
 	return unsafe.Slice((*byte)(p), int(n)), nil
 }
 
+// pinsFrom reads n fingerprints of ARANYA_QUIC_FINGERPRINT_LEN bytes at
+// p; n is a count, bounded like every length.
+func pinsFrom(name string, p *C.uint8_t, n C.size_t) ([]core.PeerID, error) {
+	if n > maxPinnedPeers {
+		return nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "%s_len %d is over the limit %d", name, uint64(n), maxPinnedPeers)
+	}
+	raw, err := cBytes(name, unsafe.Pointer(p), n*C.ARANYA_QUIC_FINGERPRINT_LEN, maxPinnedPeers*C.ARANYA_QUIC_FINGERPRINT_LEN)
+	if err != nil {
+		return nil, err
+	}
+	var pins []core.PeerID
+	for i := 0; i+C.ARANYA_QUIC_FINGERPRINT_LEN <= len(raw); i += C.ARANYA_QUIC_FINGERPRINT_LEN {
+		pins = append(pins, core.PeerID(raw[i:i+C.ARANYA_QUIC_FINGERPRINT_LEN]))
+	}
+	return pins, nil
+}
+
 // cString reads a NUL-terminated string of fewer than max bytes. It never
 // reads past the NUL or past max bytes.
 func cString(p *C.aq_cchar, max int) (string, bool) {
@@ -172,16 +189,11 @@ func engineConfig(c *C.aq_cconfig) (core.Config, *logCallback, error) {
 		*f.dst = append([]byte(nil), b...)
 	}
 
-	if c.pinned_peers_len > maxPinnedPeers {
-		return cfg, nil, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "cfg->pinned_peers_len %d is over the limit %d", uint64(c.pinned_peers_len), maxPinnedPeers)
-	}
-	pins, err := cBytes("cfg->pinned_peers", unsafe.Pointer(c.pinned_peers), c.pinned_peers_len*C.ARANYA_QUIC_FINGERPRINT_LEN, maxPinnedPeers*C.ARANYA_QUIC_FINGERPRINT_LEN)
+	pins, err := pinsFrom("cfg->pinned_peers", c.pinned_peers, c.pinned_peers_len)
 	if err != nil {
 		return cfg, nil, err
 	}
-	for i := 0; i+C.ARANYA_QUIC_FINGERPRINT_LEN <= len(pins); i += C.ARANYA_QUIC_FINGERPRINT_LEN {
-		cfg.PinnedPeers = append(cfg.PinnedPeers, [32]byte(pins[i:i+C.ARANYA_QUIC_FINGERPRINT_LEN]))
-	}
+	cfg.PinnedPeers = pins
 
 	cfg.MaxConnections = int(c.max_connections)
 	cfg.IdleTimeout = millis(c.idle_timeout_ms, false)
@@ -218,6 +230,9 @@ func engineConfig(c *C.aq_cconfig) (core.Config, *logCallback, error) {
 		cfg.MaxOutboundBytes = uint64(c.max_outbound_bytes)
 		cfg.MaxEvents = int(c.max_events)
 		cfg.ResolveTimeout = millis(c.resolve_timeout_ms, false)
+	}
+	if covers(unsafe.Offsetof(c.team_authorization) + unsafe.Sizeof(c.team_authorization)) {
+		cfg.TeamAuthorization = c.team_authorization != 0
 	}
 	var logTo *logCallback
 	if covers(unsafe.Offsetof(c.log_callback_user)+unsafe.Sizeof(c.log_callback_user)) && c.log_callback != nil {

@@ -42,6 +42,8 @@ func codeOf(err error) C.int32_t {
 		return C.ARANYA_QUIC_ERR_BAD_ADDRESS
 	case errors.Is(err, core.ErrMessageTooLarge):
 		return C.ARANYA_QUIC_ERR_TOO_LARGE
+	case errors.Is(err, core.ErrNotAuthorized):
+		return C.ARANYA_QUIC_ERR_NOT_AUTHORIZED
 	case errors.Is(err, core.ErrTLS):
 		return C.ARANYA_QUIC_ERR_TLS
 	case errors.Is(err, core.ErrUnconfirmed):

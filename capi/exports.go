@@ -368,6 +368,9 @@ func aranya_quic_get_stats(ep C.aranya_quic_t, out *C.aranya_quic_stats) (rc C.i
 		outbound_bytes:       C.uint64_t(s.OutboundBytes),
 		sends_failed:         C.uint64_t(s.SendsFailed),
 		events_dropped:       C.uint64_t(s.EventsDropped),
+		connections_revoked:  C.uint64_t(s.ConnectionsRevoked),
+		messages_revoked:     C.uint64_t(s.MessagesRevoked),
+		streams_refused:      C.uint64_t(s.StreamsRefused),
 	}
 	cc := unsafe.Slice((*byte)(unsafe.Pointer(&full.congestion_control[0])), len(full.congestion_control))
 	copy(cc[:len(cc)-1], s.CongestionControl)

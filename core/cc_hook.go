@@ -23,7 +23,7 @@ var (
 	usedReno = CongestionReno
 )
 
-func newController(local, _ net.Addr, initialMaxDatagramSize int64) quic.CongestionController {
+func newController(local, remote net.Addr, initialMaxDatagramSize int64) quic.CongestionController {
 	v, ok := ccChoices.Load(local.String())
 	if !ok {
 		return nil // not one of our endpoints' sockets: quic-go's default
@@ -34,21 +34,34 @@ func newController(local, _ net.Addr, initialMaxDatagramSize int64) quic.Congest
 		return nil
 	}
 	st.used.Store(&usedBBR2)
-	return bbr2Controller{bbr2.NewSender(initialMaxDatagramSize)}
+	return bbr2Controller{s: bbr2.NewSender(initialMaxDatagramSize), rec: st.record(remote, CongestionBBR2)}
 }
 
-// bbr2Controller converts between quic-go's hook types and bbr2's.
-type bbr2Controller struct{ s *bbr2.Sender }
+// bbr2Controller converts between quic-go's hook types and bbr2's, and
+// tells the connection's record what is in flight.
+type bbr2Controller struct {
+	s   *bbr2.Sender
+	rec *ccRecord
+}
 
 func (c bbr2Controller) TimeUntilSend(inFlight int64) int64 {
 	return int64(c.s.TimeUntilSend(inFlight))
 }
 func (c bbr2Controller) HasPacingBudget(now int64) bool { return c.s.HasPacingBudget(bbr2.Time(now)) }
+
+// OnPacketSent gets the bytes in flight with the packet counted.
 func (c bbr2Controller) OnPacketSent(t, inFlight, pn, n int64, retransmittable bool) {
+	c.rec.inFlight.Store(inFlight)
 	c.s.OnPacketSent(bbr2.Time(t), inFlight, pn, n, retransmittable)
 }
-func (c bbr2Controller) CanSend(inFlight int64) bool { return c.s.CanSend(inFlight) }
-func (c bbr2Controller) MaybeExitSlowStart()         { c.s.MaybeExitSlowStart() }
+
+// CanSend is asked with the current bytes in flight whenever the
+// connection may send, also after acknowledgements shrank it.
+func (c bbr2Controller) CanSend(inFlight int64) bool {
+	c.rec.inFlight.Store(inFlight)
+	return c.s.CanSend(inFlight)
+}
+func (c bbr2Controller) MaybeExitSlowStart() { c.s.MaybeExitSlowStart() }
 func (c bbr2Controller) OnPacketAcked(pn, n, prior, t int64) {
 	c.s.OnPacketAcked(pn, n, prior, bbr2.Time(t))
 }

@@ -119,6 +119,11 @@ type Config struct {
 	ResolveTimeout time.Duration
 	// Resolver looks host names up; nil uses net.DefaultResolver.
 	Resolver HostResolver
+	// TeamAuthorization turns per-team authorization on: a peer may open
+	// channels only on the teams AllowTeam allowed its peer id on, and
+	// sync streams only when allowed on at least one team. Off (the
+	// default), every trusted peer may use every team.
+	TeamAuthorization bool
 }
 
 // withDefaults returns c with zero fields filled and checks the ranges.
@@ -204,10 +209,6 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: negative ResolveTimeout", ErrInvalidConfig)
 	case c.SendBufferBytes < 1:
 		return c, fmt.Errorf("%w: SendBufferBytes %d < 1", ErrInvalidConfig, c.SendBufferBytes)
-	case len(c.CertPEM) == 0 || len(c.KeyPEM) == 0:
-		return c, fmt.Errorf("%w: certificate and key are required", ErrInvalidConfig)
-	case len(c.CAPEM) == 0:
-		return c, fmt.Errorf("%w: at least one trusted CA certificate is required", ErrInvalidConfig)
 	}
 	return c, nil
 }

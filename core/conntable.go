@@ -216,6 +216,22 @@ func (t *connTable[C]) close() []C {
 	return out
 }
 
+// snapshot returns every connection not yet gone (live or draining), and
+// which of them are live.
+func (t *connTable[C]) snapshot() (all []C, live map[C]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	all = make([]C, 0, len(t.all))
+	live = make(map[C]bool, len(t.live))
+	for c := range t.all {
+		all = append(all, c)
+	}
+	for _, c := range t.live {
+		live[c] = true
+	}
+	return all, live
+}
+
 // size is the number of live connections.
 func (t *connTable[C]) size() int {
 	t.mu.Lock()

@@ -11,4 +11,6 @@ type counters struct {
 	streamsReset, connectionsLost                atomic.Uint64
 	messagesUnconfirmed, droppedAtClose          atomic.Uint64
 	sendsFailed                                  atomic.Uint64
+	connectionsRevoked, messagesRevoked          atomic.Uint64
+	streamsRefused                               atomic.Uint64
 }

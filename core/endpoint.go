@@ -61,6 +61,15 @@ type Endpoint struct {
 	// ids numbers non-blocking sends, closes and the shutdown.
 	ids atomic.Uint64
 
+	// auth is the per-team authorization list. trustChange serializes the
+	// calls that change trust or authorization; trustMu orders a trust
+	// change against new connections being tracked (see admitConn), and
+	// trustChanged (under it) says a SetTrust happened since the start.
+	auth         *teamAuth
+	trustChange  sync.Mutex
+	trustMu      sync.Mutex
+	trustChanged bool
+
 	closeOnce  sync.Once
 	closing    atomic.Bool   // set when Shutdown starts: sends fail with ErrClosed
 	closed     chan struct{} // closed when the close finished
@@ -103,6 +112,7 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		log:      cfg.Logger,
 		events:   newEventQueue(cfg.MaxEvents),
 		presence: newPeerPresence(),
+		auth:     newTeamAuth(cfg.TeamAuthorization),
 		closed:   make(chan struct{}),
 	}
 	e.out = newOutboxes(e, cfg.MaxOutboundBytesPerPeer, cfg.MaxOutboundBytes)
@@ -165,7 +175,7 @@ func statelessResetKey(cfg *Config, id *identity) ([32]byte, error) {
 	if cfg.StatelessResetKey != nil {
 		return *cfg.StatelessResetKey, nil
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(id.cert.PrivateKey)
+	der, err := x509.MarshalPKCS8PrivateKey(id.cert.Load().PrivateKey)
 	if err != nil {
 		return [32]byte{}, fmt.Errorf("%w: private key: %w", ErrInvalidConfig, err)
 	}
@@ -366,7 +376,7 @@ type sent struct {
 // used. False without an error means the stream did not take it and the
 // full path must.
 func (e *Endpoint) sendOnStream(ctx context.Context, to sent, msg []byte) (bool, error) {
-	if n := uint64(len(msg)); n > e.cfg.MaxMessageSize || n > to.c.peerMaxMessage {
+	if n := uint64(len(msg)); n > e.cfg.MaxMessageSize || n > to.c.peerMaxMessage || to.c.revoked.Load() {
 		return false, nil
 	}
 	lctx := newLazyContext(ctx, e.cfg.SendTimeout)
@@ -385,6 +395,8 @@ func (e *Endpoint) sendOnStream(ctx context.Context, to sent, msg []byte) (bool,
 // sentOn counts a message the stream took.
 func (e *Endpoint) sentOn(to sent, msg []byte) {
 	to.c.touch()
+	to.c.traffic.messagesSent.Add(1)
+	to.c.traffic.bytesSent.Add(uint64(len(msg)))
 	to.s.lastUse.Store(e.clock.Load())
 	e.stats.messagesSent.Add(1)
 	e.stats.bytesSent.Add(uint64(len(msg)))
@@ -420,13 +432,19 @@ func (e *Endpoint) sendTo(ctx context.Context, addr netip.AddrPort, key chanKey,
 		if err != nil {
 			return sent{}, err
 		}
+		if c.revoked.Load() {
+			// Revoked after the lookup: the next lookup dials, and the
+			// handshake decides.
+			e.conns.remove(c)
+			continue
+		}
 		if uint64(len(msg)) > c.peerMaxMessage {
 			return sent{}, fmt.Errorf("%w: %d bytes, the peer %s accepts at most %d", ErrMessageTooLarge, len(msg), addr, c.peerMaxMessage)
 		}
 		s, err := e.channelStream(lctx, c, key, hdr)
 		if err == nil {
 			err = s.send(lctx, msg)
-			if errors.Is(err, errStreamRetired) {
+			if errors.Is(err, errStreamRetired) || errors.Is(err, ErrNotAuthorized) {
 				c.dropStream(s) // broken: the next attempt opens a new one
 			}
 		}
@@ -435,6 +453,8 @@ func (e *Endpoint) sendTo(ctx context.Context, addr netip.AddrPort, key chanKey,
 			to := sent{c: c, s: s}
 			e.sentOn(to, msg)
 			return to, nil
+		case errors.Is(err, ErrNotAuthorized):
+			return sent{}, fmt.Errorf("%w (peer %s)", err, addr)
 		case errors.Is(err, errDraining), errors.Is(err, errStreamRetired):
 			// Not written: move to the connection that replaces this one.
 			if !c.alive() {
@@ -551,9 +571,9 @@ func (e *Endpoint) dialConn(addr netip.AddrPort) (*peerConn, error) {
 		return nil, err
 	}
 	c := newPeerConn(e, qc, addr, true)
-	if !e.conns.track(c) {
-		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "closing")
-		return nil, ErrClosed
+	if ok, err := e.admitConn(c); !ok {
+		e.refuseConn(c, err)
+		return nil, err
 	}
 	c.start()
 	if err := c.waitReady(ctx); err != nil {
@@ -595,8 +615,8 @@ func (e *Endpoint) accept(qc *quic.Conn) {
 		return
 	}
 	c := newPeerConn(e, qc, normalize(ua.AddrPort()), false)
-	if !e.conns.track(c) {
-		qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "closing")
+	if ok, err := e.admitConn(c); !ok {
+		e.refuseConn(c, err)
 		return
 	}
 	c.start()
@@ -648,6 +668,17 @@ func (e *Endpoint) insert(c *peerConn) {
 	}
 }
 
+// refuseConn closes a new connection admitConn did not track.
+func (e *Endpoint) refuseConn(c *peerConn, err error) {
+	if errors.Is(err, ErrClosed) {
+		_ = c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeShutdown), "closing")
+		return
+	}
+	e.stats.handshakeFailures.Add(1)
+	e.handshakeRejected(c.addr, fmt.Sprintf("the peer's certificate is no longer trusted: %v", err))
+	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeNotAuthorized), "certificate no longer trusted")
+}
+
 func dialerInstance(e *Endpoint, c *peerConn) [wire.InstanceIDLen]byte {
 	if c.dialed {
 		return e.instance
@@ -670,7 +701,9 @@ func (e *Endpoint) connGone(c *peerConn) {
 		return
 	}
 	var lost error
-	if !c.graceful.Load() {
+	if c.revoked.Load() {
+		lost = fmt.Errorf("%w: closed because the peer's certificate is no longer trusted", ErrTLS)
+	} else if !c.graceful.Load() {
 		var ae *quic.ApplicationError
 		cause := context.Cause(c.qc.Context())
 		if !(errors.As(cause, &ae) && uint64(ae.ErrorCode) == wire.ConnCodeGraceful) {
@@ -897,9 +930,12 @@ func (e *Endpoint) Stats() Stats {
 		OutboundBytes:       outBytes,
 		SendsFailed:         e.stats.sendsFailed.Load(),
 		EventsDropped:       e.events.droppedTotal(),
+		ConnectionsRevoked:  e.stats.connectionsRevoked.Load(),
+		MessagesRevoked:     e.stats.messagesRevoked.Load(),
+		StreamsRefused:      e.stats.streamsRefused.Load(),
 		CongestionControl:   e.cc.inUse(),
 	}
 }
 
 // peerFingerprint is the SHA-256 of our leaf certificate, as peers see it.
-func (e *Endpoint) peerFingerprint() PeerID { return sha256.Sum256(e.id.cert.Certificate[0]) }
+func (e *Endpoint) peerFingerprint() PeerID { return sha256.Sum256(e.id.cert.Load().Certificate[0]) }

@@ -26,7 +26,7 @@ func TestSendReceiveChannelAndSync(t *testing.T) {
 	require.Equal(t, "chat", chMsg.ch.Label)
 	require.Equal(t, team(1), chMsg.ch.TeamID)
 	require.Equal(t, a.LocalAddr(), chMsg.ch.Addr, "peer address is the sender's listening address")
-	require.Equal(t, sha256.Sum256(a.id.cert.Certificate[0]), chMsg.ch.PeerID)
+	require.Equal(t, sha256.Sum256(a.id.cert.Load().Certificate[0]), chMsg.ch.PeerID)
 
 	syncMsg := byKind[KindSync]
 	require.Equal(t, "sync payload", string(syncMsg.msg))

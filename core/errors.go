@@ -43,6 +43,10 @@ var (
 	// that died); they may not have been delivered. The error is an
 	// *UnconfirmedError with the count.
 	ErrUnconfirmed = errors.New("aranya-quic: accepted messages not confirmed by the peer")
+	// ErrNotAuthorized: the peer authorizes channels by team and does not
+	// allow this endpoint on the channel's team (for sync messages: on any
+	// team). The message that gets it was not accepted.
+	ErrNotAuthorized = errors.New("aranya-quic: not authorized by the peer for this team")
 )
 
 // UnconfirmedError reports accepted messages that the peer did not

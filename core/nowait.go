@@ -143,7 +143,7 @@ func (e *Endpoint) sendDirect(p Peer, key chanKey, msg []byte) bool {
 		}
 	}
 	c, ok := e.conns.lookup(addr)
-	if !ok || uint64(len(msg)) > c.peerMaxMessage {
+	if !ok || uint64(len(msg)) > c.peerMaxMessage || c.revoked.Load() {
 		return false
 	}
 	c.mu.Lock()
@@ -157,7 +157,7 @@ func (e *Endpoint) sendDirect(p Peer, key chanKey, msg []byte) bool {
 	err := s.send(&lctx, msg)
 	lctx.release()
 	if err != nil {
-		if errors.Is(err, errStreamRetired) {
+		if errors.Is(err, errStreamRetired) || errors.Is(err, ErrNotAuthorized) {
 			c.dropStream(s)
 		}
 		return false

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +74,30 @@ type peerConn struct {
 	announced atomic.Bool
 	// gone is closed once the end of the connection was handled.
 	gone chan struct{}
+
+	// peerCerts is the chain the peer presented, re-checked when the trust
+	// set changes; revoked is set (under mu) when a new trust set no longer
+	// trusts it. readers (under mu) holds the gates of the streams the peer
+	// opened, which revocations close.
+	peerCerts []*x509.Certificate
+	revoked   atomic.Bool
+	readers   map[*readGate]struct{}
+	// peerAuthorizes comes from the peer's HELLO: it authorizes channels
+	// by team, so a new stream waits for its verdict. Valid once ready.
+	peerAuthorizes bool
+
+	// since is when the connection was set up; traffic counts its
+	// messages and payload bytes each way, and cc is the congestion
+	// controller the hook made for it (nil: quic-go's own).
+	since   time.Time
+	traffic connTraffic
+	cc      *ccRecord
+}
+
+// connTraffic counts one connection's messages and payload bytes.
+type connTraffic struct {
+	messagesSent, bytesSent         atomic.Uint64
+	messagesReceived, bytesReceived atomic.Uint64
 }
 
 func (c *peerConn) peerAddr() netip.AddrPort { return c.addr }
@@ -90,10 +115,14 @@ func newPeerConn(ep *Endpoint, qc *quic.Conn, addr netip.AddrPort, dialed bool) 
 		peerDone: make(chan struct{}),
 		drained:  make(chan struct{}),
 		gone:     make(chan struct{}),
+		readers:  make(map[*readGate]struct{}),
+		since:    time.Now(),
 	}
 	if certs := qc.ConnectionState().TLS.PeerCertificates; len(certs) > 0 {
 		c.peerID = sha256.Sum256(certs[0].Raw)
+		c.peerCerts = certs
 	}
+	c.cc = ep.cc.claim(qc.RemoteAddr())
 	c.touch()
 	return c
 }
@@ -115,7 +144,11 @@ func (c *peerConn) start() {
 }
 
 func (c *peerConn) serveControl() {
-	hello := wire.AppendControl(nil, wire.ControlHello, wire.AppendHello(nil, c.ep.instance, c.ep.cfg.MaxMessageSize))
+	h := wire.Hello{Instance: c.ep.instance, MaxMessageSize: c.ep.cfg.MaxMessageSize}
+	if c.ep.auth.enabled {
+		h.Flags |= wire.HelloAuthorizesTeams
+	}
+	hello := wire.AppendControl(nil, wire.ControlHello, wire.AppendHelloFields(nil, h))
 	out, err := c.qc.OpenUniStream()
 	if err == nil {
 		c.ctrlMu.Lock()
@@ -143,7 +176,10 @@ func (c *peerConn) serveControl() {
 		err = fmt.Errorf("%w: first control message is type %d, not HELLO", wire.ErrControl, m.Type)
 	}
 	if err == nil {
-		c.peerInstance, c.peerMaxMessage, err = wire.ParseHello(m.Payload)
+		var h wire.Hello
+		h, err = wire.ParseHelloFields(m.Payload)
+		c.peerInstance, c.peerMaxMessage = h.Instance, h.MaxMessageSize
+		c.peerAuthorizes = h.Flags&wire.HelloAuthorizesTeams != 0
 	}
 	if err != nil {
 		c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeControlError), "bad hello")
@@ -235,7 +271,7 @@ func (c *peerConn) stream(lctx *lazyContext, key chanKey, header []byte) (*sendS
 		}
 		str, err := c.qc.OpenStream()
 		if err == nil {
-			s := newSendStream(key, str, header, c.ep.cfg.SendBufferBytes, &c.ep.stats, link)
+			s := newSendStream(key, str, header, c.ep.cfg.SendBufferBytes, &c.ep.stats, link, c.peerAuthorizes)
 			s.onBroken = c.dropStream
 			c.streams[key] = s
 			c.ep.stats.openStreams.Add(1)
@@ -423,6 +459,20 @@ func (c *peerConn) readStream(str *quic.Stream) {
 		cancel()
 		str.CancelRead(quic.StreamErrorCode(wire.StreamCodeShuttingDown)) // wakes a blocked read
 	}
+	// The gate is registered before the authorization check, so a
+	// revocation either finds it or is seen by the check.
+	gate := newReadGate(hdr.Kind, ch.TeamID, func(code uint64) {
+		cancel()
+		str.CancelRead(quic.StreamErrorCode(code))
+		str.CancelWrite(quic.StreamErrorCode(code))
+	})
+	if !c.addGate(gate) {
+		return // the peer was revoked; its connection is closing
+	}
+	defer c.removeGate(gate)
+	if !c.authorize(str, hdr) {
+		return
+	}
 	// The receiver keeps the channel's order too: a channel's stream is
 	// read only after the reader of its previous stream has stopped. The
 	// sender opens a newer stream only once it is done with the older one
@@ -452,7 +502,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			return
 		}
 		if d := c.ep.delivery; d != nil {
-			ok, err := c.deliverFrame(ctx, d, r, n, &ch)
+			ok, err := c.deliverFrame(ctx, d, gate, r, n, &ch)
 			if err != nil {
 				finished = c.frameFailed(str, &rc, err)
 				return
@@ -460,13 +510,15 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			if !ok {
 				return
 			}
-		} else if !c.queueFrame(ctx, r, n, &ch, &rc, str, &finished) {
+		} else if !c.queueFrame(ctx, gate, r, n, &ch, &rc, str, &finished) {
 			return
 		}
 		rc.queued++
 		c.touch()
 		c.ep.stats.messagesReceived.Add(1)
 		c.ep.stats.bytesReceived.Add(n)
+		c.traffic.messagesReceived.Add(1)
+		c.traffic.bytesReceived.Add(n)
 		if r.Buffered() == 0 && rc.queued-rc.confirmed >= receiptEvery {
 			// About to wait for the network with a good number taken:
 			// tell the sender, so that a connection that dies later
@@ -480,7 +532,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 // queueFrame reads a frame's payload of n bytes and queues it, waiting
 // for room. False means the stream's reading ends (finished says whether
 // it ended cleanly).
-func (c *peerConn) queueFrame(ctx context.Context, r *bufio.Reader, n uint64, ch *Channel, rc *receipts, str *quic.Stream, finished *bool) bool {
+func (c *peerConn) queueFrame(ctx context.Context, gate *readGate, r *bufio.Reader, n uint64, ch *Channel, rc *receipts, str *quic.Stream, finished *bool) bool {
 	p, err := c.ep.readPayload(r, n)
 	if err != nil {
 		*finished = c.frameFailed(str, rc, err)
@@ -490,7 +542,7 @@ func (c *peerConn) queueFrame(ctx context.Context, r *bufio.Reader, n uint64, ch
 		putPayload(p)
 		return false
 	}
-	m := message{ch: ch, payload: p}
+	m := message{ch: ch, payload: p, gate: gate}
 	if !c.ep.queue.tryPush(m) {
 		rc.confirm() // about to wait: tell the sender what is queued
 		if err := c.ep.queue.push(ctx, m); err != nil {
@@ -498,6 +550,34 @@ func (c *peerConn) queueFrame(ctx context.Context, r *bufio.Reader, n uint64, ch
 		}
 	}
 	return true
+}
+
+// authorize applies team authorization to a new incoming stream: a
+// stream the peer may not open is reset with NOT_AUTHORIZED; an accepted
+// one gets its verdict, a receipt count of 0, at once, which the sender
+// waits for before its first message. False: the stream was refused.
+func (c *peerConn) authorize(str *quic.Stream, hdr *wire.QuicMessage) bool {
+	auth := c.ep.auth
+	if !auth.enabled {
+		return true
+	}
+	var team TeamID
+	if hdr.Kind == KindChannel {
+		team = hdr.Channel.TeamID
+	}
+	if !auth.allows(c.peerID, hdr.Kind, team) {
+		str.CancelRead(quic.StreamErrorCode(wire.StreamCodeNotAuthorized))
+		str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeNotAuthorized))
+		c.ep.stats.streamsRefused.Add(1)
+		if hdr.Kind == KindSync {
+			c.ep.warnf("refused a sync stream from %s (peer id %s): the peer is allowed on no team", c.addr, logPeerID(c.peerID))
+		} else {
+			c.ep.warnf("refused a channel stream from %s (peer id %s): the peer is not allowed on team %x", c.addr, logPeerID(c.peerID), team[:4])
+		}
+		return false
+	}
+	_, err := str.Write(wire.AppendAck(nil, 0))
+	return err == nil
 }
 
 // receipts tracks what a stream reader has queued and confirmed.
@@ -716,6 +796,45 @@ func (c *peerConn) dropStream(s *sendStream) {
 		}
 		c.endStream(s, "the peer stopped reading the channel")
 	}()
+}
+
+// addGate registers an incoming stream's gate; false when the peer was
+// revoked (the stream must deliver nothing).
+func (c *peerConn) addGate(g *readGate) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.revoked.Load() {
+		return false
+	}
+	c.readers[g] = struct{}{}
+	return true
+}
+
+func (c *peerConn) removeGate(g *readGate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.readers, g)
+}
+
+// closeGates closes the gates that match and returns them; with
+// revokePeer the connection is marked revoked first, so that no stream
+// registers after.
+func (c *peerConn) closeGates(revokePeer bool, match func(*readGate) bool) []*readGate {
+	c.mu.Lock()
+	if revokePeer {
+		c.revoked.Store(true)
+	}
+	var out []*readGate
+	for g := range c.readers {
+		if match(g) {
+			out = append(out, g)
+		}
+	}
+	c.mu.Unlock()
+	for _, g := range out {
+		g.revoke(wire.StreamCodeNotAuthorized)
+	}
+	return out
 }
 
 func (c *peerConn) isDraining() bool {

@@ -12,6 +12,7 @@ import (
 type message struct {
 	ch      *Channel
 	payload []byte
+	gate    *readGate // its stream's; a closed gate's messages are not queued
 }
 
 // recvQueue is the FIFO of received messages across all peers. It is
@@ -60,8 +61,11 @@ func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
 func (q *recvQueue) tryPush(m message) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return !q.closed && !q.refusing && q.addLocked(m)
+	return !q.closed && !q.refusing && m.gate.open() && q.addLocked(m)
 }
+
+// errRevoked means the message's stream was revoked: it is not queued.
+var errRevoked = errors.New("the stream's peer or team was revoked")
 
 // refuse makes every later push fail with ErrClosed; receivers still get
 // what is queued until close.
@@ -89,6 +93,12 @@ func (q *recvQueue) push(ctx context.Context, m message) error {
 		if err := ctx.Err(); err != nil {
 			q.mu.Unlock()
 			return err
+		}
+		// Under the lock, like purge: a revocation that purged has closed
+		// the gate first, so nothing of it is added after.
+		if !m.gate.open() {
+			q.mu.Unlock()
+			return errRevoked
 		}
 		if q.addLocked(m) {
 			q.mu.Unlock()
@@ -275,6 +285,36 @@ func (q *recvQueue) tookLocked() {
 	if q.n > 0 && q.dataWaiters > 0 {
 		ring(q.data) // more for the next waiting receiver
 	}
+}
+
+// purge removes the queued messages drop selects, keeping the order of
+// the rest, and returns how many it removed.
+func (q *recvQueue) purge(drop func(m *message) bool) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.n == 0 {
+		return 0
+	}
+	kept := make([]message, len(q.buf))
+	k := 0
+	removed := 0
+	for i := 0; i < q.n; i++ {
+		m := &q.buf[(q.head+i)%len(q.buf)]
+		if drop(m) {
+			q.bytes -= uint64(len(m.payload))
+			putPayload(m.payload)
+			removed++
+			continue
+		}
+		kept[k] = *m
+		k++
+	}
+	if removed == 0 {
+		return 0
+	}
+	q.buf, q.head, q.n = kept, 0, k
+	q.tookLocked()
+	return removed
 }
 
 // setNotify installs fn and calls it with the current state, under the

@@ -85,10 +85,17 @@ type sendStream struct {
 	queuedWrites int    // messages handed to quic-go since the flusher last ran
 	accepted     uint64 // messages send admitted
 	lastUse      atomic.Uint64
+	// verdictPending holds the first message back until the peer, which
+	// authorizes channels by team, accepted the stream: its first receipt
+	// count, or a reset with NOT_AUTHORIZED (then err says so).
+	verdictPending bool
 }
 
-func newSendStream(key chanKey, str *quic.Stream, header []byte, limit int, stats *counters, link *orderLink) *sendStream {
-	s := &sendStream{key: key, str: str, limit: limit, stats: stats, link: link, ackDone: make(chan struct{})}
+// newSendStream makes the stream of a channel; awaitVerdict says the peer
+// authorizes channels, so the header goes first, alone, and messages wait
+// for the peer's verdict.
+func newSendStream(key chanKey, str *quic.Stream, header []byte, limit int, stats *counters, link *orderLink, awaitVerdict bool) *sendStream {
+	s := &sendStream{key: key, str: str, limit: limit, stats: stats, link: link, ackDone: make(chan struct{}), verdictPending: awaitVerdict}
 	s.buf = append(make([]byte, 0, min(limit, 4096)), header...)
 	go s.readAcks()
 	return s
@@ -99,6 +106,8 @@ func newSendStream(key chanKey, str *quic.Stream, header []byte, limit int, stat
 func (s *sendStream) readAcks() {
 	defer close(s.ackDone)
 	r := bufio.NewReaderSize(s.str, 64)
+	cause := errPeerStopped
+	first := true
 	for {
 		n, err := wire.ReadAck(r)
 		if errors.Is(err, io.EOF) {
@@ -106,7 +115,14 @@ func (s *sendStream) readAcks() {
 			break
 		}
 		if err != nil {
+			if isNotAuthorized(err) {
+				cause = err
+			}
 			break
+		}
+		if first {
+			first = false
+			s.acceptedByPeer()
 		}
 		if n > s.acked.Load() {
 			s.acked.Store(n)
@@ -114,13 +130,48 @@ func (s *sendStream) readAcks() {
 	}
 	// The receiver ended its direction (or the stream failed) before we
 	// retired the stream: it stopped reading it (an oversize frame from
-	// an older or hostile sender, a reset, the connection's end). No write
-	// may be in progress to notice, so the stream is settled from here.
+	// an older or hostile sender, a reset, the connection's end, a refusal
+	// of our peer id). No write may be in progress to notice, so the
+	// stream is settled from here.
 	s.mu.Lock()
 	if !s.retired {
-		s.breakLocked(errPeerStopped)
+		s.breakLocked(cause)
 	}
+	s.signalLocked() // senders waiting for a verdict see the error
 	s.mu.Unlock()
+}
+
+// acceptedByPeer records the peer's verdict: its first receipt count.
+func (s *sendStream) acceptedByPeer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.verdictPending {
+		s.verdictPending = false
+		s.signalLocked()
+	}
+}
+
+// isNotAuthorized reports a stream the peer reset or stopped because it
+// does not allow us on the stream's team.
+func isNotAuthorized(err error) bool {
+	var se *quic.StreamError
+	return errors.As(err, &se) && se.Remote && uint64(se.ErrorCode) == wire.StreamCodeNotAuthorized
+}
+
+// sendHeaderLocked hands the header (all buf holds before the verdict) to
+// quic-go, or to the flusher when there is no credit.
+func (s *sendStream) sendHeaderLocked() {
+	if s.flushing || len(s.buf) == 0 {
+		return
+	}
+	switch err := s.str.TryWriteAll(s.buf); {
+	case err == nil:
+		s.buf = s.buf[:0]
+	case errors.Is(err, quic.ErrWouldBlock):
+		s.startFlushLocked()
+	default:
+		s.breakLocked(err)
+	}
 }
 
 // errPeerStopped means the receiver ended a channel stream we had not
@@ -210,16 +261,30 @@ func (s *sendStream) send(ctx *lazyContext, msg []byte) error {
 		switch {
 		case s.err != nil:
 			// This message was not written: the caller may safely retry
-			// it on another stream.
+			// it on another stream, unless the peer refused us.
 			err := s.err
 			s.mu.Unlock()
-			if errors.Is(err, errStreamRetired) {
+			if errors.Is(err, errStreamRetired) || errors.Is(err, ErrNotAuthorized) {
 				return err
 			}
 			return fmt.Errorf("%w: %w", errStreamRetired, err)
 		case s.retired:
 			s.mu.Unlock()
 			return errStreamRetired
+		case s.verdictPending:
+			s.sendHeaderLocked()
+			if s.err != nil {
+				continue
+			}
+			if ctx.noWait {
+				s.mu.Unlock()
+				return errMustWait
+			}
+			if err := s.waitLocked(ctx.get()); err != nil {
+				s.mu.Unlock()
+				return fmt.Errorf("%w: waiting for the peer to accept the channel: %w", ErrTimeout, err)
+			}
+			continue
 		case !s.flushing && len(msg) >= directWriteMin:
 			s.flushing = true
 			prefix := wire.AppendFrameHeader(s.takeBufLocked(), len(msg))
@@ -534,6 +599,9 @@ func (s *sendStream) abandon() {
 }
 
 func streamWriteError(err error) error {
+	if isNotAuthorized(err) {
+		return fmt.Errorf("%w: the peer refused the channel's stream: %w", ErrNotAuthorized, err)
+	}
 	return fmt.Errorf("%w: stream: %w", ErrConnection, err)
 }
 

@@ -10,41 +10,76 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aranya-quic/aranya-quic/core/wire"
 )
 
-// identity is what an endpoint proves and what it trusts.
+// identity is what an endpoint proves and what it trusts. Both can be
+// replaced while the endpoint runs; each handshake reads the current ones.
 type identity struct {
-	cert  tls.Certificate
+	cert  atomic.Pointer[tls.Certificate]
+	trust atomic.Pointer[trustSet]
+}
+
+// trustSet is one generation of trusted CAs and pins.
+type trustSet struct {
 	roots *x509.CertPool
-	pins  map[PeerID]struct{}
+	pins  map[PeerID]struct{} // nil: no pinning
 }
 
 func loadIdentity(cfg *Config) (*identity, error) {
-	if err := checkKeyNotEncrypted(cfg.KeyPEM); err != nil {
+	cert, err := loadCertificate(cfg.CertPEM, cfg.KeyPEM, time.Now())
+	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.X509KeyPair(cfg.CertPEM, cfg.KeyPEM)
+	trust, err := loadTrust(cfg.CAPEM, cfg.PinnedPeers)
+	if err != nil {
+		return nil, err
+	}
+	id := &identity{}
+	id.cert.Store(cert)
+	id.trust.Store(trust)
+	return id, nil
+}
+
+// loadCertificate parses a certificate chain and its key and checks that
+// the leaf is valid now.
+func loadCertificate(certPEM, keyPEM []byte, now time.Time) (*tls.Certificate, error) {
+	if len(certPEM) == 0 || len(keyPEM) == 0 {
+		return nil, fmt.Errorf("%w: certificate and key are required", ErrInvalidConfig)
+	}
+	if err := checkKeyNotEncrypted(keyPEM); err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%w: certificate/key: %w", ErrInvalidConfig, err)
 	}
-	if err := checkOwnValidity(cert, time.Now()); err != nil {
+	if err := checkOwnValidity(cert, now); err != nil {
 		return nil, err
+	}
+	return &cert, nil
+}
+
+// loadTrust parses the CA certificates and pins of one trust set.
+func loadTrust(caPEM []byte, pins []PeerID) (*trustSet, error) {
+	if len(caPEM) == 0 {
+		return nil, fmt.Errorf("%w: at least one trusted CA certificate is required", ErrInvalidConfig)
 	}
 	roots := x509.NewCertPool()
-	if err := appendCerts(roots, cfg.CAPEM); err != nil {
+	if err := appendCerts(roots, caPEM); err != nil {
 		return nil, err
 	}
-	id := &identity{cert: cert, roots: roots}
-	if len(cfg.PinnedPeers) > 0 {
-		id.pins = make(map[PeerID]struct{}, len(cfg.PinnedPeers))
-		for _, p := range cfg.PinnedPeers {
-			id.pins[p] = struct{}{}
+	t := &trustSet{roots: roots}
+	if len(pins) > 0 {
+		t.pins = make(map[PeerID]struct{}, len(pins))
+		for _, p := range pins {
+			t.pins[p] = struct{}{}
 		}
 	}
-	return id, nil
+	return t, nil
 }
 
 // checkKeyNotEncrypted gives an encrypted key its own error: crypto/tls
@@ -167,7 +202,8 @@ var errUntrustedPeer = errors.New("peer certificate not trusted")
 // verifyPeer checks the peer's chain against our CAs (any key usage, no
 // host name: peers are addressed by IP and port, which certificates of a
 // peer-to-peer network do not name) and, when pins are set, the leaf's
-// fingerprint. Both sides run the same check.
+// fingerprint. Both sides run the same check, with the trust set current
+// at the handshake.
 func (id *identity) verifyPeer(rawCerts [][]byte, _ [][]*x509.Certificate) error {
 	if len(rawCerts) == 0 {
 		return fmt.Errorf("%w: no certificate presented", errUntrustedPeer)
@@ -180,20 +216,29 @@ func (id *identity) verifyPeer(rawCerts [][]byte, _ [][]*x509.Certificate) error
 		}
 		certs[i] = c
 	}
+	return id.trust.Load().verify(certs, time.Now())
+}
+
+// verify checks a peer's chain (leaf first) against the set.
+func (t *trustSet) verify(certs []*x509.Certificate, now time.Time) error {
+	if len(certs) == 0 {
+		return fmt.Errorf("%w: no certificate presented", errUntrustedPeer)
+	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
 	_, err := certs[0].Verify(x509.VerifyOptions{
-		Roots:         id.roots,
+		Roots:         t.roots,
 		Intermediates: inter,
+		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUntrustedPeer, err)
 	}
-	if id.pins != nil {
-		if _, ok := id.pins[sha256.Sum256(rawCerts[0])]; !ok {
+	if t.pins != nil {
+		if _, ok := t.pins[sha256.Sum256(certs[0].Raw)]; !ok {
 			return fmt.Errorf("%w: fingerprint not pinned", errUntrustedPeer)
 		}
 	}
@@ -202,8 +247,10 @@ func (id *identity) verifyPeer(rawCerts [][]byte, _ [][]*x509.Certificate) error
 
 func (id *identity) serverTLS() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{id.cert},
+		MinVersion: tls.VersionTLS13,
+		// Read at each handshake, so a new identity applies to the next
+		// one without touching the listener.
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return id.cert.Load(), nil },
 		// RequestClientCert plus our own verification, which refuses an
 		// empty chain: the standard check would demand the client-auth key
 		// usage, which certificates used in both roles need not carry, and
@@ -217,8 +264,10 @@ func (id *identity) serverTLS() *tls.Config {
 
 func (id *identity) clientTLS() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{id.cert},
+		MinVersion: tls.VersionTLS13,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return id.cert.Load(), nil
+		},
 		// The standard verification checks a host name; verifyPeer does the
 		// chain and pin checks that apply to peers addressed by IP.
 		InsecureSkipVerify:    true,

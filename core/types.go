@@ -71,6 +71,16 @@ type Stats struct {
 	// EventsDropped counts events dropped because the event queue was
 	// full.
 	EventsDropped uint64
+	// ConnectionsRevoked counts connections SetTrust closed because their
+	// peer's certificate no longer verified.
+	ConnectionsRevoked uint64
+	// MessagesRevoked counts received messages dropped undelivered
+	// because their peer, or its team, was revoked before the application
+	// took them.
+	MessagesRevoked uint64
+	// StreamsRefused counts incoming streams refused by team
+	// authorization.
+	StreamsRefused uint64
 	// CongestionControl names the algorithm new connections use.
 	CongestionControl string
 }

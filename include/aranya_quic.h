@@ -177,6 +177,13 @@ extern "C" {
  * socket can reach, or no answer). The detail names the host. (Added in
  * 0.2.) */
 #define ARANYA_QUIC_ERR_RESOLVE (-14)
+/* The peer refused the channel: it runs per-team authorization and does
+ * not allow this endpoint's peer id on the channel's team (for a sync
+ * message: on any team). The refused message was not delivered and is not
+ * counted as accepted; messages accepted earlier on the channel that the
+ * peer did not confirm are counted in messages_unconfirmed. (Added in
+ * 0.2.) */
+#define ARANYA_QUIC_ERR_NOT_AUTHORIZED (-15)
 
 /* ------------------------------------------------------------------------
  * Message kinds (aranya_quic_channel.kind)
@@ -479,6 +486,16 @@ typedef struct aranya_quic_config {
     aranya_quic_log_callback log_callback;
     /* Passed unchanged as the first argument of every log_callback call. */
     void *log_callback_user;
+
+    /* --- fields added with runtime trust and team authorization --- */
+
+    /* Non-zero turns per-team authorization on: a peer may then open a
+     * channel only on a team aranya_quic_team_allow allowed its peer id
+     * on, and send sync messages only when allowed on at least one team;
+     * other streams are refused (the sender gets
+     * ARANYA_QUIC_ERR_NOT_AUTHORIZED) and counted in streams_refused. 0
+     * (default): every trusted peer may use every team. */
+    uint32_t team_authorization;
 } aranya_quic_config;
 
 /* Where a received message came from. */
@@ -538,6 +555,12 @@ typedef struct aranya_quic_stats {
     uint64_t outbound_bytes;     /* gauge: their payload bytes */
     uint64_t sends_failed;       /* queued messages given up before they were sent (one SEND_FAILED event each) */
     uint64_t events_dropped;     /* events dropped because max_events were waiting */
+
+    /* --- fields added with runtime trust and team authorization --- */
+
+    uint64_t connections_revoked; /* connections closed because aranya_quic_set_trust no longer trusts their peer */
+    uint64_t messages_revoked;    /* received messages dropped, not delivered, because their peer or its team was revoked first */
+    uint64_t streams_refused;     /* incoming streams refused by team authorization */
 } aranya_quic_stats;
 
 /* One message taken by aranya_quic_receive_batch. (Added in 0.2.) */
@@ -592,6 +615,53 @@ typedef struct aranya_quic_event {
     char reason[256];
 } aranya_quic_event;
 
+/* bytes_in_flight of a connection whose congestion controller does not
+ * report it (quic-go's NewReno). (Added in 0.2.) */
+#define ARANYA_QUIC_UNKNOWN UINT64_MAX
+
+/* One connection, as aranya_quic_connections lists it. (Added in 0.2.) */
+typedef struct aranya_quic_connection_info {
+    /* Set by the library to the number of bytes of the struct it filled
+     * (the info_size passed to aranya_quic_connections, at most this
+     * struct's size). */
+    uint32_t struct_size;
+    /* 1 if this endpoint dialed the connection, 0 if it accepted it. */
+    uint32_t dialed;
+    /* 1 while the connection closes gracefully (no new streams). */
+    uint32_t draining;
+    /* The peer's IP address and port, NUL-terminated. */
+    char addr[ARANYA_QUIC_ADDR_MAX];
+    /* SHA-256 of the peer's DER leaf certificate. */
+    uint8_t peer_id[ARANYA_QUIC_PEER_ID_LEN];
+    /* When the connection was set up (ms since the Unix epoch) and for
+     * how long it has been up (ms). */
+    uint64_t connected_unix_ms;
+    uint64_t connected_ms;
+    /* Round-trip times in microseconds: smoothed (RFC 9002), minimum and
+     * latest sample. 0 before the first sample. */
+    uint64_t smoothed_rtt_us;
+    uint64_t min_rtt_us;
+    uint64_t latest_rtt_us;
+    /* The congestion window and the bytes in flight, in bytes of QUIC
+     * packets. bytes_in_flight is ARANYA_QUIC_UNKNOWN when the
+     * connection's controller does not report it (NewReno). */
+    uint64_t congestion_window;
+    uint64_t bytes_in_flight;
+    /* QUIC packets sent, received and declared lost on the connection. */
+    uint64_t packets_sent;
+    uint64_t packets_received;
+    uint64_t packets_lost;
+    /* Messages and their payload bytes each way on this connection. */
+    uint64_t messages_sent;
+    uint64_t bytes_sent;
+    uint64_t messages_received;
+    uint64_t bytes_received;
+    /* The congestion control the connection runs, "reno" or "bbr2",
+     * NUL-terminated: what was built for it, not only what was
+     * configured. */
+    char congestion_control[16];
+} aranya_quic_connection_info;
+
 /* Layout checks (fail to compile if a type is not what the ABI says). */
 typedef char aranya_quic_check_handle_size_[sizeof(aranya_quic_t) == 8 ? 1 : -1];
 typedef char aranya_quic_check_team_id_size_[
@@ -602,6 +672,8 @@ typedef char aranya_quic_check_stats_first_[
     offsetof(aranya_quic_stats, struct_size) == 0 ? 1 : -1];
 typedef char aranya_quic_check_event_first_[
     offsetof(aranya_quic_event, struct_size) == 0 ? 1 : -1];
+typedef char aranya_quic_check_connection_info_first_[
+    offsetof(aranya_quic_connection_info, struct_size) == 0 ? 1 : -1];
 
 /* ------------------------------------------------------------------------
  * Functions
@@ -1177,6 +1249,159 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
 
 /* Callers built against this header pass their own struct's size. */
 #define aranya_quic_config_init(cfg) aranya_quic_config_init_sized((cfg), sizeof *(cfg))
+
+/* ------------------------------------------------------------------------
+ * Trust at runtime, team authorization and the connection list, added in
+ * 0.2. docs/SECURITY.md says what is verified and when each change takes
+ * effect.
+ *
+ * Revocation, in short: when aranya_quic_set_trust (or
+ * aranya_quic_team_revoke) returns, no message of a revoked peer (or of
+ * the revoked team from that peer) reaches the receive queue any more;
+ * those it had queued and the application had not taken are dropped and
+ * counted in messages_revoked; no receive callback for them starts any
+ * more (see aranya_quic_set_trust for callbacks already running); and
+ * sends to a peer whose certificate is no longer trusted fail with
+ * ARANYA_QUIC_ERR_TLS.
+ * --------------------------------------------------------------------- */
+
+/*
+ * aranya_quic_set_trust: replace the trusted CA certificates and the pins
+ * at once. New handshakes use the new set from the moment the call
+ * starts. Every connection whose peer's certificate no longer verifies
+ * (chain to a new CA, within validity, pinned if pins are given) is closed
+ * with the NOT_AUTHORIZED connection code (0x205) before the call returns:
+ * its queued messages are dropped (messages_revoked), its accepted but
+ * unconfirmed messages are counted in messages_unconfirmed, its queued
+ * non-blocking sends fail with SEND_FAILED events, and a later send to the
+ * peer dials again and fails with ARANYA_QUIC_ERR_TLS. Connections whose
+ * peer still verifies are not touched. A peer re-admitted by a later call
+ * connects again on the next send (by either side).
+ *
+ * ca_pem, ca_pem_len: PEM with at least one CA certificate; every block
+ * must parse (a damaged one is refused, as in aranya_quic_new). At most
+ *     16 MiB.
+ * pinned_peers, pinned_peers_len: as the config's fields (a COUNT of
+ *     32-byte fingerprints; NULL only with a count of 0, which removes
+ *     pinning).
+ * out_revoked: may be NULL; receives the number of connections closed.
+ * Returns:
+ *   ARANYA_QUIC_OK
+ *   ARANYA_QUIC_ERR_INVALID_ARGUMENT  ca_pem NULL or empty, a PEM block
+ *       that does not parse, no certificate, pinned_peers NULL with a
+ *       non-zero count, a length over its limit. Nothing changed.
+ *   ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
+ *   ARANYA_QUIC_ERR_INTERNAL.
+ * Blocks: for as long as closing the revoked connections takes locally
+ * (no network round trip), and, when called outside a receive callback,
+ * until receive callbacks already running for revoked peers return.
+ * Called from inside a receive callback it does not wait for callbacks
+ * (its own included), so a callback of a revoked peer running on another
+ * thread may still be running, or just starting, when it returns.
+ * Thread safety: any thread; calls are applied one at a time, in the
+ * order they take the endpoint's trust lock.
+ */
+int32_t aranya_quic_set_trust(aranya_quic_t ep, const uint8_t *ca_pem, size_t ca_pem_len,
+                              const uint8_t *pinned_peers, size_t pinned_peers_len,
+                              size_t *out_revoked);
+
+/*
+ * aranya_quic_set_identity: replace this endpoint's certificate chain and
+ * private key for new handshakes, both those it dials and those it
+ * accepts, e.g. to renew a certificate without a restart. Existing
+ * connections keep working with the identity they were set up with. The
+ * stateless reset key stays the one derived at start (or configured).
+ * Peers learn the new peer id (SHA-256 of the new leaf) with the next
+ * connection; pins on the peers must list it first.
+ *
+ * cert_pem, cert_pem_len, key_pem, key_pem_len: as the config's fields
+ *     (the key must match the certificate, not be encrypted, and the
+ *     certificate must be within its validity period). At most 16 MiB
+ *     each.
+ * Returns ARANYA_QUIC_OK; ARANYA_QUIC_ERR_INVALID_ARGUMENT (NULL or empty
+ * input, a PEM that does not parse, a key that does not match, an expired
+ * or not yet valid certificate: nothing changed);
+ * ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
+ * ARANYA_QUIC_ERR_INTERNAL. Never blocks beyond parsing the PEM.
+ * Thread safety: any thread; concurrent calls leave one of the
+ * identities.
+ */
+int32_t aranya_quic_set_identity(aranya_quic_t ep, const uint8_t *cert_pem, size_t cert_pem_len,
+                                 const uint8_t *key_pem, size_t key_pem_len);
+
+/*
+ * aranya_quic_team_allow: allow the peer whose certificate has SHA-256
+ * peer_id to use team team_id, when team_authorization is on. Streams it
+ * opens afterwards on that team are accepted, and its sync streams too.
+ * Allowing a pair that is already allowed does nothing.
+ *
+ * peer_id: 32 bytes (ARANYA_QUIC_PEER_ID_LEN), not all zero.
+ * team_id: 32 bytes (ARANYA_QUIC_TEAM_ID_LEN), not all zero.
+ * Returns ARANYA_QUIC_OK; ARANYA_QUIC_ERR_INVALID_ARGUMENT (a NULL or
+ * all-zero id, or team_authorization is off in the config: nothing
+ * changed); ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
+ * ARANYA_QUIC_ERR_INTERNAL. Never blocks beyond a short lock.
+ * Thread safety: any thread.
+ */
+int32_t aranya_quic_team_allow(aranya_quic_t ep, const uint8_t *peer_id, const uint8_t *team_id);
+
+/*
+ * aranya_quic_team_revoke: stop allowing peer_id on team_id. It takes
+ * effect for streams already open, not only new ones: when it returns,
+ * the peer's open streams on the team are reset with the NOT_AUTHORIZED
+ * stream code (0x109), nothing more of them reaches the receive queue,
+ * their messages queued and not yet taken are dropped (messages_revoked),
+ * and no receive callback for them starts (callbacks already running: as
+ * for aranya_quic_set_trust). If that was the peer's last team, its sync
+ * streams are refused too. The peer's sends on the team then fail with
+ * ARANYA_QUIC_ERR_NOT_AUTHORIZED. Revoking a pair that is not allowed does
+ * nothing.
+ *
+ * peer_id, team_id: as for aranya_quic_team_allow.
+ * Returns the codes of aranya_quic_team_allow.
+ * Blocks: as aranya_quic_set_trust (no network wait).
+ * Thread safety: any thread.
+ */
+int32_t aranya_quic_team_revoke(aranya_quic_t ep, const uint8_t *peer_id, const uint8_t *team_id);
+
+/*
+ * aranya_quic_connections: list the endpoint's connections (those in the
+ * connection map and those still draining), with their peer, age, round
+ * trip times, congestion state and traffic.
+ *
+ * out: an array of capacity structs; may be NULL only if capacity is 0.
+ * capacity: how many structs out holds.
+ * info_size: the caller's sizeof(aranya_quic_connection_info); at least
+ *     the size of the struct as added in 0.2. Each struct written gets
+ *     min(info_size, this library's size) bytes and that struct_size.
+ * out_count: receives the number of connections (also when out is too
+ *     small).
+ * Returns ARANYA_QUIC_OK (out[0 .. *out_count) written);
+ * ARANYA_QUIC_ERR_BUFFER_TOO_SMALL (*out_count connections exist and
+ * only the first capacity were written: call again with a larger array);
+ * ARANYA_QUIC_ERR_INVALID_ARGUMENT (out_count NULL, out NULL with a
+ * non-zero capacity, info_size too small); ARANYA_QUIC_ERR_INVALID_HANDLE,
+ * ARANYA_QUIC_ERR_CLOSED, ARANYA_QUIC_ERR_INTERNAL.
+ * Never blocks beyond short locks. Thread safety: any thread; the list is
+ * a snapshot.
+ */
+int32_t aranya_quic_connections(aranya_quic_t ep, aranya_quic_connection_info *out,
+                                size_t capacity, size_t info_size, size_t *out_count);
+
+/*
+ * aranya_quic_peer_id_from_pem: the peer id (and pin) of a certificate:
+ * SHA-256 of the DER of the first certificate in cert_pem, the value
+ * peers see in received messages' peer_id, and the one pins,
+ * aranya_quic_team_allow and aranya_quic_team_revoke take.
+ *
+ * cert_pem, cert_pem_len: PEM whose first block is a certificate (a
+ *     chain's leaf comes first). At most 16 MiB.
+ * out: receives 32 bytes (ARANYA_QUIC_PEER_ID_LEN) on ARANYA_QUIC_OK.
+ * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_ARGUMENT (NULL or empty
+ * input, no certificate block that parses), ARANYA_QUIC_ERR_INTERNAL.
+ * Needs no endpoint; never blocks. Thread safety: any thread.
+ */
+int32_t aranya_quic_peer_id_from_pem(const uint8_t *cert_pem, size_t cert_pem_len, uint8_t *out);
 
 #ifdef __cplusplus
 } /* extern "C" */

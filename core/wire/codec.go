@@ -43,6 +43,11 @@ const (
 	StreamCodeTruncated       uint64 = 0x106
 	StreamCodeUnexpected      uint64 = 0x107
 	StreamCodeHeaderTimeout   uint64 = 0x108
+	// StreamCodeNotAuthorized: the receiver authorizes channels by team
+	// and the sender's peer id is not allowed on the stream's team (for a
+	// sync stream: on any team), or its permission was revoked while the
+	// stream was open.
+	StreamCodeNotAuthorized uint64 = 0x109
 )
 
 // Connection close codes (application CONNECTION_CLOSE). Also part of v1.

@@ -72,26 +72,68 @@ func ReadControl(r *bufio.Reader) (ControlMessage, error) {
 	return ControlMessage{Type: typ, Payload: p}, nil
 }
 
+// HELLO flags, a varint after the message limit (absent means 0).
+const (
+	// HelloAuthorizesTeams says the sender authorizes each channel stream
+	// it accepts by the peer's team membership: right after a stream's
+	// header it sends a receipt count of 0 when it accepts the stream, or
+	// resets it with StreamCodeNotAuthorized. A peer that knows this waits
+	// for that verdict before it sends a new stream's first message.
+	HelloAuthorizesTeams uint64 = 1 << 0
+)
+
+// Hello is the HELLO payload.
+type Hello struct {
+	Instance       [InstanceIDLen]byte
+	MaxMessageSize uint64
+	Flags          uint64
+}
+
 // AppendHello appends the HELLO payload: the instance id, then the largest
 // message the sender accepts (a varint), so a peer refuses an oversize
 // message at send time instead of the receiver resetting the stream.
 func AppendHello(b []byte, instance [InstanceIDLen]byte, maxMessageSize uint64) []byte {
-	b = append(b, instance[:]...)
-	return quicvarint.Append(b, maxMessageSize)
+	return AppendHelloFields(b, Hello{Instance: instance, MaxMessageSize: maxMessageSize})
 }
 
-// ParseHello reads a HELLO payload. Bytes after the message limit are
-// ignored, so a later version can append fields.
+// AppendHelloFields appends h; flags are written only when set, so a HELLO
+// without them is the one earlier versions send.
+func AppendHelloFields(b []byte, h Hello) []byte {
+	b = append(b, h.Instance[:]...)
+	b = quicvarint.Append(b, h.MaxMessageSize)
+	if h.Flags != 0 {
+		b = quicvarint.Append(b, h.Flags)
+	}
+	return b
+}
+
+// ParseHello reads a HELLO payload's instance id and message limit.
 func ParseHello(p []byte) (instance [InstanceIDLen]byte, maxMessageSize uint64, err error) {
+	h, err := ParseHelloFields(p)
+	return h.Instance, h.MaxMessageSize, err
+}
+
+// ParseHelloFields reads a HELLO payload. Bytes after the flags are
+// ignored, so a later version can append fields; flags that do not parse
+// count as none, as they would for a version that sends none.
+func ParseHelloFields(p []byte) (Hello, error) {
+	var h Hello
 	if len(p) <= InstanceIDLen {
-		return instance, 0, fmt.Errorf("%w: HELLO of %d bytes", ErrControl, len(p))
+		return h, fmt.Errorf("%w: HELLO of %d bytes", ErrControl, len(p))
 	}
-	copy(instance[:], p)
-	maxMessageSize, _, err = quicvarint.Parse(p[InstanceIDLen:])
+	copy(h.Instance[:], p)
+	n := 0
+	var err error
+	h.MaxMessageSize, n, err = quicvarint.Parse(p[InstanceIDLen:])
 	if err != nil {
-		return instance, 0, fmt.Errorf("%w: HELLO message limit: %w", ErrControl, err)
+		return h, fmt.Errorf("%w: HELLO message limit: %w", ErrControl, err)
 	}
-	return instance, maxMessageSize, nil
+	if rest := p[InstanceIDLen+n:]; len(rest) > 0 {
+		if flags, _, err := quicvarint.Parse(rest); err == nil {
+			h.Flags = flags
+		}
+	}
+	return h, nil
 }
 
 // AppendAck appends a receipt count: how many messages of the stream the

@@ -1,0 +1,232 @@
+package core
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/aranya-quic/aranya-quic/core/wire"
+)
+
+// SetTrust atomically replaces the trusted CA certificates and the pins
+// (nil pins: no pinning). New handshakes use the new set at once. Every
+// connection whose peer's certificate no longer verifies is closed
+// (connection code NOT_AUTHORIZED) before SetTrust returns: from then on
+// nothing more of that peer reaches the receive queue, the messages it
+// had queued that the application had not taken are dropped (counted in
+// Stats.MessagesRevoked), no OnMessage call for it starts, and sends to it
+// dial again and fail with ErrTLS. It waits for OnMessage calls of the
+// revoked peers already in progress: from inside OnMessage use
+// SetTrustFromCallback, which does not. It returns how many connections it
+// closed. An input that does not parse changes nothing (ErrInvalidConfig).
+func (e *Endpoint) SetTrust(caPEM []byte, pins []PeerID) (int, error) {
+	return e.setTrust(caPEM, pins, true)
+}
+
+// SetTrustFromCallback is SetTrust for use inside OnMessage: it does not
+// wait for OnMessage calls in progress (its own would never end), so a
+// call of a revoked peer running on another goroutine may still run, or
+// be about to start, when it returns.
+func (e *Endpoint) SetTrustFromCallback(caPEM []byte, pins []PeerID) (int, error) {
+	return e.setTrust(caPEM, pins, false)
+}
+
+func (e *Endpoint) setTrust(caPEM []byte, pins []PeerID, waitCalls bool) (int, error) {
+	set, err := loadTrust(caPEM, pins)
+	if err != nil {
+		return 0, err
+	}
+	e.trustChange.Lock()
+	defer e.trustChange.Unlock()
+	if e.closing.Load() {
+		return 0, ErrClosed
+	}
+	// Stored and listed under trustMu, which admitConn holds while it
+	// re-checks a new connection and tracks it: a connection is either
+	// listed here or checked against the new set there.
+	e.trustMu.Lock()
+	e.id.trust.Store(set)
+	e.trustChanged = true
+	conns, _ := e.conns.snapshot()
+	e.trustMu.Unlock()
+
+	now := time.Now()
+	var gates []*readGate
+	revoked := 0
+	for _, c := range conns {
+		err := set.verify(c.peerCerts, now)
+		if err == nil {
+			continue
+		}
+		gates = append(gates, e.revokeConn(c, err)...)
+		revoked++
+	}
+	e.afterRevoke(gates, waitCalls)
+	e.infof("trust set replaced: %d connection(s) revoked", revoked)
+	return revoked, nil
+}
+
+// revokeConn cuts a connection whose peer is no longer trusted off: its
+// readers stop delivering, its sends fail, and it is closed.
+func (e *Endpoint) revokeConn(c *peerConn, why error) []*readGate {
+	gates := c.closeGates(true, func(*readGate) bool { return true })
+	e.conns.remove(c)
+	e.stats.connectionsRevoked.Add(1)
+	e.warnf("closing the connection to %s (peer id %s): its certificate is no longer trusted: %v", c.addr, logPeerID(c.peerID), why)
+	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeNotAuthorized), "certificate no longer trusted")
+	// Now rather than when the connection's watcher gets to it: a send
+	// that starts after the revocation returned must not find a stream
+	// still taking messages.
+	c.failStreams()
+	return gates
+}
+
+// afterRevoke drops what closed gates had queued and, if asked, waits for
+// their OnMessage calls in progress.
+func (e *Endpoint) afterRevoke(gates []*readGate, waitCalls bool) {
+	if len(gates) == 0 {
+		return
+	}
+	if n := e.queue.purge(func(m *message) bool { return !m.gate.open() }); n > 0 {
+		e.stats.messagesRevoked.Add(uint64(n))
+		e.warnf("dropped %d received message(s) of revoked peers or teams that the application had not taken", n)
+	}
+	if waitCalls {
+		for _, g := range gates {
+			g.waitCalls()
+		}
+	}
+}
+
+// admitConn tracks a new connection unless a SetTrust since its handshake
+// no longer trusts its peer; false when it was not tracked (the caller
+// closes it). err says why.
+func (e *Endpoint) admitConn(c *peerConn) (bool, error) {
+	e.trustMu.Lock()
+	defer e.trustMu.Unlock()
+	if e.trustChanged {
+		if err := e.id.trust.Load().verify(c.peerCerts, time.Now()); err != nil {
+			return false, fmt.Errorf("%w: %w", ErrTLS, err)
+		}
+	}
+	if !e.conns.track(c) {
+		return false, ErrClosed
+	}
+	return true, nil
+}
+
+// SetIdentity replaces this endpoint's certificate chain and key for new
+// handshakes, dialed or accepted; existing connections keep theirs. The
+// stateless reset key stays the one chosen at start. An input that does
+// not parse, a key that does not match or a certificate outside its
+// validity changes nothing (ErrInvalidConfig).
+func (e *Endpoint) SetIdentity(certPEM, keyPEM []byte) error {
+	cert, err := loadCertificate(certPEM, keyPEM, time.Now())
+	if err != nil {
+		return err
+	}
+	if e.closing.Load() {
+		return ErrClosed
+	}
+	e.id.cert.Store(cert)
+	e.infof("identity replaced: new handshakes present peer id %s", logPeerID(sha256.Sum256(cert.Certificate[0])))
+	return nil
+}
+
+// LocalPeerID is the peer id peers see in new handshakes: the SHA-256 of
+// the current leaf certificate.
+func (e *Endpoint) LocalPeerID() PeerID { return e.peerFingerprint() }
+
+// AllowTeam allows peer on team, when Config.TeamAuthorization is on.
+func (e *Endpoint) AllowTeam(peer PeerID, team TeamID) error {
+	if err := e.checkAuthArgs(peer, team); err != nil {
+		return err
+	}
+	e.trustChange.Lock()
+	defer e.trustChange.Unlock()
+	e.auth.allow(peer, team)
+	return nil
+}
+
+// RevokeTeam stops allowing peer on team. It applies to streams already
+// open: when it returns the peer's streams on the team (and its sync
+// streams, if that was its last team) are reset with stream code
+// NOT_AUTHORIZED, nothing more of them is queued, what they queued that
+// the application had not taken is dropped (Stats.MessagesRevoked), and
+// no OnMessage call for them starts. It waits for such calls in progress:
+// from inside OnMessage use RevokeTeamFromCallback.
+func (e *Endpoint) RevokeTeam(peer PeerID, team TeamID) error {
+	return e.revokeTeam(peer, team, true)
+}
+
+// RevokeTeamFromCallback is RevokeTeam for use inside OnMessage; see
+// SetTrustFromCallback.
+func (e *Endpoint) RevokeTeamFromCallback(peer PeerID, team TeamID) error {
+	return e.revokeTeam(peer, team, false)
+}
+
+func (e *Endpoint) revokeTeam(peer PeerID, team TeamID, waitCalls bool) error {
+	if err := e.checkAuthArgs(peer, team); err != nil {
+		return err
+	}
+	e.trustChange.Lock()
+	defer e.trustChange.Unlock()
+	changed, lastTeam := e.auth.revoke(peer, team)
+	if !changed {
+		return nil
+	}
+	// After the list changed: a reader registers its gate before it
+	// checks the list, so it is either closed here or refused there.
+	conns, _ := e.conns.snapshot()
+	var gates []*readGate
+	for _, c := range conns {
+		if c.peerID != peer {
+			continue
+		}
+		gates = append(gates, c.closeGates(false, func(g *readGate) bool {
+			return (g.kind == KindChannel && g.team == team) || (lastTeam && g.kind == KindSync)
+		})...)
+	}
+	if len(gates) > 0 {
+		e.warnf("peer id %s no longer allowed on team %x: %d open stream(s) reset", logPeerID(peer), team[:4], len(gates))
+	}
+	e.afterRevoke(gates, waitCalls)
+	return nil
+}
+
+func (e *Endpoint) checkAuthArgs(peer PeerID, team TeamID) error {
+	switch {
+	case !e.auth.enabled:
+		return fmt.Errorf("%w: team authorization is off in this endpoint's config", ErrInvalidConfig)
+	case peer == PeerID{}:
+		return fmt.Errorf("%w: peer id is all zeroes", ErrInvalidConfig)
+	case team == TeamID{}:
+		return fmt.Errorf("%w: team id is all zeroes", ErrInvalidConfig)
+	case e.closing.Load():
+		return ErrClosed
+	}
+	return nil
+}
+
+// PeerIDFromPEM returns the peer id of the first certificate in certPEM:
+// the SHA-256 of its DER, as peers report it and pins list it.
+func PeerIDFromPEM(certPEM []byte) (PeerID, error) {
+	for rest := certPEM; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			return PeerID{}, fmt.Errorf("%w: no certificate found in the PEM", ErrInvalidConfig)
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return PeerID{}, fmt.Errorf("%w: certificate: %w", ErrInvalidConfig, err)
+		}
+		return sha256.Sum256(b.Bytes), nil
+	}
+}
