@@ -22,7 +22,7 @@ const connectionInfoV02Size = C.sizeof_aranya_quic_connection_info
 const maxConnectionInfos = 1 << 20
 
 //export aranya_quic_set_trust
-func aranya_quic_set_trust(ep C.aranya_quic_t, caPEM *C.aq_cbytes, caPEMLen C.size_t, pinned *C.aq_cbytes, pinnedLen C.size_t, outRevoked *C.size_t) (rc C.int32_t) {
+func aranya_quic_set_trust(ep C.aranya_quic_t, caPEM *C.aq_cbytes, caPEMLen C.size_t, pinned *C.aq_cbytes, pinnedLen C.size_t, revokedIDs *C.uint8_t, revokedCap C.size_t, outRevoked *C.size_t) (rc C.int32_t) {
 	const fn = "aranya_quic_set_trust"
 	defer recoverPanic(fn, &rc)
 	ca, err := cBytes("ca_pem", unsafe.Pointer(caPEM), caPEMLen, maxPEMLen)
@@ -33,24 +33,36 @@ func aranya_quic_set_trust(ep C.aranya_quic_t, caPEM *C.aq_cbytes, caPEMLen C.si
 	if err != nil {
 		return fail(fn, err)
 	}
+	if revokedCap > maxPinnedPeers {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "revoked_peer_ids_cap %d is over the limit %d", uint64(revokedCap), maxPinnedPeers))
+	}
+	if revokedIDs == nil && revokedCap != 0 {
+		return fail(fn, errorf(C.ARANYA_QUIC_ERR_INVALID_ARGUMENT, "revoked_peer_ids is NULL with capacity %d", uint64(revokedCap)))
+	}
 	e, err := acquire(ep)
 	if err != nil {
 		return fail(fn, err)
 	}
 	defer e.inflight.Done()
-	var n int
+	var revoked []core.PeerID
 	if C.aq_callback_handle() != 0 {
 		// Waiting for receive callbacks from inside one could wait for
 		// itself, or for a callback waiting for this one.
-		n, err = e.ep.SetTrustFromCallback(ca, pins)
+		revoked, err = e.ep.SetTrustFromCallback(ca, pins)
 	} else {
-		n, err = e.ep.SetTrust(ca, pins)
+		revoked, err = e.ep.SetTrust(ca, pins)
 	}
 	if err != nil {
 		return fail(fn, err)
 	}
+	if revokedCap > 0 {
+		dst := unsafe.Slice((*byte)(unsafe.Pointer(revokedIDs)), int(revokedCap)*C.ARANYA_QUIC_PEER_ID_LEN)
+		for i, id := range revoked[:min(len(revoked), int(revokedCap))] {
+			copy(dst[i*C.ARANYA_QUIC_PEER_ID_LEN:], id[:])
+		}
+	}
 	if outRevoked != nil {
-		*outRevoked = C.size_t(n)
+		*outRevoked = C.size_t(len(revoked))
 	}
 	return C.ARANYA_QUIC_OK
 }

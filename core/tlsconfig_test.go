@@ -56,7 +56,7 @@ func TestCAPEMStrict(t *testing.T) {
 		{"END type differs from BEGIN", cat(a, bytes.Replace(b, []byte("END CERTIFICATE"), []byte("END X509 CRL"), 1)), "CA PEM block 2: "},
 		{"second certificate does not parse", cat(a, notACert), "CA PEM block 2: "},
 		{"private key in the CA PEM", cat(a, peer2.KeyPEM), `CA PEM block 2: type "PRIVATE KEY"`},
-		{"empty", nil, "no CA certificate"},
+		{"empty", nil, "at least one trusted CA certificate is required"},
 		{"whitespace only", []byte("\n \n"), "no CA certificate"},
 		{"text only", []byte("hello\n"), "no CA certificate"},
 	}

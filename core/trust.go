@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -21,9 +22,11 @@ import (
 // Stats.MessagesRevoked), no OnMessage call for it starts, and sends to it
 // dial again and fail with ErrTLS. It waits for OnMessage calls of the
 // revoked peers already in progress: from inside OnMessage use
-// SetTrustFromCallback, which does not. It returns how many connections it
-// closed. An input that does not parse changes nothing (ErrInvalidConfig).
-func (e *Endpoint) SetTrust(caPEM []byte, pins []PeerID) (int, error) {
+// SetTrustFromCallback, which does not. It returns the ids of the peers it
+// revoked (each once), so that an application can drop what it holds of
+// them too. An input that does not parse changes nothing
+// (ErrInvalidConfig).
+func (e *Endpoint) SetTrust(caPEM []byte, pins []PeerID) ([]PeerID, error) {
 	return e.setTrust(caPEM, pins, true)
 }
 
@@ -31,19 +34,19 @@ func (e *Endpoint) SetTrust(caPEM []byte, pins []PeerID) (int, error) {
 // wait for OnMessage calls in progress (its own would never end), so a
 // call of a revoked peer running on another goroutine may still run, or
 // be about to start, when it returns.
-func (e *Endpoint) SetTrustFromCallback(caPEM []byte, pins []PeerID) (int, error) {
+func (e *Endpoint) SetTrustFromCallback(caPEM []byte, pins []PeerID) ([]PeerID, error) {
 	return e.setTrust(caPEM, pins, false)
 }
 
-func (e *Endpoint) setTrust(caPEM []byte, pins []PeerID, waitCalls bool) (int, error) {
+func (e *Endpoint) setTrust(caPEM []byte, pins []PeerID, waitCalls bool) ([]PeerID, error) {
 	set, err := loadTrust(caPEM, pins)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	e.trustChange.Lock()
 	defer e.trustChange.Unlock()
 	if e.closing.Load() {
-		return 0, ErrClosed
+		return nil, ErrClosed
 	}
 	// Stored and listed under trustMu, which admitConn holds while it
 	// re-checks a new connection and tracks it: a connection is either
@@ -56,17 +59,19 @@ func (e *Endpoint) setTrust(caPEM []byte, pins []PeerID, waitCalls bool) (int, e
 
 	now := time.Now()
 	var gates []*readGate
-	revoked := 0
+	var revoked []PeerID
 	for _, c := range conns {
 		err := set.verify(c.peerCerts, now)
 		if err == nil {
 			continue
 		}
 		gates = append(gates, e.revokeConn(c, err)...)
-		revoked++
+		if !slices.Contains(revoked, c.peerID) {
+			revoked = append(revoked, c.peerID)
+		}
 	}
 	e.afterRevoke(gates, waitCalls)
-	e.infof("trust set replaced: %d connection(s) revoked", revoked)
+	e.infof("trust set replaced: %d peer(s) revoked", len(revoked))
 	return revoked, nil
 }
 

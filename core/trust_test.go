@@ -106,9 +106,9 @@ func TestSetTrustRevokesAStreamingPeer(t *testing.T) {
 	// Wait until bob's messages are flowing.
 	require.Len(t, recvN(t, alice, 20, 10*time.Second), 20)
 
-	n, err := alice.SetTrust(aliceCfg.CAPEM, []PeerID{idOf(t, carolCfg)})
+	revoked, err := alice.SetTrust(aliceCfg.CAPEM, []PeerID{idOf(t, carolCfg)})
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
+	require.Equal(t, []PeerID{bobID}, revoked)
 	// Nothing from bob is delivered once SetTrust returned: not what was
 	// queued before, not what was in flight.
 	require.Zero(t, drainFrom(t, alice, bobID, 500*time.Millisecond))
@@ -126,9 +126,9 @@ func TestSetTrustRevokesAStreamingPeer(t *testing.T) {
 	}
 
 	// Re-admitted, bob works again, in both directions.
-	n, err = alice.SetTrust(aliceCfg.CAPEM, nil)
+	revoked, err = alice.SetTrust(aliceCfg.CAPEM, nil)
 	require.NoError(t, err)
-	require.Zero(t, n)
+	require.Empty(t, revoked)
 	require.NoError(t, bob.Send(sendCtx(t), alice.LocalAddr(), team(1), "stream", []byte("back")))
 	got := recvN(t, alice, 1, 10*time.Second)
 	require.Equal(t, "back", string(got[0].msg))
@@ -145,9 +145,9 @@ func TestSetTrustRevokesWhatAliceDials(t *testing.T) {
 
 	other, err := certgen.NewCA("another CA")
 	require.NoError(t, err)
-	n, err := alice.SetTrust(other.CertPEM, nil)
+	revoked, err := alice.SetTrust(other.CertPEM, nil)
 	require.NoError(t, err)
-	require.Equal(t, 1, n)
+	require.Equal(t, []PeerID{idOf(t, bobCfg)}, revoked)
 	err = alice.Send(sendCtx(t), bob.LocalAddr(), team(1), "x", []byte("2"))
 	require.ErrorIs(t, err, ErrTLS, "a send after the revocation must not find the old connection")
 }

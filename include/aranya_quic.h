@@ -1275,7 +1275,9 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
  * unconfirmed messages are counted in messages_unconfirmed, its queued
  * non-blocking sends fail with SEND_FAILED events, and a later send to the
  * peer dials again and fails with ARANYA_QUIC_ERR_TLS. Connections whose
- * peer still verifies are not touched. A peer re-admitted by a later call
+ * peer still verifies are not touched. (The revoked peer learns of it when
+ * the close reaches it; until then its own sends may still be accepted on
+ * its side, and are counted there as unconfirmed: none is delivered.) A peer re-admitted by a later call
  * connects again on the next send (by either side).
  *
  * ca_pem, ca_pem_len: PEM with at least one CA certificate; every block
@@ -1284,12 +1286,21 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
  * pinned_peers, pinned_peers_len: as the config's fields (a COUNT of
  *     32-byte fingerprints; NULL only with a count of 0, which removes
  *     pinning).
- * out_revoked: may be NULL; receives the number of connections closed.
+ * revoked_peer_ids: may be NULL only if revoked_peer_ids_cap is 0;
+ *     receives the peer ids (32 bytes each) of the revoked peers, each
+ *     once, up to revoked_peer_ids_cap of them: a binding or application
+ *     that holds messages it already took from the library drops theirs
+ *     too.
+ * revoked_peer_ids_cap: how many ids revoked_peer_ids holds (a COUNT).
+ * out_revoked: may be NULL; receives the number of peers revoked, which
+ *     may exceed revoked_peer_ids_cap (the ids beyond it are not written;
+ *     the revocation happened all the same).
  * Returns:
  *   ARANYA_QUIC_OK
  *   ARANYA_QUIC_ERR_INVALID_ARGUMENT  ca_pem NULL or empty, a PEM block
  *       that does not parse, no certificate, pinned_peers NULL with a
- *       non-zero count, a length over its limit. Nothing changed.
+ *       non-zero count, revoked_peer_ids NULL with a non-zero
+ *       capacity, a length over its limit. Nothing changed.
  *   ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
  *   ARANYA_QUIC_ERR_INTERNAL.
  * Blocks: for as long as closing the revoked connections takes locally
@@ -1303,6 +1314,7 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
  */
 int32_t aranya_quic_set_trust(aranya_quic_t ep, const uint8_t *ca_pem, size_t ca_pem_len,
                               const uint8_t *pinned_peers, size_t pinned_peers_len,
+                              uint8_t *revoked_peer_ids, size_t revoked_peer_ids_cap,
                               size_t *out_revoked);
 
 /*
@@ -1319,8 +1331,8 @@ int32_t aranya_quic_set_trust(aranya_quic_t ep, const uint8_t *ca_pem, size_t ca
  *     certificate must be within its validity period). At most 16 MiB
  *     each.
  * Returns ARANYA_QUIC_OK; ARANYA_QUIC_ERR_INVALID_ARGUMENT (NULL or empty
- * input, a PEM that does not parse, a key that does not match, an expired
- * or not yet valid certificate: nothing changed);
+ * input, a length over 16 MiB, a PEM that does not parse, a key that does
+ * not match, an expired or not yet valid certificate: nothing changed);
  * ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
  * ARANYA_QUIC_ERR_INTERNAL. Never blocks beyond parsing the PEM.
  * Thread safety: any thread; concurrent calls leave one of the
@@ -1352,8 +1364,9 @@ int32_t aranya_quic_team_allow(aranya_quic_t ep, const uint8_t *peer_id, const u
  * stream code (0x109), nothing more of them reaches the receive queue,
  * their messages queued and not yet taken are dropped (messages_revoked),
  * and no receive callback for them starts (callbacks already running: as
- * for aranya_quic_set_trust). If that was the peer's last team, its sync
- * streams are refused too. The peer's sends on the team then fail with
+ * for aranya_quic_set_trust). If that was the peer's last team, the same
+ * happens to its sync streams (open ones reset, queued sync messages
+ * dropped, new ones refused). The peer's sends on the team then fail with
  * ARANYA_QUIC_ERR_NOT_AUTHORIZED. Revoking a pair that is not allowed does
  * nothing.
  *
@@ -1372,8 +1385,10 @@ int32_t aranya_quic_team_revoke(aranya_quic_t ep, const uint8_t *peer_id, const 
  * out: an array of capacity structs; may be NULL only if capacity is 0.
  * capacity: how many structs out holds.
  * info_size: the caller's sizeof(aranya_quic_connection_info); at least
- *     the size of the struct as added in 0.2. Each struct written gets
- *     min(info_size, this library's size) bytes and that struct_size.
+ *     the size of the struct as added in 0.2. It is the array's stride:
+ *     struct i starts at (char *)out + i * info_size. Each struct written
+ *     gets min(info_size, this library's size) bytes and that
+ *     struct_size; bytes beyond them are left alone.
  * out_count: receives the number of connections (also when out is too
  *     small).
  * Returns ARANYA_QUIC_OK (out[0 .. *out_count) written);
@@ -1398,7 +1413,8 @@ int32_t aranya_quic_connections(aranya_quic_t ep, aranya_quic_connection_info *o
  *     chain's leaf comes first). At most 16 MiB.
  * out: receives 32 bytes (ARANYA_QUIC_PEER_ID_LEN) on ARANYA_QUIC_OK.
  * Returns ARANYA_QUIC_OK, ARANYA_QUIC_ERR_INVALID_ARGUMENT (NULL or empty
- * input, no certificate block that parses), ARANYA_QUIC_ERR_INTERNAL.
+ * input, a length over 16 MiB, no certificate block that parses),
+ * ARANYA_QUIC_ERR_INTERNAL.
  * Needs no endpoint; never blocks. Thread safety: any thread.
  */
 int32_t aranya_quic_peer_id_from_pem(const uint8_t *cert_pem, size_t cert_pem_len, uint8_t *out);
