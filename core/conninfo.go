@@ -2,6 +2,7 @@ package core
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -30,9 +31,9 @@ type ConnInfo struct {
 	CongestionControl string
 }
 
-// Connections lists the connections that are up: those in the map and
-// those still draining. Connections still in their handshake are not
-// listed.
+// Connections lists the connections that are up, ordered by address
+// then age: those in the map and those still draining. Connections still
+// in their handshake are not listed.
 func (e *Endpoint) Connections() []ConnInfo {
 	conns, live := e.conns.snapshot()
 	out := make([]ConnInfo, 0, len(conns))
@@ -63,5 +64,12 @@ func (e *Endpoint) Connections() []ConnInfo {
 		info.BytesInFlight, info.BytesInFlightKnown = c.cc.bytesInFlight()
 		out = append(out, info)
 	}
+	// A stable order, so that listings taken one after another compare.
+	slices.SortFunc(out, func(a, b ConnInfo) int {
+		if n := a.Addr.Compare(b.Addr); n != 0 {
+			return n
+		}
+		return a.ConnectedAt.Compare(b.ConnectedAt)
+	})
 	return out
 }

@@ -61,11 +61,13 @@ type Endpoint struct {
 	// ids numbers non-blocking sends, closes and the shutdown.
 	ids atomic.Uint64
 
-	// auth is the per-team authorization list. trustChange serializes the
+	// auth is the per-team authorization list; known remembers the peers
+	// admitted recently, for SetTrust to name. trustChange serializes the
 	// calls that change trust or authorization; trustMu orders a trust
 	// change against new connections being tracked (see admitConn), and
 	// trustChanged (under it) says a SetTrust happened since the start.
 	auth         *teamAuth
+	known        *knownPeers
 	trustChange  sync.Mutex
 	trustMu      sync.Mutex
 	trustChanged bool
@@ -113,6 +115,7 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		events:   newEventQueue(cfg.MaxEvents),
 		presence: newPeerPresence(),
 		auth:     newTeamAuth(cfg.TeamAuthorization),
+		known:    newKnownPeers(),
 		closed:   make(chan struct{}),
 	}
 	e.out = newOutboxes(e, cfg.MaxOutboundBytesPerPeer, cfg.MaxOutboundBytes)

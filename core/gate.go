@@ -11,6 +11,7 @@ import (
 // messages it already queued are purged, so a revoked peer delivers
 // nothing once the revoking call returned.
 type readGate struct {
+	peer PeerID
 	kind Kind
 	team TeamID // for KindChannel
 
@@ -25,8 +26,8 @@ type readGate struct {
 	stop func(code uint64)
 }
 
-func newReadGate(kind Kind, team TeamID, stop func(code uint64)) *readGate {
-	g := &readGate{kind: kind, team: team, stop: stop}
+func newReadGate(peer PeerID, kind Kind, team TeamID, stop func(code uint64)) *readGate {
+	g := &readGate{peer: peer, kind: kind, team: team, stop: stop}
 	g.idle = sync.NewCond(&g.mu)
 	return g
 }

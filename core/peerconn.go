@@ -461,7 +461,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 	}
 	// The gate is registered before the authorization check, so a
 	// revocation either finds it or is seen by the check.
-	gate := newReadGate(hdr.Kind, ch.TeamID, func(code uint64) {
+	gate := newReadGate(c.peerID, hdr.Kind, ch.TeamID, func(code uint64) {
 		cancel()
 		str.CancelRead(quic.StreamErrorCode(code))
 		str.CancelWrite(quic.StreamErrorCode(code))

@@ -24,8 +24,9 @@ import (
 // revoked peers already in progress: from inside OnMessage use
 // SetTrustFromCallback, which does not. It returns the ids of the peers it
 // revoked (each once), so that an application can drop what it holds of
-// them too. An input that does not parse changes nothing
-// (ErrInvalidConfig).
+// them too: every peer admitted recently (the last 4096) that the new set
+// no longer trusts, also one without a connection now. An input that does
+// not parse changes nothing (ErrInvalidConfig).
 func (e *Endpoint) SetTrust(caPEM []byte, pins []PeerID) ([]PeerID, error) {
 	return e.setTrust(caPEM, pins, true)
 }
@@ -58,10 +59,11 @@ func (e *Endpoint) setTrust(caPEM []byte, pins []PeerID, waitCalls bool) ([]Peer
 	e.trustMu.Unlock()
 
 	now := time.Now()
+	check := func(certs []*x509.Certificate) error { return set.verify(certs, now) }
+	revoked := e.known.failing(check)
 	var gates []*readGate
-	var revoked []PeerID
 	for _, c := range conns {
-		err := set.verify(c.peerCerts, now)
+		err := check(c.peerCerts)
 		if err == nil {
 			continue
 		}
@@ -70,7 +72,9 @@ func (e *Endpoint) setTrust(caPEM []byte, pins []PeerID, waitCalls bool) ([]Peer
 			revoked = append(revoked, c.peerID)
 		}
 	}
-	e.afterRevoke(gates, waitCalls)
+	// Messages of a revoked peer may wait in the queue after its
+	// connections are gone: they go too.
+	e.afterRevoke(gates, func(g *readGate) bool { return slices.Contains(revoked, g.peer) }, waitCalls)
 	e.infof("trust set replaced: %d peer(s) revoked", len(revoked))
 	return revoked, nil
 }
@@ -90,13 +94,12 @@ func (e *Endpoint) revokeConn(c *peerConn, why error) []*readGate {
 	return gates
 }
 
-// afterRevoke drops what closed gates had queued and, if asked, waits for
-// their OnMessage calls in progress.
-func (e *Endpoint) afterRevoke(gates []*readGate, waitCalls bool) {
-	if len(gates) == 0 {
-		return
-	}
-	if n := e.queue.purge(func(m *message) bool { return !m.gate.open() }); n > 0 {
+// afterRevoke drops the queued messages of closed gates and of the gates
+// drop selects, and, if asked, waits for the closed gates' OnMessage calls
+// in progress.
+func (e *Endpoint) afterRevoke(gates []*readGate, drop func(*readGate) bool, waitCalls bool) {
+	n := e.queue.purge(func(m *message) bool { return m.gate != nil && (!m.gate.open() || drop(m.gate)) })
+	if n > 0 {
 		e.stats.messagesRevoked.Add(uint64(n))
 		e.warnf("dropped %d received message(s) of revoked peers or teams that the application had not taken", n)
 	}
@@ -121,6 +124,7 @@ func (e *Endpoint) admitConn(c *peerConn) (bool, error) {
 	if !e.conns.track(c) {
 		return false, ErrClosed
 	}
+	e.known.add(c.peerID, c.peerCerts)
 	return true, nil
 }
 
@@ -186,20 +190,20 @@ func (e *Endpoint) revokeTeam(peer PeerID, team TeamID, waitCalls bool) error {
 	}
 	// After the list changed: a reader registers its gate before it
 	// checks the list, so it is either closed here or refused there.
+	revokedStream := func(g *readGate) bool {
+		return g.peer == peer && ((g.kind == KindChannel && g.team == team) || (lastTeam && g.kind == KindSync))
+	}
 	conns, _ := e.conns.snapshot()
 	var gates []*readGate
 	for _, c := range conns {
-		if c.peerID != peer {
-			continue
+		if c.peerID == peer {
+			gates = append(gates, c.closeGates(false, revokedStream)...)
 		}
-		gates = append(gates, c.closeGates(false, func(g *readGate) bool {
-			return (g.kind == KindChannel && g.team == team) || (lastTeam && g.kind == KindSync)
-		})...)
 	}
 	if len(gates) > 0 {
 		e.warnf("peer id %s no longer allowed on team %x: %d open stream(s) reset", logPeerID(peer), team[:4], len(gates))
 	}
-	e.afterRevoke(gates, waitCalls)
+	e.afterRevoke(gates, revokedStream, waitCalls)
 	return nil
 }
 

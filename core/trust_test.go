@@ -152,6 +152,30 @@ func TestSetTrustRevokesWhatAliceDials(t *testing.T) {
 	require.ErrorIs(t, err, ErrTLS, "a send after the revocation must not find the old connection")
 }
 
+func TestSetTrustDropsQueuedMessagesOfAPeerWhoseConnectionIsGone(t *testing.T) {
+	aliceCfg, bobCfg, carolCfg := peerConfig(t, "alice"), peerConfig(t, "bob"), peerConfig(t, "carol")
+	alice, bob := newEndpoint(t, aliceCfg), newEndpoint(t, bobCfg)
+	bobID := idOf(t, bobCfg)
+	for i := range 5 {
+		require.NoError(t, bob.Send(sendCtx(t), alice.LocalAddr(), team(1), "x", []byte{byte(i)}))
+	}
+	require.NoError(t, bob.Close(), "bob's messages were confirmed: they wait in alice's queue")
+	require.Eventually(t, func() bool { return len(alice.Connections()) == 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Equal(t, uint64(5), alice.Stats().QueueMessages)
+
+	revoked, err := alice.SetTrust(aliceCfg.CAPEM, []PeerID{idOf(t, carolCfg)})
+	require.NoError(t, err)
+	require.Equal(t, []PeerID{bobID}, revoked, "a peer without a connection is revoked, and named")
+	require.Zero(t, alice.Stats().QueueMessages)
+	require.Equal(t, uint64(5), alice.Stats().MessagesRevoked)
+	require.Zero(t, alice.Stats().ConnectionsRevoked)
+	require.Zero(t, drainFrom(t, alice, bobID, 100*time.Millisecond))
+
+	revoked, err = alice.SetTrust(aliceCfg.CAPEM, []PeerID{idOf(t, carolCfg)})
+	require.NoError(t, err)
+	require.Empty(t, revoked, "a peer is revoked once")
+}
+
 func TestSetTrustWithCallbackStartsNoCallbackAfterReturn(t *testing.T) {
 	aliceCfg, bobCfg, carolCfg := peerConfig(t, "alice"), peerConfig(t, "bob"), peerConfig(t, "carol")
 	bobID := idOf(t, bobCfg)

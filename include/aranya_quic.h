@@ -1286,12 +1286,18 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
  * pinned_peers, pinned_peers_len: as the config's fields (a COUNT of
  *     32-byte fingerprints; NULL only with a count of 0, which removes
  *     pinning).
+ * Revoked peers are those trusted before the call and not after it,
+ * among the peers with a connection and the last 4096 distinct peers
+ * admitted: a peer whose connections are already gone is revoked too, and
+ * its messages still queued are dropped.
+ *
  * revoked_peer_ids: may be NULL only if revoked_peer_ids_cap is 0;
  *     receives the peer ids (32 bytes each) of the revoked peers, each
  *     once, up to revoked_peer_ids_cap of them: a binding or application
  *     that holds messages it already took from the library drops theirs
  *     too.
- * revoked_peer_ids_cap: how many ids revoked_peer_ids holds (a COUNT).
+ * revoked_peer_ids_cap: how many ids revoked_peer_ids holds (a COUNT, at
+ *     most 2^20).
  * out_revoked: may be NULL; receives the number of peers revoked, which
  *     may exceed revoked_peer_ids_cap (the ids beyond it are not written;
  *     the revocation happened all the same).
