@@ -38,8 +38,8 @@ func (e *Endpoint) Connections() []ConnInfo {
 	conns, live := e.conns.snapshot()
 	out := make([]ConnInfo, 0, len(conns))
 	for _, c := range conns {
-		if !c.announced.Load() {
-			continue
+		if !c.announced.Load() || c.revoked.Load() {
+			continue // not up yet, or cut off and on its way out
 		}
 		qs := c.qc.ConnectionStats()
 		info := ConnInfo{

@@ -44,6 +44,19 @@ func (e *Endpoint) setTrust(caPEM []byte, pins []PeerID, waitCalls bool) ([]Peer
 	if err != nil {
 		return nil, err
 	}
+	var r revocation
+	revoked, err := e.replaceTrust(set, &r)
+	if err != nil {
+		return nil, err
+	}
+	e.finishRevocation(&r, waitCalls)
+	e.infof("trust set replaced: %d peer(s) revoked", len(revoked))
+	return revoked, nil
+}
+
+// replaceTrust stores set and cuts off what it no longer trusts, under
+// the trust lock; r collects what finishRevocation does after it.
+func (e *Endpoint) replaceTrust(set *trustSet, r *revocation) ([]PeerID, error) {
 	e.trustChange.Lock()
 	defer e.trustChange.Unlock()
 	if e.closing.Load() {
@@ -61,52 +74,71 @@ func (e *Endpoint) setTrust(caPEM []byte, pins []PeerID, waitCalls bool) ([]Peer
 	now := time.Now()
 	check := func(certs []*x509.Certificate) error { return set.verify(certs, now) }
 	revoked := e.known.failing(check)
-	var gates []*readGate
 	for _, c := range conns {
+		if c.revoked.Load() {
+			continue // cut off by an earlier call, and on its way out
+		}
 		err := check(c.peerCerts)
 		if err == nil {
 			continue
 		}
-		gates = append(gates, e.revokeConn(c, err)...)
+		e.revokeConn(c, err, r)
 		if !slices.Contains(revoked, c.peerID) {
 			revoked = append(revoked, c.peerID)
 		}
 	}
 	// Messages of a revoked peer may wait in the queue after its
 	// connections are gone: they go too.
-	e.afterRevoke(gates, func(g *readGate) bool { return slices.Contains(revoked, g.peer) }, waitCalls)
-	e.infof("trust set replaced: %d peer(s) revoked", len(revoked))
+	e.purgeRevoked(r, func(g *readGate) bool { return slices.Contains(revoked, g.peer) })
 	return revoked, nil
+}
+
+// revocation is what one trust change cut off. The log lines and the
+// waits for OnMessage calls happen after the trust lock is released: a
+// log callback or a receive callback may itself call the trust calls.
+type revocation struct {
+	gates []*readGate
+	notes []string
+}
+
+func (r *revocation) note(format string, args ...any) {
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+}
+
+// finishRevocation logs what r cut off and, if asked, waits for the
+// OnMessage calls of its closed gates that were in progress.
+func (e *Endpoint) finishRevocation(r *revocation, waitCalls bool) {
+	for _, n := range r.notes {
+		e.warnf("%s", n)
+	}
+	if waitCalls {
+		for _, g := range r.gates {
+			g.waitCalls()
+		}
+	}
 }
 
 // revokeConn cuts a connection whose peer is no longer trusted off: its
 // readers stop delivering, its sends fail, and it is closed.
-func (e *Endpoint) revokeConn(c *peerConn, why error) []*readGate {
-	gates := c.closeGates(true, func(*readGate) bool { return true })
+func (e *Endpoint) revokeConn(c *peerConn, why error, r *revocation) {
+	r.gates = append(r.gates, c.closeGates(true, func(*readGate) bool { return true })...)
 	e.conns.remove(c)
 	e.stats.connectionsRevoked.Add(1)
-	e.warnf("closing the connection to %s (peer id %s): its certificate is no longer trusted: %v", c.addr, logPeerID(c.peerID), why)
+	r.note("closing the connection to %s (peer id %s): its certificate is no longer trusted: %v", c.addr, logPeerID(c.peerID), why)
 	_ = c.qc.CloseWithError(quic.ApplicationErrorCode(wire.ConnCodeNotAuthorized), "certificate no longer trusted")
 	// Now rather than when the connection's watcher gets to it: a send
 	// that starts after the revocation returned must not find a stream
 	// still taking messages.
 	c.failStreams()
-	return gates
 }
 
-// afterRevoke drops the queued messages of closed gates and of the gates
-// drop selects, and, if asked, waits for the closed gates' OnMessage calls
-// in progress.
-func (e *Endpoint) afterRevoke(gates []*readGate, drop func(*readGate) bool, waitCalls bool) {
+// purgeRevoked drops the queued messages of closed gates and of the gates
+// drop selects.
+func (e *Endpoint) purgeRevoked(r *revocation, drop func(*readGate) bool) {
 	n := e.queue.purge(func(m *message) bool { return m.gate != nil && (!m.gate.open() || drop(m.gate)) })
 	if n > 0 {
 		e.stats.messagesRevoked.Add(uint64(n))
-		e.warnf("dropped %d received message(s) of revoked peers or teams that the application had not taken", n)
-	}
-	if waitCalls {
-		for _, g := range gates {
-			g.waitCalls()
-		}
+		r.note("dropped %d received message(s) of revoked peers or teams that the application had not taken", n)
 	}
 }
 
@@ -155,8 +187,8 @@ func (e *Endpoint) AllowTeam(peer PeerID, team TeamID) error {
 	if err := e.checkAuthArgs(peer, team); err != nil {
 		return err
 	}
-	e.trustChange.Lock()
-	defer e.trustChange.Unlock()
+	// Only the list's own lock: allowing never waits for a revocation in
+	// progress (one racing this call may reset a stream it then allows).
 	e.auth.allow(peer, team)
 	return nil
 }
@@ -182,11 +214,18 @@ func (e *Endpoint) revokeTeam(peer PeerID, team TeamID, waitCalls bool) error {
 	if err := e.checkAuthArgs(peer, team); err != nil {
 		return err
 	}
+	var r revocation
+	e.revokeTeamLocked(peer, team, &r)
+	e.finishRevocation(&r, waitCalls)
+	return nil
+}
+
+func (e *Endpoint) revokeTeamLocked(peer PeerID, team TeamID, r *revocation) {
 	e.trustChange.Lock()
 	defer e.trustChange.Unlock()
 	changed, lastTeam := e.auth.revoke(peer, team)
 	if !changed {
-		return nil
+		return
 	}
 	// After the list changed: a reader registers its gate before it
 	// checks the list, so it is either closed here or refused there.
@@ -194,17 +233,16 @@ func (e *Endpoint) revokeTeam(peer PeerID, team TeamID, waitCalls bool) error {
 		return g.peer == peer && ((g.kind == KindChannel && g.team == team) || (lastTeam && g.kind == KindSync))
 	}
 	conns, _ := e.conns.snapshot()
-	var gates []*readGate
+	before := len(r.gates)
 	for _, c := range conns {
 		if c.peerID == peer {
-			gates = append(gates, c.closeGates(false, revokedStream)...)
+			r.gates = append(r.gates, c.closeGates(false, revokedStream)...)
 		}
 	}
-	if len(gates) > 0 {
-		e.warnf("peer id %s no longer allowed on team %x: %d open stream(s) reset", logPeerID(peer), team[:4], len(gates))
+	if n := len(r.gates) - before; n > 0 {
+		r.note("peer id %s no longer allowed on team %x: %d open stream(s) reset", logPeerID(peer), team[:4], n)
 	}
-	e.afterRevoke(gates, revokedStream, waitCalls)
-	return nil
+	e.purgeRevoked(r, revokedStream)
 }
 
 func (e *Endpoint) checkAuthArgs(peer PeerID, team TeamID) error {

@@ -1286,10 +1286,11 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
  * pinned_peers, pinned_peers_len: as the config's fields (a COUNT of
  *     32-byte fingerprints; NULL only with a count of 0, which removes
  *     pinning).
- * Revoked peers are those trusted before the call and not after it,
- * among the peers with a connection and the last 4096 distinct peers
- * admitted: a peer whose connections are already gone is revoked too, and
- * its messages still queued are dropped.
+ * Revoked peers are the peers the endpoint knows that the new set no
+ * longer trusts: those with a connection, and the last 4096 distinct
+ * peers admitted and not revoked since. A peer whose connections are
+ * already gone is revoked too, and its messages still queued are dropped;
+ * each revocation names a peer once.
  *
  * revoked_peer_ids: may be NULL only if revoked_peer_ids_cap is 0;
  *     receives the peer ids (32 bytes each) of the revoked peers, each
@@ -1298,9 +1299,10 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
  *     too.
  * revoked_peer_ids_cap: how many ids revoked_peer_ids holds (a COUNT, at
  *     most 2^20).
- * out_revoked: may be NULL; receives the number of peers revoked, which
- *     may exceed revoked_peer_ids_cap (the ids beyond it are not written;
- *     the revocation happened all the same).
+ * out_revoked: may be NULL; receives the number of peers revoked, at
+ *     most 4096 plus the number of connections; it may exceed
+ *     revoked_peer_ids_cap (the ids beyond it are not written; the
+ *     revocation happened all the same).
  * Returns:
  *   ARANYA_QUIC_OK
  *   ARANYA_QUIC_ERR_INVALID_ARGUMENT  ca_pem NULL or empty, a PEM block
@@ -1373,8 +1375,9 @@ int32_t aranya_quic_team_allow(aranya_quic_t ep, const uint8_t *peer_id, const u
  * for aranya_quic_set_trust). If that was the peer's last team, the same
  * happens to its sync streams (open ones reset, queued sync messages
  * dropped, new ones refused). The peer's sends on the team then fail with
- * ARANYA_QUIC_ERR_NOT_AUTHORIZED. Revoking a pair that is not allowed does
- * nothing.
+ * ARANYA_QUIC_ERR_NOT_AUTHORIZED (those it makes before the reset reaches
+ * it are accepted on its side and counted there as unconfirmed: none is
+ * delivered). Revoking a pair that is not allowed does nothing.
  *
  * peer_id, team_id: as for aranya_quic_team_allow.
  * Returns the codes of aranya_quic_team_allow.
