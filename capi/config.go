@@ -43,6 +43,7 @@ var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_TEAM_ID_LEN)-int64(len(core.TeamID{}))
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_PEER_ID_LEN)-int64(len(core.PeerID{}))]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_KIND_CHANNEL)-int64(core.KindChannel)]
 var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_KIND_SYNC)-int64(core.KindSync)]
+var _ = [1]struct{}{}[int64(C.ARANYA_QUIC_KNOWN_PEERS_MAX)-int64(core.MaxKnownPeers)]
 
 // maxPEMLen bounds each PEM input, so a garbage length fails cleanly
 // instead of reading far out of bounds.

@@ -5,8 +5,9 @@ import (
 	"sync"
 )
 
-// maxKnownPeers bounds the peers an endpoint remembers for SetTrust.
-const maxKnownPeers = 4096
+// MaxKnownPeers bounds the peers an endpoint remembers after their
+// connections ended, for SetTrust to revoke.
+const MaxKnownPeers = 4096
 
 // knownPeers remembers the certificate chains of the peers that got in
 // recently, so that SetTrust can name every trusted peer a new trust set
@@ -37,7 +38,7 @@ func (k *knownPeers) add(id PeerID, certs []*x509.Certificate) {
 		p.certs, p.used = certs, k.clock
 		return
 	}
-	if len(k.peers) >= maxKnownPeers {
+	if len(k.peers) >= MaxKnownPeers {
 		var oldest PeerID
 		first := true
 		for pid, p := range k.peers {

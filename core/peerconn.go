@@ -566,9 +566,11 @@ func (c *peerConn) authorize(str *quic.Stream, hdr *wire.QuicMessage) bool {
 		team = hdr.Channel.TeamID
 	}
 	if !auth.allows(c.peerID, hdr.Kind, team) {
+		// Counted before the refusal leaves, so that a sender that hears
+		// of it finds it counted.
+		c.ep.stats.streamsRefused.Add(1)
 		str.CancelRead(quic.StreamErrorCode(wire.StreamCodeNotAuthorized))
 		str.CancelWrite(quic.StreamErrorCode(wire.StreamCodeNotAuthorized))
-		c.ep.stats.streamsRefused.Add(1)
 		if hdr.Kind == KindSync {
 			c.ep.warnf("refused a sync stream from %s (peer id %s): the peer is allowed on no team", c.addr, logPeerID(c.peerID))
 		} else {

@@ -615,6 +615,10 @@ typedef struct aranya_quic_event {
     char reason[256];
 } aranya_quic_event;
 
+/* How many distinct peers an endpoint remembers after their connections
+ * ended, for aranya_quic_set_trust to revoke (see there). (Added in 0.2.) */
+#define ARANYA_QUIC_KNOWN_PEERS_MAX 4096
+
 /* bytes_in_flight of a connection whose congestion controller does not
  * report it (quic-go's NewReno). (Added in 0.2.) */
 #define ARANYA_QUIC_UNKNOWN UINT64_MAX
@@ -894,8 +898,10 @@ int32_t aranya_quic_receive_fd(aranya_quic_t ep, int *out_fd);
  * addr (see aranya_quic_close_nowait for a close that never blocks).
  * Returns ARANYA_QUIC_OK (the peer confirmed every accepted message),
  * ARANYA_QUIC_ERR_UNCONFIRMED (the drain timed out or the connection died
- * first: the detail says how many accepted messages the peer did not
- * confirm; the connection is closed all the same),
+ * first, or the peer reset a channel's stream with messages on it that it
+ * had not confirmed, e.g. when it revoked our team: the detail says how
+ * many accepted messages the peer did not confirm; the connection is
+ * closed all the same),
  * ARANYA_QUIC_ERR_INVALID_ARGUMENT (addr NULL), ARANYA_QUIC_ERR_BAD_ADDRESS,
  * ARANYA_QUIC_ERR_RESOLVE (addr's host name did not resolve: nothing was
  * closed), ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED,
@@ -1287,8 +1293,9 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
  *     32-byte fingerprints; NULL only with a count of 0, which removes
  *     pinning).
  * Revoked peers are the peers the endpoint knows that the new set no
- * longer trusts: those with a connection, and the last 4096 distinct
- * peers admitted and not revoked since. A peer whose connections are
+ * longer trusts: those with a connection, and the last
+ * ARANYA_QUIC_KNOWN_PEERS_MAX distinct peers admitted and not revoked
+ * since. A peer whose connections are
  * already gone is revoked too, and its messages still queued are dropped;
  * each revocation names a peer once.
  *
@@ -1300,7 +1307,7 @@ int32_t aranya_quic_config_init_sized(aranya_quic_config *cfg, size_t size);
  * revoked_peer_ids_cap: how many ids revoked_peer_ids holds (a COUNT, at
  *     most 2^20).
  * out_revoked: may be NULL; receives the number of peers revoked, at
- *     most 4096 plus the number of connections; it may exceed
+ *     most ARANYA_QUIC_KNOWN_PEERS_MAX plus the number of connections; it may exceed
  *     revoked_peer_ids_cap (the ids beyond it are not written; the
  *     revocation happened all the same).
  * Returns:

@@ -27,6 +27,25 @@ implement the same; keep the three in step):
   files exist: any message then is an extra (failure). Exit 0 only if all
   was as expected, within the deadline (DEADLINE seconds from start).
 
+Trust and team authorization, on top of that plan (the Rust peer needs
+nothing more: its messages all go on the two allowed teams):
+
+- The C peer runs with team authorization on. Before writing its .addr it
+  allows the other two peers' ids (aranya_quic_peer_id_from_pem of their
+  certificates, checked against their .id files) on TEAM_A and TEAM_B,
+  and on nothing else.
+- After its sends, this peer sends one message to the C peer on TEAM_X,
+  allowed to nobody, and expects NotAuthorizedError; it must not arrive
+  (the C peer fails on an unknown label), and the C peer ends with exactly
+  one refused stream in its stats.
+- Halfway through its sends, this peer replaces its trust with its current
+  CA (set_trust, a no-op replacement): nothing may be revoked, every peer
+  connected before is connected after, and the C peer, which fails on a
+  lost connection or a second PEER_CONNECTED, sees no change.
+- Once they received everything, before writing .done, the C peer and this
+  peer list their connections: each other peer has one there, with its
+  .addr and .id, and there is no connection to anyone else.
+
 How each peer sends is its own choice; the receivers check the same things
 whatever the sender used. The C peer sends with the non-blocking calls
 (send_nowait, the batch and sync variants, retried after WOULD_BLOCK once
@@ -53,6 +72,8 @@ TEAM_A = bytes((0xA0 + k) & 0xFF for k in range(32))
 TEAM_B = bytes((0x5B ^ (k * 13)) & 0xFF for k in range(32))
 LABELS = ["interop-a", "interop/β"]
 TEAMS = [TEAM_A, TEAM_B]
+# Allowed to nobody on the C peer, which runs with team authorization.
+TEAM_X = bytes((0x33 + k * 7) & 0xFF for k in range(32))
 STREAM_NAMES = ["a", "b", "s"]
 DEADLINE = float(os.environ.get("INTEROP_DEADLINE", "30"))
 
@@ -77,6 +98,26 @@ def wait_file(path: Path, deadline: float) -> str:
     return path.read_text().strip()
 
 
+def check_connections(ep: aq.Endpoint, addrs: dict[int, str], ids: dict[int, bytes]) -> str | None:
+    """None if the connection list holds a live connection to each other
+    peer, with its address and id, and none to anyone else; else what is
+    wrong."""
+    conns = ep.connections()
+    live = {p: 0 for p in addrs}
+    for c in conns:
+        p = next((q for q, a in addrs.items() if a == c.addr), None)
+        if p is None:
+            return f"connection to unknown address {c.addr} (peer id {c.peer_id.hex()})"
+        if c.peer_id != ids[p]:
+            return f"connection to {c.addr} ({PEERS[p]}): peer id {c.peer_id.hex()}, want {ids[p].hex()}"
+        if not c.draining:
+            live[p] += 1
+    missing = [PEERS[p] for p, n in live.items() if n == 0]
+    if missing:
+        return f"no connection to {missing} in {[(c.addr, c.peer_id.hex()[:8]) for c in conns]}"
+    return None
+
+
 def main() -> int:
     name, rundir, certdir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     deadline = time.monotonic() + DEADLINE
@@ -96,13 +137,35 @@ def main() -> int:
         # The C peer by host name; the others by IP address.
         dsts = {p: ("localhost:" + a.rsplit(":", 1)[1]) if PEERS[p] == "c" else a for p, a in addrs.items()}
         ids = {p: bytes.fromhex(wait_file(rundir / f"{PEERS[p]}.id", deadline)) for p in others}
+        for p in others:
+            got = aq.peer_id_from_pem(certdir / f"{PEERS[p]}.crt")
+            if got != ids[p]:
+                return fail(f"peer_id_from_pem of {PEERS[p]}.crt is {got.hex()}, the driver's id is {ids[p].hex()}")
         by_addr = {a: p for p, a in addrs.items()}
+        c_peer = PEERS.index("c")
 
         for i in range(N):
+            if i == N // 2:
+                # Mid-run, trust what was trusted: a replacement that must
+                # leave every connection alone.
+                # Peers, not connections, are compared: a simultaneous open
+                # may drain a duplicate connection at any time.
+                before = {(c.addr, c.peer_id) for c in ep.connections() if not c.draining}
+                revoked = ep.set_trust(certdir / "ca.pem")
+                after = {(c.addr, c.peer_id) for c in ep.connections() if not c.draining}
+                if revoked or not before <= after or ep.stats().connections_revoked != 0:
+                    return fail(f"set_trust with the same CA revoked {len(revoked)} peer(s); "
+                                f"peers connected before {sorted(before)}, after {sorted(after)}")
             for r in others:
                 for s in range(2):
                     ep.send(dsts[r], TEAMS[s], LABELS[s], payload(me, r, s, i))
                 ep.send_sync(dsts[r], SYNC_TYPE, payload(me, r, 2, i))
+
+        try:
+            ep.send(dsts[c_peer], TEAM_X, "interop-x", b"py>c/x: not allowed")
+            return fail("a send to the C peer on a team it does not allow us on succeeded")
+        except aq.NotAuthorizedError:
+            pass
 
         nxt = {(p, s): 0 for p in others for s in range(3)}
         received = 0
@@ -152,10 +215,17 @@ def main() -> int:
             received += 1
             if received == want:
                 done = True
+                # Before .done: the others stay up until every peer wrote it.
+                wrong = check_connections(ep, addrs, ids)
+                if wrong is not None:
+                    return fail(wrong)
                 (rundir / f"{name}.done").write_text("ok\n")
         st = ep.stats()
+        if st.connections_revoked != 0 or st.messages_revoked != 0:
+            return fail(f"stats: {st.connections_revoked} connections and {st.messages_revoked} messages revoked")
         print(f"peer {name}: ok: received {received} messages from {[PEERS[p] for p in others]}, "
-              f"sent {st.messages_sent}", flush=True)
+              f"sent {st.messages_sent}; set_trust mid-run revoked nothing; the C peer refused team X; "
+              f"connections to both listed", flush=True)
     return 0
 
 

@@ -16,6 +16,12 @@
  * fails on any SEND_FAILED, HANDSHAKE_REJECTED or lost connection, checks
  * each PEER_CONNECTED against the peer's address and id, and ends with
  * aranya_quic_shutdown, waiting for SHUTDOWN_FINISHED before freeing.
+ *
+ * It also runs with per-team authorization: before anyone can reach it, it
+ * allows the two others' peer ids (aranya_quic_peer_id_from_pem of their
+ * certificates) on the two teams of the exchange only, so the Python peer's
+ * send on a third team is refused (one refused stream, checked at the end).
+ * Once it has received everything it checks its connection list.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -48,6 +54,8 @@ static aranya_quic_t ep;
 static int send_fd = -1, event_fd = -1, recv_fd = -1;
 static char addrs[NPEERS][ARANYA_QUIC_ADDR_MAX];
 static uint8_t ids[NPEERS][ARANYA_QUIC_PEER_ID_LEN];
+/* The peer ids of the others' certificates, as the library computes them. */
+static uint8_t cert_ids[NPEERS][ARANYA_QUIC_PEER_ID_LEN];
 static int connected[NPEERS];
 static uint64_t shutdown_id;
 static int shutdown_done;
@@ -303,6 +311,61 @@ static uint8_t *load(const char *dir, const char *name, const char *ext, size_t 
     return b;
 }
 
+/* allow_others allows each other peer's certificate on both teams of the
+ * exchange: 0, or 1 (reported). */
+static int allow_others(const char *certdir, const int others[2]) {
+    int k, t;
+    for (k = 0; k < 2; k++) {
+        int p = others[k];
+        size_t len = 0;
+        uint8_t *crt = load(certdir, PEERS[p], ".crt", &len);
+        int32_t rc;
+        if (crt == NULL) return 1;
+        rc = aranya_quic_peer_id_from_pem(crt, len, cert_ids[p]);
+        free(crt);
+        if (rc != ARANYA_QUIC_OK) return fail("peer_id_from_pem of %s.crt: %s (%s)", PEERS[p], aranya_quic_strerror(rc), aranya_quic_last_error());
+        for (t = 0; t < 2; t++) {
+            rc = aranya_quic_team_allow(ep, cert_ids[p], TEAMS[t]);
+            if (rc != ARANYA_QUIC_OK) return fail("team_allow %s on team %d: %s (%s)", PEERS[p], t, aranya_quic_strerror(rc), aranya_quic_last_error());
+        }
+    }
+    return 0;
+}
+
+/* check_connections: the connection list holds a connection to each other
+ * peer, with its address and id, and no other. 0, or 1 (reported). */
+static int check_connections(const int others[2], char *summary, size_t size) {
+    aranya_quic_connection_info info[8];
+    size_t n = 0, k, used = 0;
+    int live[NPEERS] = {0};
+    int32_t rc;
+    memset(info, 0, sizeof info);
+    rc = aranya_quic_connections(ep, info, 8, sizeof info[0], &n);
+    if (rc != ARANYA_QUIC_OK) return fail("connections: %s (%s)", aranya_quic_strerror(rc), aranya_quic_last_error());
+    summary[0] = 0;
+    for (k = 0; k < n; k++) {
+        int p = -1, j;
+        char h[2 * ARANYA_QUIC_PEER_ID_LEN + 1];
+        if (info[k].struct_size != sizeof info[0]) return fail("connection %lu: struct_size %u", (unsigned long)k, (unsigned)info[k].struct_size);
+        if (memchr(info[k].addr, 0, sizeof info[k].addr) == NULL) return fail("connection %lu: address not NUL-terminated", (unsigned long)k);
+        for (j = 0; j < 2; j++) {
+            if (strcmp(info[k].addr, addrs[others[j]]) == 0) p = others[j];
+        }
+        hex(info[k].peer_id, ARANYA_QUIC_PEER_ID_LEN, h);
+        if (p < 0) return fail("connection to unknown address %s (peer id %s)", info[k].addr, h);
+        if (memcmp(info[k].peer_id, ids[p], ARANYA_QUIC_PEER_ID_LEN) != 0) return fail("connection to %s (%s): peer id %s is not its id", info[k].addr, PEERS[p], h);
+        if (!info[k].draining) live[p]++;
+        if (used < size) {
+            int w = snprintf(summary + used, size - used, "%s%s %s", used ? ", " : "", PEERS[p], info[k].dialed ? "dialed" : "accepted");
+            if (w > 0) used += (size_t)w;
+        }
+    }
+    for (k = 0; k < 2; k++) {
+        if (live[others[k]] == 0) return fail("no connection to %s (%s) in the list of %lu", PEERS[others[k]], addrs[others[k]], (unsigned long)n);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *rundir, *certdir;
     int me = -1, k, p, s, i, r;
@@ -314,6 +377,7 @@ int main(int argc, char **argv) {
     size_t cert_len, key_len, ca_len;
     aranya_quic_config cfg;
     char local[ARANYA_QUIC_ADDR_MAX + 1];
+    char conns[256] = "";
     size_t local_len;
     size_t cap = 64 * 1024;
     uint8_t *buf;
@@ -360,6 +424,8 @@ int main(int argc, char **argv) {
      * refused, and every refusal waits for send_fd: the WOULD_BLOCK path,
      * across languages. */
     cfg.max_outbound_bytes_per_peer = 1;
+    /* Only the peers allowed below, and only on the exchange's two teams. */
+    cfg.team_authorization = 1;
     if (aranya_quic_new(&cfg, &ep) != ARANYA_QUIC_OK) return fail("aranya_quic_new: %s", aranya_quic_last_error());
     free(cert);
     free(key);
@@ -371,6 +437,9 @@ int main(int argc, char **argv) {
         fail("fds: %s", aranya_quic_last_error());
         goto out;
     }
+
+    /* Before the address is published, so that nobody is refused by mistake. */
+    if (allow_others(certdir, others)) goto out;
 
     if (aranya_quic_local_addr(ep, local, sizeof local - 1, &local_len) != ARANYA_QUIC_OK) {
         fail("aranya_quic_local_addr: %s", aranya_quic_last_error());
@@ -389,6 +458,12 @@ int main(int argc, char **argv) {
             int hi = hexval(line[2 * i]), lo = hexval(line[2 * i + 1]);
             if (hi < 0 || lo < 0) { fail("bad id for %s", PEERS[p]); goto out; }
             ids[p][i] = (uint8_t)(hi * 16 + lo);
+        }
+        if (memcmp(ids[p], cert_ids[p], ARANYA_QUIC_PEER_ID_LEN) != 0) {
+            char h[2 * ARANYA_QUIC_PEER_ID_LEN + 1];
+            hex(cert_ids[p], ARANYA_QUIC_PEER_ID_LEN, h);
+            fail("aranya_quic_peer_id_from_pem of %s.crt gave %s, the driver's id is %s", PEERS[p], h, line);
+            goto out;
         }
         /* The Python peer by name, the Rust peer by IP address. */
         if (strcmp(PEERS[p], "py") == 0) {
@@ -560,6 +635,8 @@ int main(int argc, char **argv) {
         next[f][s] = i + 1;
         if (++received == want) {
             done = 1;
+            /* Before .done: the others stay up until every peer wrote it. */
+            if (check_connections(others, conns, sizeof conns)) goto out;
             if (write_file_atomic(rundir, me_name, ".done", "ok\n")) goto out;
         }
     }
@@ -581,6 +658,13 @@ int main(int argc, char **argv) {
                  (unsigned long)st.events_dropped, (unsigned long)st.outbound_messages);
             goto out;
         }
+        /* The Python peer's one send on a team it is not allowed on, and
+         * nothing else, was refused; nothing was revoked. */
+        if (st.streams_refused != 1 || st.connections_revoked != 0 || st.messages_revoked != 0) {
+            fail("stats: %lu streams refused (want 1), %lu connections revoked, %lu messages revoked",
+                 (unsigned long)st.streams_refused, (unsigned long)st.connections_revoked, (unsigned long)st.messages_revoked);
+            goto out;
+        }
         /* The orderly end: shutdown, its event, then a free that has
          * nothing left to wait for. */
         if (aranya_quic_shutdown(ep, &shutdown_id) != ARANYA_QUIC_OK) { fail("shutdown: %s", aranya_quic_last_error()); goto out; }
@@ -593,8 +677,8 @@ int main(int argc, char **argv) {
         ep = 0;
         if (frc != ARANYA_QUIC_OK) { fail("free after shutdown: %s (%s)", aranya_quic_strerror(frc), aranya_quic_last_error()); goto out; }
         printf("peer %s: ok: received %d messages from %s and %s, sent %lu (%d non-blocking calls, %d refused), "
-               "shut down cleanly\n", me_name, received, PEERS[others[0]], PEERS[others[1]],
-               (unsigned long)st.messages_sent, nowait_calls, refusals);
+               "connections: %s; 1 stream refused by team authorization; shut down cleanly\n", me_name, received,
+               PEERS[others[0]], PEERS[others[1]], (unsigned long)st.messages_sent, nowait_calls, refusals, conns);
     }
     rc = 0;
 out:

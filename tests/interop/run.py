@@ -13,6 +13,11 @@ finish within the timeout. Every peer sends to both others on two channels
 received; the plan is in peer.py's docstring. The C peer sends with the
 non-blocking calls and checks the events it gets (peer.py's docstring says
 how), so the other two check the order of what they send across languages.
+The C peer also runs with team authorization (allowing the others on the
+two teams of the exchange only, which the Python peer checks by a send on a
+third team that must be refused), the Python peer replaces its trust with
+the same CA mid-run without losing a connection, and both list their
+connections once they received everything.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from .endpoint import (
     Channel,
     Config,
     CongestionControl,
+    ConnectionInfo,
     Endpoint,
     Event,
     EventStream,
@@ -46,6 +47,7 @@ from .endpoint import (
     PemSource,
     Stats,
     forward_to_logging,
+    peer_id_from_pem,
 )
 from .errors import (
     AranyaQuicError,
@@ -57,6 +59,7 @@ from .errors import (
     InvalidArgument,
     InvalidHandle,
     IoError,
+    NotAuthorizedError,
     ResolveError,
     TlsError,
     TooLarge,
@@ -79,6 +82,8 @@ PEER_ID_LEN = _ffi.ARANYA_QUIC_PEER_ID_LEN
 PEER_ADDR_MAX = _ffi.ARANYA_QUIC_PEER_ADDR_MAX
 #: For send_timeout_ms / keep_alive_ms: no timeout / no keep-alives.
 DISABLED = _ffi.ARANYA_QUIC_DISABLED
+#: Length of a pinned peer fingerprint (the same value as a peer id).
+FINGERPRINT_LEN = _ffi.ARANYA_QUIC_FINGERPRINT_LEN
 #: Largest accepted max_message_size.
 MAX_MESSAGE_SIZE_LIMIT = _ffi.ARANYA_QUIC_MAX_MESSAGE_SIZE_LIMIT
 
@@ -103,8 +108,10 @@ __all__ = [
     "Config",
     "CongestionControl",
     "ConnectionFailed",
+    "ConnectionInfo",
     "DISABLED",
     "ENV_VAR",
+    "FINGERPRINT_LEN",
     "Endpoint",
     "Event",
     "EventStream",
@@ -122,6 +129,7 @@ __all__ = [
     "LogLevel",
     "MAX_MESSAGE_SIZE_LIMIT",
     "Message",
+    "NotAuthorizedError",
     "PEER_ADDR_MAX",
     "PEER_ID_LEN",
     "PemSource",
@@ -139,6 +147,7 @@ __all__ = [
     "forward_to_logging",
     "library",
     "library_path",
+    "peer_id_from_pem",
     "strerror",
     "version",
 ]

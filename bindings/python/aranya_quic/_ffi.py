@@ -82,6 +82,8 @@ ARANYA_QUIC_ERR_IO: Final = -12
 ARANYA_QUIC_ERR_UNCONFIRMED: Final = -13
 #: (0.2) A peer's host name could not be resolved within resolve_timeout_ms.
 ARANYA_QUIC_ERR_RESOLVE: Final = -14
+#: (0.2) The peer runs per-team authorization and refused the channel.
+ARANYA_QUIC_ERR_NOT_AUTHORIZED: Final = -15
 
 # ---------------------------------------------------------------------------
 # Message kinds, congestion control, log levels
@@ -135,6 +137,11 @@ ARANYA_QUIC_EVENT_SEND_FAILED: Final = 3
 ARANYA_QUIC_EVENT_CLOSE_FINISHED: Final = 4
 ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED: Final = 5
 ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED: Final = 6
+
+#: (0.2) ``aranya_quic_connection_info.bytes_in_flight`` of a connection
+#: whose congestion controller does not report it (NewReno). UINT64_MAX.
+ARANYA_QUIC_UNKNOWN: Final = 0xFFFFFFFFFFFFFFFF
+ARANYA_QUIC_KNOWN_PEERS_MAX: Final = 4096
 
 # ---------------------------------------------------------------------------
 # Types
@@ -199,6 +206,8 @@ class aranya_quic_config(Structure):
         # kept alive by the caller for as long as the library may call it.
         ("log_callback", aranya_quic_log_callback),
         ("log_callback_user", c_void_p),
+        # --- added with runtime trust and team authorization ---
+        ("team_authorization", c_uint32),
     ]
 
 
@@ -252,6 +261,10 @@ class aranya_quic_stats(Structure):
         ("outbound_bytes", c_uint64),
         ("sends_failed", c_uint64),
         ("events_dropped", c_uint64),
+        # --- added with runtime trust and team authorization ---
+        ("connections_revoked", c_uint64),
+        ("messages_revoked", c_uint64),
+        ("streams_refused", c_uint64),
     ]
 
 
@@ -300,6 +313,37 @@ class aranya_quic_event(Structure):
         ("unconfirmed", c_uint64),
         ("dropped_before", c_uint64),
         ("reason", c_char * 256),
+    ]
+
+
+class aranya_quic_connection_info(Structure):
+    """``struct aranya_quic_connection_info`` (0.2): one connection, as
+    ``aranya_quic_connections`` lists it. The library sets ``struct_size``
+    to the bytes it filled (pass ``ctypes.sizeof`` of this struct as the
+    call's ``info_size``). ``bytes_in_flight`` is :data:`ARANYA_QUIC_UNKNOWN`
+    when the connection's controller does not report it."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("dialed", c_uint32),
+        ("draining", c_uint32),
+        ("addr", c_char * ARANYA_QUIC_ADDR_MAX),
+        ("peer_id", c_uint8 * ARANYA_QUIC_PEER_ID_LEN),
+        ("connected_unix_ms", c_uint64),
+        ("connected_ms", c_uint64),
+        ("smoothed_rtt_us", c_uint64),
+        ("min_rtt_us", c_uint64),
+        ("latest_rtt_us", c_uint64),
+        ("congestion_window", c_uint64),
+        ("bytes_in_flight", c_uint64),
+        ("packets_sent", c_uint64),
+        ("packets_received", c_uint64),
+        ("packets_lost", c_uint64),
+        ("messages_sent", c_uint64),
+        ("bytes_sent", c_uint64),
+        ("messages_received", c_uint64),
+        ("bytes_received", c_uint64),
+        ("congestion_control", c_char * 16),
     ]
 
 
@@ -472,6 +516,34 @@ FUNCTIONS: Final[dict[str, tuple[type | None, list[type]]]] = {
     "aranya_quic_event_fd": (c_int32, [aranya_quic_t, POINTER(c_int)]),
     # int32_t aranya_quic_next_event(aranya_quic_t ep, aranya_quic_event *out);
     "aranya_quic_next_event": (c_int32, [aranya_quic_t, POINTER(aranya_quic_event)]),
+    # --- trust at runtime, team authorization and the connection list ---
+    # int32_t aranya_quic_set_trust(aranya_quic_t ep, const uint8_t *ca_pem, size_t ca_pem_len,
+    #                               const uint8_t *pinned_peers, size_t pinned_peers_len,
+    #                               uint8_t *revoked_peer_ids, size_t revoked_peer_ids_cap,
+    #                               size_t *out_revoked);
+    "aranya_quic_set_trust": (
+        c_int32,
+        [aranya_quic_t, _u8p, c_size_t, _u8p, c_size_t, _u8p, c_size_t, POINTER(c_size_t)],
+    ),
+    # int32_t aranya_quic_set_identity(aranya_quic_t ep, const uint8_t *cert_pem,
+    #                                  size_t cert_pem_len, const uint8_t *key_pem,
+    #                                  size_t key_pem_len);
+    "aranya_quic_set_identity": (c_int32, [aranya_quic_t, _u8p, c_size_t, _u8p, c_size_t]),
+    # int32_t aranya_quic_team_allow(aranya_quic_t ep, const uint8_t *peer_id,
+    #                                const uint8_t *team_id);
+    "aranya_quic_team_allow": (c_int32, [aranya_quic_t, _u8p, _u8p]),
+    # int32_t aranya_quic_team_revoke(aranya_quic_t ep, const uint8_t *peer_id,
+    #                                 const uint8_t *team_id);
+    "aranya_quic_team_revoke": (c_int32, [aranya_quic_t, _u8p, _u8p]),
+    # int32_t aranya_quic_connections(aranya_quic_t ep, aranya_quic_connection_info *out,
+    #                                 size_t capacity, size_t info_size, size_t *out_count);
+    "aranya_quic_connections": (
+        c_int32,
+        [aranya_quic_t, POINTER(aranya_quic_connection_info), c_size_t, c_size_t, POINTER(c_size_t)],
+    ),
+    # int32_t aranya_quic_peer_id_from_pem(const uint8_t *cert_pem, size_t cert_pem_len,
+    #                                      uint8_t *out);
+    "aranya_quic_peer_id_from_pem": (c_int32, [_u8p, c_size_t, _u8p]),
 }
 
 # ---------------------------------------------------------------------------

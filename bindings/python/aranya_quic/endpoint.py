@@ -1,5 +1,5 @@
 """The safe Python API: :class:`Endpoint`, :class:`Config`, :class:`Message`,
-:class:`Stats`, :class:`Event`."""
+:class:`Stats`, :class:`Event`, :class:`ConnectionInfo`."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ __all__ = [
     "Channel",
     "Event",
     "EventStream",
+    "ConnectionInfo",
+    "peer_id_from_pem",
     "LOGGER_NAME",
     "forward_to_logging",
     "RECEIVE_BUFFER_INITIAL",
@@ -553,6 +555,79 @@ def _team_id_bytes(team_id: Any, function: str) -> bytes:
     return bytes(team_id)
 
 
+def _id_bytes(value: Any, name: str, function: str) -> bytes:
+    """The 32 bytes of a peer id or team id, as ``bytes``.
+
+    The C calls read exactly 32 bytes through a bare pointer, so a value of
+    another length cannot be handed over (the library would read past it):
+    it is refused here with :class:`InvalidArgument`, as a wrong-length
+    team id is for the sends. Whether the 32 bytes are acceptable (not all
+    zero) is the library's check.
+    """
+    if type(value) is bytes and len(value) == 32:
+        return value
+    if not isinstance(value, (bytes, bytearray, memoryview)) or memoryview(value).nbytes != 32:
+        got = (
+            f"{memoryview(value).nbytes} bytes"
+            if isinstance(value, (bytes, bytearray, memoryview))
+            else type(value).__name__
+        )
+        raise InvalidArgument(
+            _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT, f"{name} must be 32 bytes, got {got}", function
+        )
+    return bytes(value)
+
+
+def _pins_arg(pins: Any, name: str, function: str | None) -> tuple[bytes, int]:
+    """The concatenated 32-byte fingerprints of ``pins`` and their COUNT
+    (the C API's ``pinned_peers_len`` counts fingerprints, not bytes)."""
+    if isinstance(pins, (bytes, bytearray, memoryview, str)):
+        # Iterating one fingerprint would give ints: a common slip for [fp].
+        raise TypeError(
+            f"{name}: expected a sequence of 32-byte fingerprints, got a single {type(pins).__name__}"
+        )
+    fps = list(pins)
+    for i, fp in enumerate(fps):
+        if not isinstance(fp, (bytes, bytearray, memoryview)):
+            raise TypeError(f"{name}[{i}]: expected bytes, got {type(fp).__name__}")
+        n = memoryview(fp).nbytes
+        if n != _ffi.ARANYA_QUIC_FINGERPRINT_LEN:
+            raise InvalidArgument(
+                _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+                f"{name}[{i}] is {n} bytes, not {_ffi.ARANYA_QUIC_FINGERPRINT_LEN}",
+                function,
+            )
+    return b"".join(bytes(fp) for fp in fps), len(fps)
+
+
+def _pem_arg(value: PemSource, name: str) -> tuple[Any, int, Any]:
+    """``uint8_t *``, length and keep-alive of a :data:`PemSource` for a C call."""
+    return _as_u8(_read_pem(value, name), name)
+
+
+def peer_id_from_pem(cert_pem: PemSource) -> bytes:
+    """The peer id of a certificate (``aranya_quic_peer_id_from_pem``): the
+    SHA-256 of the DER of the first certificate in ``cert_pem`` (a chain's
+    leaf comes first).
+
+    It is what peers see in :attr:`Message.peer_id`, and what pins
+    (:attr:`Config.pinned_peers`, :meth:`Endpoint.set_trust`),
+    :meth:`Endpoint.team_allow` and :meth:`Endpoint.team_revoke` take.
+    Needs no endpoint.
+
+    Args:
+        cert_pem: a :data:`PemSource` (PEM bytes, PEM text or a path).
+
+    Raises:
+        InvalidArgument: empty input, or no certificate block that parses.
+    """
+    ptr, n, keep = _pem_arg(cert_pem, "cert_pem")
+    out = (c_uint8 * _ffi.ARANYA_QUIC_PEER_ID_LEN)()
+    check(_ffi.lib().aranya_quic_peer_id_from_pem(ptr, n, out), "aranya_quic_peer_id_from_pem")
+    del keep
+    return bytes(out)
+
+
 def _msg_arg(message: Any) -> tuple[Any, int, Any]:
     """A ``c_void_p`` argument and length for a bytes-like message, plus what
     keeps it alive (``bytes`` go as they are)."""
@@ -690,6 +765,13 @@ class Config:
     #: exceptions are printed to stderr once and otherwise ignored. ``None``:
     #: stderr when ``log_level`` is not ``OFF``.
     log_callback: Callable[[LogLevel, str], None] | None = None
+    #: Per-team authorization: when true, a peer may open a channel only on
+    #: a team :meth:`Endpoint.team_allow` allowed its peer id on, and send
+    #: sync messages only when allowed on at least one team; other streams
+    #: are refused (the sender gets :class:`~aranya_quic.NotAuthorizedError`)
+    #: and counted in :attr:`Stats.streams_refused`. False (default): every
+    #: trusted peer may use every team.
+    team_authorization: bool = False
 
     _UINT32_FIELDS = (
         "max_connections",
@@ -749,18 +831,13 @@ class Config:
             setattr(cfg, name, _check_uint(int(getattr(self, name)), name, _UINT64_MAX))
 
         if self.pinned_peers:
-            fps = list(self.pinned_peers)
-            for i, fp in enumerate(fps):
-                if len(fp) != _ffi.ARANYA_QUIC_FINGERPRINT_LEN:
-                    raise InvalidArgument(
-                        _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
-                        f"pinned_peers[{i}] is {len(fp)} bytes, "
-                        f"not {_ffi.ARANYA_QUIC_FINGERPRINT_LEN}",
-                    )
-            ptr, n, owner = _as_u8(b"".join(bytes(fp) for fp in fps), "pinned_peers")
+            joined, count = _pins_arg(self.pinned_peers, "pinned_peers", None)
+            ptr, _, owner = _as_u8(joined, "pinned_peers")
             keep.append(owner)
             cfg.pinned_peers = ptr
-            cfg.pinned_peers_len = n
+            cfg.pinned_peers_len = count
+
+        cfg.team_authorization = 1 if self.team_authorization else 0
 
         if self.stateless_reset_key is not None:
             if len(self.stateless_reset_key) != _ffi.ARANYA_QUIC_RESET_KEY_LEN:
@@ -860,6 +937,15 @@ class Stats:
     sends_failed: int = 0
     #: events the library dropped because ``max_events`` were waiting
     events_dropped: int = 0
+    #: connections closed because :meth:`Endpoint.set_trust` no longer
+    #: trusts their peer
+    connections_revoked: int = 0
+    #: received messages dropped, not delivered, because their peer or its
+    #: team was revoked first (by the library; see
+    #: :meth:`Endpoint.set_trust` for those the endpoint had already taken)
+    messages_revoked: int = 0
+    #: incoming streams refused by team authorization
+    streams_refused: int = 0
 
     @classmethod
     def _from_c(cls, s: _ffi.aranya_quic_stats) -> Stats:
@@ -868,6 +954,82 @@ class Stats:
             v = getattr(s, f.name)
             values[f.name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else int(v)
         return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """One of the endpoint's connections, from :meth:`Endpoint.connections`
+    (``aranya_quic_connection_info``). Times are in seconds."""
+
+    #: The peer's IP address and port, ``"ip:port"`` or ``"[ipv6]:port"``
+    #: (as :attr:`Message.addr`).
+    addr: str
+    #: SHA-256 of the peer's DER leaf certificate.
+    peer_id: bytes
+    #: True if this endpoint dialed the connection, False if it accepted it.
+    dialed: bool
+    #: True while the connection closes gracefully (no new streams).
+    draining: bool
+    #: When the connection was set up, in seconds since the Unix epoch (as
+    #: :func:`time.time`; millisecond resolution).
+    connected_at: float
+    #: How long the connection has been up.
+    connected_for: float
+    #: Round-trip times: smoothed (RFC 9002), minimum and latest sample. 0.0
+    #: before the first sample.
+    smoothed_rtt: float
+    min_rtt: float
+    latest_rtt: float
+    #: The congestion window, in bytes of QUIC packets.
+    congestion_window: int
+    #: Bytes of QUIC packets in flight; ``None`` when the connection's
+    #: controller does not report it (NewReno).
+    bytes_in_flight: int | None
+    #: QUIC packets sent, received and declared lost on the connection.
+    packets_sent: int
+    packets_received: int
+    packets_lost: int
+    #: Messages and their payload bytes each way on this connection.
+    messages_sent: int
+    bytes_sent: int
+    messages_received: int
+    bytes_received: int
+    #: The congestion control the connection runs, ``"reno"`` or ``"bbr2"``:
+    #: what was built for it, not only what was configured.
+    congestion_control: str
+
+    @classmethod
+    def _from_c(cls, c: _ffi.aranya_quic_connection_info) -> ConnectionInfo:
+        in_flight = int(c.bytes_in_flight)
+        return cls(
+            addr=c.addr.decode("utf-8", "replace"),
+            peer_id=bytes(c.peer_id),
+            dialed=bool(c.dialed),
+            draining=bool(c.draining),
+            connected_at=c.connected_unix_ms / 1000.0,
+            connected_for=c.connected_ms / 1000.0,
+            smoothed_rtt=c.smoothed_rtt_us / 1e6,
+            min_rtt=c.min_rtt_us / 1e6,
+            latest_rtt=c.latest_rtt_us / 1e6,
+            congestion_window=int(c.congestion_window),
+            bytes_in_flight=None if in_flight == _ffi.ARANYA_QUIC_UNKNOWN else in_flight,
+            packets_sent=int(c.packets_sent),
+            packets_received=int(c.packets_received),
+            packets_lost=int(c.packets_lost),
+            messages_sent=int(c.messages_sent),
+            bytes_sent=int(c.bytes_sent),
+            messages_received=int(c.messages_received),
+            bytes_received=int(c.bytes_received),
+            congestion_control=c.congestion_control.decode("utf-8", "replace"),
+        )
+
+
+#: Structs :meth:`Endpoint.connections` offers the library at first; it
+#: grows the array to the count the library reports when that is more.
+_CONNECTIONS_INITIAL = 16
+#: Distinct admitted peers aranya_quic_set_trust remembers besides those
+#: with a connection (the header's bound on the revoked peers it reports).
+_REVOKED_PEERS_REMEMBERED = _ffi.ARANYA_QUIC_KNOWN_PEERS_MAX
 
 
 # ---------------------------------------------------------------------------
@@ -1094,6 +1256,20 @@ class Endpoint:
         # batch and did not return yet. They are older than anything still
         # queued in the library, so every receive method returns them first.
         self._pending: collections.deque[Message] = collections.deque()
+        # Guards every change of _pending, so that a revocation can filter
+        # it (see _drop_taken) without racing the takers. Batch takes in
+        # flight (_batch_takers) learn of revocations made while they ran
+        # from _revoke_log, entries (generation, predicate) kept only while
+        # a take is in flight.
+        self._pending_lock = threading.Lock()
+        self._batch_takers = 0
+        self._revoke_gen = 0
+        self._revoke_log: list[tuple[int, Callable[[Message], bool]]] = []
+        # The teams team_allow allowed each peer id on, to know when
+        # team_revoke takes a peer's last team (its sync messages go too).
+        # The lock spans the library call, so both agree on the order.
+        self._team_lock = threading.Lock()
+        self._allowed: dict[bytes, set[bytes]] = {}
         lib = _ffi.lib()
         # The library calls the log trampoline until the endpoint is freed:
         # it lives as long as this object (or for good after close(wait=False)).
@@ -1189,7 +1365,8 @@ class Endpoint:
                     check(_ffi.lib().aranya_quic_free_nowait(h), "aranya_quic_free_nowait")
         finally:
             # Dropped like the library's queued messages.
-            self._pending.clear()
+            with self._pending_lock:
+                self._pending.clear()
             self._wake_async_after_close()
 
     def __enter__(self) -> Endpoint:
@@ -1369,6 +1546,9 @@ class Endpoint:
         Raises:
             InvalidArgument: team_id is not 32 bytes; label too long or not UTF-8.
             BadAddress, TooLarge, Timeout, ConnectionFailed, TlsError, Closed.
+            NotAuthorizedError: the peer runs team authorization and does
+                not allow this endpoint on ``team_id`` (or revoked it while
+                the channel was open).
         """
         team = _team_id_bytes(team_id, "aranya_quic_send")
         label_raw = label.encode("utf-8", "surrogatepass") if isinstance(label, str) else bytes(label)
@@ -1711,10 +1891,9 @@ class Endpoint:
         """
         timeout = _normalize_timeout(timeout)
         if self._pending:
-            try:
-                return self._pending.popleft()
-            except IndexError:  # another thread took the last one
-                pass
+            msg = self._pop_pending()
+            if msg is not None:  # else another thread took the last one
+                return msg
         lib = _ffi.lib()
         deadline = None if timeout is None else time.monotonic() + timeout
         ch = _ffi.aranya_quic_channel()
@@ -1782,12 +1961,8 @@ class Endpoint:
         timeout = _normalize_timeout(timeout)
         pending = self._pending
         if pending:
-            out: list[Message] = []
-            try:
-                while len(out) < max_msgs:
-                    out.append(pending.popleft())
-            except IndexError:
-                pass
+            with self._pending_lock:
+                out = [pending.popleft() for _ in range(min(max_msgs, len(pending)))]
             if out:
                 return out
         return self._take_batch(max_msgs, timeout)
@@ -1870,16 +2045,51 @@ class Endpoint:
         else a whole batch from the library whose first message is returned
         and the rest kept in ``_pending``."""
         if self._pending:
-            try:
-                return self._pending.popleft()
-            except IndexError:
-                pass
-        msgs = self._take_batch(RECEIVE_BATCH_DEFAULT, timeout)
-        if not msgs:
-            return None
-        if len(msgs) > 1:
-            self._pending.extend(msgs[1:])
-        return msgs[0]
+            msg = self._pop_pending()
+            if msg is not None:
+                return msg
+        with self._pending_lock:
+            self._batch_takers += 1
+            gen = self._revoke_gen
+        msgs: list[Message] = []
+        try:
+            msgs = self._take_batch(RECEIVE_BATCH_DEFAULT, timeout)
+        finally:
+            with self._pending_lock:
+                self._batch_takers -= 1
+                rest = msgs[1:]
+                if rest and self._revoke_gen != gen:
+                    # Revoked while this batch was on its way here: the
+                    # application has not seen the rest yet.
+                    for g, revoked in self._revoke_log:
+                        if g > gen:
+                            rest = [m for m in rest if not revoked(m)]
+                if rest and self._handle:
+                    self._pending.extend(rest)
+                if not self._batch_takers:
+                    self._revoke_log.clear()
+        return msgs[0] if msgs else None
+
+    def _pop_pending(self) -> Message | None:
+        """The oldest message of ``_pending``, or ``None`` when it is empty."""
+        with self._pending_lock:
+            return self._pending.popleft() if self._pending else None
+
+    def _drop_taken(self, revoked: Callable[[Message], bool]) -> None:
+        """Drop the messages iteration or :meth:`receive_async` took from the
+        library in a batch and did not return yet for which ``revoked`` is
+        true, also those of batch takes still in flight, as the library
+        drops the revoked messages still in its queue."""
+        with self._pending_lock:
+            self._revoke_gen += 1
+            if self._batch_takers:
+                self._revoke_log.append((self._revoke_gen, revoked))
+            pending = self._pending
+            if pending:
+                kept = [m for m in pending if not revoked(m)]
+                if len(kept) != len(pending):
+                    pending.clear()
+                    pending.extend(kept)
 
     def __iter__(self) -> Endpoint:
         return self
@@ -2367,3 +2577,195 @@ class Endpoint:
         s.struct_size = ctypes.sizeof(_ffi.aranya_quic_stats)
         self._check(_ffi.lib().aranya_quic_get_stats(self._live(), byref(s)), "aranya_quic_get_stats")
         return Stats._from_c(s)
+
+    def connections(self) -> list[ConnectionInfo]:
+        """The endpoint's connections, those in use and those still draining,
+        with their peer, age, round-trip times, congestion state and traffic
+        (``aranya_quic_connections``). A snapshot; never blocks beyond short
+        locks. The list is sized to what the library reports (a call that
+        finds more connections than it has room for is made again with
+        more).
+
+        Raises:
+            Closed.
+        """
+        lib = _ffi.lib()
+        size = ctypes.sizeof(_ffi.aranya_quic_connection_info)
+        capacity = _CONNECTIONS_INITIAL
+        while True:
+            arr = (_ffi.aranya_quic_connection_info * capacity)()
+            count = c_size_t(0)
+            rc = lib.aranya_quic_connections(self._live(), arr, capacity, size, byref(count))
+            if rc == _ffi.ARANYA_QUIC_ERR_BUFFER_TOO_SMALL and count.value > capacity:
+                # Room for connections made before the next call too.
+                capacity = count.value + max(4, count.value // 4)
+                continue
+            self._check(rc, "aranya_quic_connections")
+            return [ConnectionInfo._from_c(arr[i]) for i in range(min(count.value, capacity))]
+
+    # -- trust and team authorization ---------------------------------------
+
+    def set_trust(self, ca_pem: PemSource, pins: Iterable[bytes] = ()) -> list[bytes]:
+        """Replace the trusted CA certificates and the pins at once
+        (``aranya_quic_set_trust``).
+
+        New handshakes use the new set from the moment the call starts.
+        Every connection whose peer's certificate no longer verifies (chain
+        to one of the new CAs, within validity, pinned if ``pins`` is not
+        empty) is closed before this returns (:attr:`Stats.connections_revoked`);
+        connections whose peer still verifies are not touched. When it
+        returns, nothing more from a revoked peer is received: the messages
+        it had queued that were not taken are dropped
+        (:attr:`Stats.messages_revoked`), and so are those that iteration or
+        :meth:`receive_async` had taken ahead in a batch; its accepted but
+        unconfirmed messages count in :attr:`Stats.messages_unconfirmed`, its
+        queued non-blocking sends fail with :attr:`EventType.SEND_FAILED`
+        events, and a later send to it dials again and raises
+        :class:`~aranya_quic.TlsError`. The revoked peer learns of it when
+        the close reaches it; until then its own sends may still be accepted
+        on its side (none is delivered). A peer re-admitted by a later call
+        connects again on the next send (by either side).
+
+        Revoked peers are the peers the endpoint knows that the new set no
+        longer trusts: those with a connection, and the last
+        ``ARANYA_QUIC_KNOWN_PEERS_MAX`` (4096) distinct peers admitted and
+        not revoked since (so also a peer whose connections are gone).
+
+        Blocks while the revoked connections are closed locally (no network
+        round trip).
+
+        Args:
+            ca_pem: PEM with at least one CA certificate, as a
+                :data:`PemSource` (PEM bytes, PEM text or a path); every
+                block must parse.
+            pins: SHA-256 fingerprints (32 bytes each, see
+                :func:`peer_id_from_pem`) of the only peers accepted, in
+                addition to the CA check. Empty (default): no pinning.
+
+        Returns:
+            The peer ids of the revoked peers, each once (``len()`` is how
+            many peers were revoked): an application that keeps messages
+            it already received can drop theirs.
+
+        Raises:
+            InvalidArgument: empty PEM, a block that does not parse, no
+                certificate, or a pin that is not 32 bytes. Nothing changed.
+            TypeError: ``pins`` is a single bytes object (wrap it in a list).
+            Closed.
+        """
+        function = "aranya_quic_set_trust"
+        joined, count = _pins_arg(pins, "pins", function)
+        ca_ptr, ca_len, ca_keep = _pem_arg(ca_pem, "ca_pem")
+        pin_ptr, _, pin_keep = _as_u8(joined, "pins") if count else (None, 0, None)
+        # The ids cannot be asked for again (a second call revokes nothing),
+        # so the buffer holds the most the library may report, with room
+        # for connections made meanwhile.
+        conns = len(self.connections())
+        cap = _REVOKED_PEERS_REMEMBERED + 2 * conns + 64
+        id_len = _ffi.ARANYA_QUIC_PEER_ID_LEN
+        ids = (c_uint8 * (cap * id_len))()
+        revoked = c_size_t(0)
+        rc = _ffi.lib().aranya_quic_set_trust(
+            self._live(), ca_ptr, ca_len, pin_ptr, count, ids, cap, byref(revoked)
+        )
+        self._check(rc, function)
+        del ca_keep, pin_keep
+        raw = bytes(ids)
+        peers = [raw[i * id_len : (i + 1) * id_len] for i in range(min(int(revoked.value), cap))]
+        if peers:
+            gone = frozenset(peers)
+            self._drop_taken(lambda m: m.peer_id in gone)
+        return peers
+
+    def set_identity(self, cert_pem: PemSource, key_pem: PemSource) -> None:
+        """Replace this endpoint's certificate chain and private key for new
+        handshakes, dialed and accepted (``aranya_quic_set_identity``), e.g.
+        to renew a certificate without a restart.
+
+        Existing connections keep the identity they were set up with. Peers
+        learn the new peer id (:func:`peer_id_from_pem` of the new leaf) with
+        their next connection; peers that pin must list it first. The
+        stateless reset key stays the one of the start.
+
+        Args:
+            cert_pem: the certificate chain, leaf first (a :data:`PemSource`).
+            key_pem: the leaf's private key, not encrypted.
+
+        Raises:
+            InvalidArgument: empty PEM, a PEM that does not parse, a key that
+                does not match the certificate, or a certificate outside its
+                validity period. Nothing changed.
+            Closed.
+        """
+        function = "aranya_quic_set_identity"
+        cert_ptr, cert_len, cert_keep = _pem_arg(cert_pem, "cert_pem")
+        key_ptr, key_len, key_keep = _pem_arg(key_pem, "key_pem")
+        rc = _ffi.lib().aranya_quic_set_identity(self._live(), cert_ptr, cert_len, key_ptr, key_len)
+        self._check(rc, function)
+        del cert_keep, key_keep
+
+    def _team_call(self, function: str, peer_id: bytes, team_id: bytes) -> tuple[bytes, bytes]:
+        """Call team_allow / team_revoke; returns the ids as ``bytes``."""
+        peer = _id_bytes(peer_id, "peer_id", function)
+        team = _id_bytes(team_id, "team_id", function)
+        peer_ptr, _, peer_keep = _as_u8(peer, "peer_id")
+        team_ptr, _, team_keep = _as_u8(team, "team_id")
+        self._check(getattr(_ffi.lib(), function)(self._live(), peer_ptr, team_ptr), function)
+        del peer_keep, team_keep
+        return peer, team
+
+    def team_allow(self, peer_id: bytes, team_id: bytes) -> None:
+        """Allow the peer whose certificate has SHA-256 ``peer_id`` to use
+        team ``team_id`` (``aranya_quic_team_allow``), when
+        :attr:`Config.team_authorization` is on: channel streams it opens on
+        that team are accepted from now on, and its sync streams too.
+        Allowing a pair already allowed does nothing.
+
+        Args:
+            peer_id: 32 bytes, not all zero (:func:`peer_id_from_pem`, or
+                :attr:`Message.peer_id`).
+            team_id: 32 bytes, not all zero.
+
+        Raises:
+            InvalidArgument: an id that is not 32 bytes or is all zero, or
+                team authorization is off. Nothing changed.
+            Closed.
+        """
+        with self._team_lock:
+            peer, team = self._team_call("aranya_quic_team_allow", peer_id, team_id)
+            self._allowed.setdefault(peer, set()).add(team)
+
+    def team_revoke(self, peer_id: bytes, team_id: bytes) -> None:
+        """Stop allowing ``peer_id`` on ``team_id``
+        (``aranya_quic_team_revoke``), for streams already open too.
+
+        When it returns, the peer's open streams on the team are reset,
+        nothing more of them is received, and their messages not yet taken
+        are dropped (:attr:`Stats.messages_revoked`; so are those iteration
+        or :meth:`receive_async` took ahead in a batch). If that was the
+        peer's last team, the same happens to its sync streams (open ones
+        reset, queued sync messages dropped, new ones refused). The peer's
+        sends on the team then raise :class:`~aranya_quic.NotAuthorizedError`.
+        Revoking a pair that is not allowed does nothing.
+
+        Args: as for :meth:`team_allow`.
+
+        Raises: as :meth:`team_allow`.
+        """
+        function = "aranya_quic_team_revoke"
+        with self._team_lock:
+            peer, team = self._team_call(function, peer_id, team_id)
+            teams = self._allowed.get(peer, set())
+            last = teams == {team}
+            teams.discard(team)
+            if not teams:
+                self._allowed.pop(peer, None)
+            if last:
+                self._drop_taken(
+                    lambda m: m.peer_id == peer
+                    and (m.kind == Kind.SYNC or (m.kind == Kind.CHANNEL and m.team_id == team))
+                )
+            else:
+                self._drop_taken(
+                    lambda m: m.peer_id == peer and m.kind == Kind.CHANNEL and m.team_id == team
+                )

@@ -44,6 +44,7 @@ __all__ = [
     "IoError",
     "Unconfirmed",
     "ResolveError",
+    "NotAuthorizedError",
     "error_from_code",
     "check",
 ]
@@ -231,6 +232,19 @@ class ResolveError(AranyaQuicError):
     CODE = _ffi.ARANYA_QUIC_ERR_RESOLVE
 
 
+class NotAuthorizedError(AranyaQuicError):
+    """``ARANYA_QUIC_ERR_NOT_AUTHORIZED``: the peer runs per-team
+    authorization (:attr:`Config.team_authorization`) and refused the
+    channel: it does not allow this endpoint's peer id on the channel's team
+    (for a sync message: on any team). The refused message was not
+    delivered. Raised by the sends, also once a peer revoked a team whose
+    stream was open (:meth:`Endpoint.team_revoke` on its side; a few sends
+    may still be accepted before its refusal arrives). A non-blocking send
+    reports it in a :attr:`EventType.SEND_FAILED` event."""
+
+    CODE = _ffi.ARANYA_QUIC_ERR_NOT_AUTHORIZED
+
+
 _BY_CODE: dict[int, type[AranyaQuicError]] = {
     cls.CODE: cls
     for cls in (
@@ -248,6 +262,7 @@ _BY_CODE: dict[int, type[AranyaQuicError]] = {
         IoError,
         Unconfirmed,
         ResolveError,
+        NotAuthorizedError,
     )
     if cls.CODE is not None
 }

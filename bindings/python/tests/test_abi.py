@@ -23,6 +23,7 @@ STRUCTS = {
     "aranya_quic_message": _ffi.aranya_quic_message,
     "aranya_quic_buf": _ffi.aranya_quic_buf,
     "aranya_quic_event": _ffi.aranya_quic_event,
+    "aranya_quic_connection_info": _ffi.aranya_quic_connection_info,
 }
 
 
@@ -85,6 +86,8 @@ def test_constants_match_header() -> None:
         value = raw.replace("u", "") if not raw.startswith('"') else raw
         if name == "ARANYA_QUIC_DISABLED":
             assert raw == "UINT32_MAX" and _ffi.ARANYA_QUIC_DISABLED == 2**32 - 1
+        elif name == "ARANYA_QUIC_UNKNOWN":
+            assert raw == "UINT64_MAX" and _ffi.ARANYA_QUIC_UNKNOWN == 2**64 - 1
         elif raw.startswith('"'):
             assert getattr(_ffi, name) == raw.strip('"')
         else:

@@ -59,6 +59,10 @@ pub const ARANYA_QUIC_ERR_UNCONFIRMED: i32 = -13;
 /// A peer's host name could not be resolved within resolve_timeout_ms.
 /// (Added in 0.2.)
 pub const ARANYA_QUIC_ERR_RESOLVE: i32 = -14;
+/// The peer refused the channel: it runs per-team authorization and does
+/// not allow this endpoint's peer id on the channel's team (for a sync
+/// message: on any team). (Added in 0.2.)
+pub const ARANYA_QUIC_ERR_NOT_AUTHORIZED: i32 = -15;
 
 // ---------------------------------------------------------------------------
 // Message kinds, congestion control, log levels
@@ -112,6 +116,14 @@ pub const ARANYA_QUIC_EVENT_SEND_FAILED: u32 = 3;
 pub const ARANYA_QUIC_EVENT_CLOSE_FINISHED: u32 = 4;
 pub const ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED: u32 = 5;
 pub const ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED: u32 = 6;
+
+/// `bytes_in_flight` of an [`aranya_quic_connection_info`] whose congestion
+/// controller does not report it (quic-go's NewReno). (Added in 0.2.)
+pub const ARANYA_QUIC_UNKNOWN: u64 = u64::MAX;
+
+/// How many distinct peers an endpoint remembers after their connections
+/// ended, for `aranya_quic_set_trust` to revoke. (Added in 0.2.)
+pub const ARANYA_QUIC_KNOWN_PEERS_MAX: usize = 4096;
 
 // ---------------------------------------------------------------------------
 // Types
@@ -178,6 +190,9 @@ pub struct aranya_quic_config {
     /// `None` is the C NULL: logs go to stderr when log_level is non-zero.
     pub log_callback: Option<aranya_quic_log_callback>,
     pub log_callback_user: *mut c_void,
+    // --- added with runtime trust and team authorization ---
+    /// Non-zero: per-team authorization (see [`aranya_quic_team_allow`]).
+    pub team_authorization: u32,
 }
 
 impl Default for aranya_quic_config {
@@ -239,6 +254,10 @@ pub struct aranya_quic_stats {
     pub outbound_bytes: u64,
     pub sends_failed: u64,
     pub events_dropped: u64,
+    // --- added with runtime trust and team authorization ---
+    pub connections_revoked: u64,
+    pub messages_revoked: u64,
+    pub streams_refused: u64,
 }
 
 impl Default for aranya_quic_stats {
@@ -313,6 +332,48 @@ impl Default for aranya_quic_event {
         let mut e: Self = unsafe { core::mem::zeroed() };
         e.struct_size = core::mem::size_of::<Self>() as u32;
         e
+    }
+}
+
+/// `struct aranya_quic_connection_info`: one connection, as
+/// [`aranya_quic_connections`] lists it (added in 0.2). The library sets
+/// `struct_size` to the bytes it filled; pass
+/// `size_of::<aranya_quic_connection_info>()` as the call's `info_size`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct aranya_quic_connection_info {
+    pub struct_size: u32,
+    /// 1 if this endpoint dialed the connection, 0 if it accepted it.
+    pub dialed: u32,
+    /// 1 while the connection closes gracefully.
+    pub draining: u32,
+    pub addr: [c_char; ARANYA_QUIC_ADDR_MAX],
+    pub peer_id: [u8; ARANYA_QUIC_PEER_ID_LEN],
+    pub connected_unix_ms: u64,
+    pub connected_ms: u64,
+    pub smoothed_rtt_us: u64,
+    pub min_rtt_us: u64,
+    pub latest_rtt_us: u64,
+    pub congestion_window: u64,
+    /// [`ARANYA_QUIC_UNKNOWN`] when the controller does not report it.
+    pub bytes_in_flight: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub messages_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub bytes_received: u64,
+    pub congestion_control: [c_char; 16],
+}
+
+impl Default for aranya_quic_connection_info {
+    /// Zeroes, with `struct_size` set to this struct's size.
+    fn default() -> Self {
+        // SAFETY: integers and integer arrays, for which all-zero is valid.
+        let mut c: Self = unsafe { core::mem::zeroed() };
+        c.struct_size = core::mem::size_of::<Self>() as u32;
+        c
     }
 }
 
@@ -447,4 +508,37 @@ extern "C" {
     pub fn aranya_quic_free_nowait(ep: aranya_quic_t) -> i32;
     pub fn aranya_quic_event_fd(ep: aranya_quic_t, out_fd: *mut c_int) -> i32;
     pub fn aranya_quic_next_event(ep: aranya_quic_t, out: *mut aranya_quic_event) -> i32;
+
+    // --- trust at runtime, team authorization, connection list (0.2) ---
+    /// `pinned_peers_len` and `revoked_peer_ids_cap` are COUNTS of 32-byte
+    /// ids. `*out_revoked` may exceed `revoked_peer_ids_cap`: the ids
+    /// beyond it are not written, and the call cannot be repeated to get
+    /// them (the revocation already happened).
+    pub fn aranya_quic_set_trust(
+        ep: aranya_quic_t,
+        ca_pem: *const u8,
+        ca_pem_len: usize,
+        pinned_peers: *const u8,
+        pinned_peers_len: usize,
+        revoked_peer_ids: *mut u8,
+        revoked_peer_ids_cap: usize,
+        out_revoked: *mut usize,
+    ) -> i32;
+    pub fn aranya_quic_set_identity(
+        ep: aranya_quic_t,
+        cert_pem: *const u8,
+        cert_pem_len: usize,
+        key_pem: *const u8,
+        key_pem_len: usize,
+    ) -> i32;
+    pub fn aranya_quic_team_allow(ep: aranya_quic_t, peer_id: *const u8, team_id: *const u8) -> i32;
+    pub fn aranya_quic_team_revoke(ep: aranya_quic_t, peer_id: *const u8, team_id: *const u8) -> i32;
+    pub fn aranya_quic_connections(
+        ep: aranya_quic_t,
+        out: *mut aranya_quic_connection_info,
+        capacity: usize,
+        info_size: usize,
+        out_count: *mut usize,
+    ) -> i32;
+    pub fn aranya_quic_peer_id_from_pem(cert_pem: *const u8, cert_pem_len: usize, out: *mut u8) -> i32;
 }

@@ -14,6 +14,18 @@
 #define FIELD_AS(T, F, R) printf("offset %s.%s %zu\nfsize %s.%s %zu\n", #T, R, offsetof(T, F), #T, R, sizeof(((T *)0)->F))
 #define CONST(C) printf("const %s %lld\n", #C, (long long)(C))
 
+/* The offsets above cannot see a changed parameter list, so the trust
+ * calls' lists, as src/lib.rs declares them, are pinned here: a header
+ * change that src/lib.rs has not followed stops this file compiling. */
+#define SIGNATURE(F, T) _Static_assert(__builtin_types_compatible_p(__typeof__(&F), T), #F ": update src/lib.rs, then this line")
+SIGNATURE(aranya_quic_set_trust, int32_t (*)(aranya_quic_t, const uint8_t *, size_t, const uint8_t *, size_t,
+                                             uint8_t *, size_t, size_t *));
+SIGNATURE(aranya_quic_set_identity, int32_t (*)(aranya_quic_t, const uint8_t *, size_t, const uint8_t *, size_t));
+SIGNATURE(aranya_quic_team_allow, int32_t (*)(aranya_quic_t, const uint8_t *, const uint8_t *));
+SIGNATURE(aranya_quic_team_revoke, int32_t (*)(aranya_quic_t, const uint8_t *, const uint8_t *));
+SIGNATURE(aranya_quic_connections, int32_t (*)(aranya_quic_t, aranya_quic_connection_info *, size_t, size_t, size_t *));
+SIGNATURE(aranya_quic_peer_id_from_pem, int32_t (*)(const uint8_t *, size_t, uint8_t *));
+
 int main(void) {
     SIZE(aranya_quic_t);
 
@@ -51,6 +63,7 @@ int main(void) {
     FIELD(aranya_quic_config, resolve_timeout_ms);
     FIELD(aranya_quic_config, log_callback);
     FIELD(aranya_quic_config, log_callback_user);
+    FIELD(aranya_quic_config, team_authorization);
 
     SIZE(aranya_quic_channel);
     FIELD(aranya_quic_channel, addr);
@@ -83,6 +96,9 @@ int main(void) {
     FIELD(aranya_quic_stats, outbound_bytes);
     FIELD(aranya_quic_stats, sends_failed);
     FIELD(aranya_quic_stats, events_dropped);
+    FIELD(aranya_quic_stats, connections_revoked);
+    FIELD(aranya_quic_stats, messages_revoked);
+    FIELD(aranya_quic_stats, streams_refused);
 
     SIZE(aranya_quic_message);
     FIELD(aranya_quic_message, channel);
@@ -104,6 +120,28 @@ int main(void) {
     FIELD(aranya_quic_event, unconfirmed);
     FIELD(aranya_quic_event, dropped_before);
     FIELD(aranya_quic_event, reason);
+
+    SIZE(aranya_quic_connection_info);
+    FIELD(aranya_quic_connection_info, struct_size);
+    FIELD(aranya_quic_connection_info, dialed);
+    FIELD(aranya_quic_connection_info, draining);
+    FIELD(aranya_quic_connection_info, addr);
+    FIELD(aranya_quic_connection_info, peer_id);
+    FIELD(aranya_quic_connection_info, connected_unix_ms);
+    FIELD(aranya_quic_connection_info, connected_ms);
+    FIELD(aranya_quic_connection_info, smoothed_rtt_us);
+    FIELD(aranya_quic_connection_info, min_rtt_us);
+    FIELD(aranya_quic_connection_info, latest_rtt_us);
+    FIELD(aranya_quic_connection_info, congestion_window);
+    FIELD(aranya_quic_connection_info, bytes_in_flight);
+    FIELD(aranya_quic_connection_info, packets_sent);
+    FIELD(aranya_quic_connection_info, packets_received);
+    FIELD(aranya_quic_connection_info, packets_lost);
+    FIELD(aranya_quic_connection_info, messages_sent);
+    FIELD(aranya_quic_connection_info, bytes_sent);
+    FIELD(aranya_quic_connection_info, messages_received);
+    FIELD(aranya_quic_connection_info, bytes_received);
+    FIELD(aranya_quic_connection_info, congestion_control);
 
     CONST(ARANYA_QUIC_VERSION_MAJOR);
     CONST(ARANYA_QUIC_VERSION_MINOR);
@@ -132,6 +170,7 @@ int main(void) {
     CONST(ARANYA_QUIC_ERR_IO);
     CONST(ARANYA_QUIC_ERR_UNCONFIRMED);
     CONST(ARANYA_QUIC_ERR_RESOLVE);
+    CONST(ARANYA_QUIC_ERR_NOT_AUTHORIZED);
     CONST(ARANYA_QUIC_KIND_CHANNEL);
     CONST(ARANYA_QUIC_KIND_SYNC);
     CONST(ARANYA_QUIC_CC_DEFAULT);
@@ -165,5 +204,8 @@ int main(void) {
     CONST(ARANYA_QUIC_EVENT_CLOSE_FINISHED);
     CONST(ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED);
     CONST(ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED);
+    /* UINT64_MAX: printed through long long as -1, as Rust's `as i64`. */
+    CONST(ARANYA_QUIC_UNKNOWN);
+    CONST(ARANYA_QUIC_KNOWN_PEERS_MAX);
     return 0;
 }

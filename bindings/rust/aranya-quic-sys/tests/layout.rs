@@ -81,7 +81,7 @@ fn rust_view() -> BTreeMap<String, String> {
         drain_timeout_ms, handshake_timeout_ms, max_queue_messages, max_channels_per_peer,
         congestion_control, log_level, send_buffer_bytes, stateless_reset_key, connect_timeout_ms,
         receive_callback, receive_callback_user, max_outbound_bytes_per_peer, max_outbound_bytes,
-        max_events, resolve_timeout_ms, log_callback, log_callback_user);
+        max_events, resolve_timeout_ms, log_callback, log_callback_user, team_authorization);
     size!(aranya_quic_channel);
     field!(aranya_quic_channel, addr, kind, sync_type, team_id, label, label_len, peer_id);
     size!(aranya_quic_stats);
@@ -89,7 +89,7 @@ fn rust_view() -> BTreeMap<String, String> {
         handshake_failures, open_streams, messages_sent, bytes_sent, messages_received,
         bytes_received, queue_messages, queue_bytes, streams_reset, connections_lost,
         congestion_control, messages_unconfirmed, outbound_messages, outbound_bytes, sends_failed,
-        events_dropped);
+        events_dropped, connections_revoked, messages_revoked, streams_refused);
     size!(aranya_quic_message);
     field!(aranya_quic_message, channel, offset, len);
     size!(aranya_quic_buf);
@@ -97,6 +97,11 @@ fn rust_view() -> BTreeMap<String, String> {
     size!(aranya_quic_event);
     field!(aranya_quic_event, struct_size, type_, error_code, id, addr, peer_id, channel,
         unconfirmed, dropped_before, reason);
+    size!(aranya_quic_connection_info);
+    field!(aranya_quic_connection_info, struct_size, dialed, draining, addr, peer_id,
+        connected_unix_ms, connected_ms, smoothed_rtt_us, min_rtt_us, latest_rtt_us,
+        congestion_window, bytes_in_flight, packets_sent, packets_received, packets_lost,
+        messages_sent, bytes_sent, messages_received, bytes_received, congestion_control);
     constant!(ARANYA_QUIC_VERSION_MAJOR, ARANYA_QUIC_VERSION_MINOR, ARANYA_QUIC_VERSION_PATCH,
         ARANYA_QUIC_VERSION_NUMBER, ARANYA_QUIC_TEAM_ID_LEN, ARANYA_QUIC_LABEL_MAX,
         ARANYA_QUIC_ADDR_MAX, ARANYA_QUIC_PEER_ID_LEN, ARANYA_QUIC_PEER_ADDR_MAX, ARANYA_QUIC_FINGERPRINT_LEN,
@@ -105,7 +110,7 @@ fn rust_view() -> BTreeMap<String, String> {
         ARANYA_QUIC_ERR_INVALID_HANDLE, ARANYA_QUIC_ERR_CLOSED, ARANYA_QUIC_ERR_TIMEOUT,
         ARANYA_QUIC_ERR_TOO_LARGE, ARANYA_QUIC_ERR_CONNECTION, ARANYA_QUIC_ERR_TLS,
         ARANYA_QUIC_ERR_INTERNAL, ARANYA_QUIC_ERR_BAD_ADDRESS, ARANYA_QUIC_ERR_IO,
-        ARANYA_QUIC_ERR_UNCONFIRMED, ARANYA_QUIC_ERR_RESOLVE,
+        ARANYA_QUIC_ERR_UNCONFIRMED, ARANYA_QUIC_ERR_RESOLVE, ARANYA_QUIC_ERR_NOT_AUTHORIZED,
         ARANYA_QUIC_KIND_CHANNEL, ARANYA_QUIC_KIND_SYNC, ARANYA_QUIC_CC_DEFAULT,
         ARANYA_QUIC_CC_RENO, ARANYA_QUIC_CC_BBR2, ARANYA_QUIC_LOG_OFF, ARANYA_QUIC_LOG_ERROR,
         ARANYA_QUIC_LOG_WARN, ARANYA_QUIC_LOG_INFO, ARANYA_QUIC_LOG_DEBUG,
@@ -120,7 +125,8 @@ fn rust_view() -> BTreeMap<String, String> {
         ARANYA_QUIC_DEFAULT_MAX_EVENTS, ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS,
         ARANYA_QUIC_EVENT_PEER_CONNECTED, ARANYA_QUIC_EVENT_PEER_DISCONNECTED,
         ARANYA_QUIC_EVENT_SEND_FAILED, ARANYA_QUIC_EVENT_CLOSE_FINISHED,
-        ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED, ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED);
+        ARANYA_QUIC_EVENT_HANDSHAKE_REJECTED, ARANYA_QUIC_EVENT_SHUTDOWN_FINISHED,
+        ARANYA_QUIC_UNKNOWN, ARANYA_QUIC_KNOWN_PEERS_MAX);
     m.insert("str ARANYA_QUIC_VERSION_STRING".into(), ARANYA_QUIC_VERSION_STRING.into());
     m
 }
@@ -144,7 +150,7 @@ fn layouts_and_constants_match_the_c_header() {
     }
     assert!(diffs.is_empty(), "Rust and C disagree:\n{}", diffs.join("\n"));
     // Enough was compared to mean something.
-    assert!(c.len() >= 220, "only {} items compared", c.len());
+    assert!(c.len() >= 270, "only {} items compared", c.len());
 }
 
 /// Every `#define ARANYA_QUIC_*` of the header appears in tests/layout.c
@@ -188,8 +194,8 @@ fn every_header_item_is_covered() {
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
-    assert!(nconst >= 56, "found only {nconst} constants in the header");
-    assert!(nfn >= 27, "found only {nfn} functions in the header");
+    assert!(nconst >= 58, "found only {nconst} constants in the header");
+    assert!(nfn >= 33, "found only {nfn} functions in the header");
 }
 
 #[test]
@@ -229,5 +235,40 @@ fn non_blocking_calls_check_their_arguments() {
     assert_eq!(unsafe { aranya_quic_send_fd(0, &mut fd) }, ARANYA_QUIC_ERR_INVALID_HANDLE);
     assert_eq!(unsafe { aranya_quic_event_fd(0, &mut fd) }, ARANYA_QUIC_ERR_INVALID_HANDLE);
     let s = unsafe { std::ffi::CStr::from_ptr(aranya_quic_strerror(ARANYA_QUIC_ERR_RESOLVE)) };
+    assert_ne!(s.to_str().unwrap(), "unknown error code");
+}
+
+#[test]
+fn trust_calls_check_their_arguments() {
+    let id = [1u8; ARANYA_QUIC_PEER_ID_LEN];
+    let team = [2u8; ARANYA_QUIC_TEAM_ID_LEN];
+    let pem = b"-----BEGIN CERTIFICATE-----\n";
+    let mut n = 0usize;
+    unsafe {
+        assert_eq!(aranya_quic_team_allow(0, id.as_ptr(), team.as_ptr()), ARANYA_QUIC_ERR_INVALID_HANDLE);
+        assert_eq!(aranya_quic_team_revoke(0, id.as_ptr(), team.as_ptr()), ARANYA_QUIC_ERR_INVALID_HANDLE);
+        assert_eq!(aranya_quic_connections(0, std::ptr::null_mut(), 0, size_of::<aranya_quic_connection_info>(), &mut n), ARANYA_QUIC_ERR_INVALID_HANDLE);
+        // The header does not say whether the handle or the PEM is checked
+        // first: either refusal will do, as long as nothing succeeds.
+        let mut ids = [0u8; 2 * ARANYA_QUIC_PEER_ID_LEN];
+        n = 7;
+        let rc = aranya_quic_set_trust(0, pem.as_ptr(), pem.len(), std::ptr::null(), 0, ids.as_mut_ptr(), 2, &mut n);
+        assert!(rc == ARANYA_QUIC_ERR_INVALID_HANDLE || rc == ARANYA_QUIC_ERR_INVALID_ARGUMENT, "{rc}");
+        assert_eq!((n, ids), (7, [0; 2 * ARANYA_QUIC_PEER_ID_LEN]), "a refused call writes nothing");
+        // A NULL id buffer is refused when room is claimed for it; with no
+        // room (and out_revoked NULL, as the header allows) the call gets
+        // as far as the handle or the PEM.
+        let rc = aranya_quic_set_trust(0, pem.as_ptr(), pem.len(), std::ptr::null(), 0, std::ptr::null_mut(), 1, &mut n);
+        assert!(rc == ARANYA_QUIC_ERR_INVALID_HANDLE || rc == ARANYA_QUIC_ERR_INVALID_ARGUMENT, "{rc}");
+        let rc = aranya_quic_set_trust(0, pem.as_ptr(), pem.len(), std::ptr::null(), 0, std::ptr::null_mut(), 0, std::ptr::null_mut());
+        assert!(rc == ARANYA_QUIC_ERR_INVALID_HANDLE || rc == ARANYA_QUIC_ERR_INVALID_ARGUMENT, "{rc}");
+        let rc = aranya_quic_set_identity(0, pem.as_ptr(), pem.len(), pem.as_ptr(), pem.len());
+        assert!(rc == ARANYA_QUIC_ERR_INVALID_HANDLE || rc == ARANYA_QUIC_ERR_INVALID_ARGUMENT, "{rc}");
+        let mut out = [0u8; ARANYA_QUIC_PEER_ID_LEN];
+        assert_eq!(aranya_quic_peer_id_from_pem(std::ptr::null(), 0, out.as_mut_ptr()), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+        assert_eq!(aranya_quic_peer_id_from_pem(pem.as_ptr(), pem.len(), out.as_mut_ptr()), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    }
+    assert_eq!(aranya_quic_connection_info::default().struct_size as usize, size_of::<aranya_quic_connection_info>());
+    let s = unsafe { std::ffi::CStr::from_ptr(aranya_quic_strerror(ARANYA_QUIC_ERR_NOT_AUTHORIZED)) };
     assert_ne!(s.to_str().unwrap(), "unknown error code");
 }

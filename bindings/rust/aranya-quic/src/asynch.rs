@@ -46,11 +46,13 @@ use crate::types::{GraphId, QuicChannel};
 /// ```
 ///
 /// It dereferences to its [`Endpoint`], so the non-blocking calls
-/// (`try_send`, `close_nowait`, `next_event`, `stats`, `local_addr`, ...)
-/// and the async receives (`recv`, `recv_batch`) are there too; the
-/// blocking `send`, `close` and `shutdown` are shadowed by the async ones
-/// here (reach them through [`endpoint`](Self::endpoint) if you must, but
-/// not on a runtime thread).
+/// (`try_send`, `close_nowait`, `next_event`, `stats`, `local_addr`, ...),
+/// the trust calls, which block only briefly and never on the network
+/// (`set_trust`, `set_identity`, `team_allow`, `team_revoke`,
+/// `connections`), and the async receives (`recv`, `recv_batch`) are there
+/// too; the blocking `send`, `close` and `shutdown` are shadowed by the
+/// async ones here (reach them through [`endpoint`](Self::endpoint) if you
+/// must, but not on a runtime thread).
 ///
 /// Its fds are registered with the runtime of the first async call that
 /// needs each of them: use one runtime per endpoint.

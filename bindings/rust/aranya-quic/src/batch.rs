@@ -207,6 +207,24 @@ impl MessageBatch {
         Ok(n)
     }
 
+    /// Forgets the messages from `start` on for which `drop` says so,
+    /// keeping the order of the others; returns how many were forgotten.
+    /// Their payload stays in the buffer unused until the next receive.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn remove_from(&mut self, start: usize, mut drop: impl FnMut(&sys::aranya_quic_channel) -> bool) -> usize {
+        let start = start.min(self.count);
+        let mut kept = start;
+        for i in start..self.count {
+            if !drop(&self.msgs[i].channel) {
+                self.msgs.swap(kept, i);
+                kept += 1;
+            }
+        }
+        let removed = self.count - kept;
+        self.count = kept;
+        removed
+    }
+
     /// The raw record of message `i` (no bounds beyond the slice's).
     #[cfg(feature = "tokio")]
     pub(crate) fn raw(&self, i: usize) -> (&sys::aranya_quic_channel, &[u8]) {
@@ -367,6 +385,24 @@ mod tests {
         assert_eq!(b.accept(2).unwrap_err().kind(), ErrorKind::Internal);
         assert_eq!(b.accept(3).unwrap_err().kind(), ErrorKind::Internal);
         assert_eq!(b.accept(0).unwrap_err().kind(), ErrorKind::Internal);
+    }
+
+    #[cfg(feature = "tokio")]
+    #[test]
+    fn remove_from_keeps_order_and_the_head() {
+        let mut b = MessageBatch::with_capacity(6, 6);
+        for i in 0..6u8 {
+            let c = sys::aranya_quic_channel { peer_id: [i % 2; 32], sync_type: u32::from(i), ..Default::default() };
+            assert!(b.push(&c, &[i]));
+        }
+        // Messages before `start` were handed out already: never touched.
+        assert_eq!(b.remove_from(1, |c| c.peer_id == [0; 32]), 2);
+        assert_eq!(b.len(), 4);
+        let order: Vec<u32> = (0..b.len()).map(|i| b.raw(i).0.sync_type).collect();
+        assert_eq!(order, [0, 1, 3, 5]);
+        let data: Vec<u8> = (0..b.len()).map(|i| b.raw(i).1[0]).collect();
+        assert_eq!(data, [0, 1, 3, 5], "payloads follow their records");
+        assert_eq!(b.remove_from(9, |_| true), 0);
     }
 
     #[test]

@@ -129,6 +129,16 @@ pub struct Config {
     /// Bounds resolving a peer's host name. `None`:
     /// `ARANYA_QUIC_DEFAULT_RESOLVE_TIMEOUT_MS` (5 s).
     pub resolve_timeout: Option<Duration>,
+    /// Per-team authorization. `true`: a peer may open a channel only on a
+    /// team that [`Endpoint::team_allow`](crate::Endpoint::team_allow)
+    /// allowed its peer id on, and send sync messages only when allowed on
+    /// at least one team; other streams are refused (the sender gets
+    /// [`ErrorKind::NotAuthorized`]) and counted in
+    /// [`Stats::streams_refused`](crate::Stats::streams_refused). `false`
+    /// (the default): every trusted peer may use every team, and
+    /// `team_allow` / `team_revoke` fail with
+    /// [`ErrorKind::InvalidArgument`].
+    pub team_authorization: bool,
 }
 
 impl Default for Config {
@@ -160,6 +170,7 @@ impl Default for Config {
             max_outbound_bytes: None,
             max_events: None,
             resolve_timeout: None,
+            team_authorization: false,
         }
     }
 }
@@ -232,6 +243,7 @@ impl Config {
         c.max_outbound_bytes = self.max_outbound_bytes.unwrap_or(0);
         c.max_events = self.max_events.unwrap_or(0);
         c.resolve_timeout_ms = opt_ms("resolve_timeout", self.resolve_timeout)?;
+        c.team_authorization = u32::from(self.team_authorization);
         Ok(c)
     }
 }
@@ -265,6 +277,7 @@ impl fmt::Debug for Config {
             .field("max_outbound_bytes", &self.max_outbound_bytes)
             .field("max_events", &self.max_events)
             .field("resolve_timeout", &self.resolve_timeout)
+            .field("team_authorization", &self.team_authorization)
             .finish()
     }
 }
@@ -352,6 +365,7 @@ mod tests {
         cfg.max_outbound_bytes = Some(15);
         cfg.max_events = Some(16);
         cfg.resolve_timeout = Some(Duration::from_millis(17));
+        cfg.team_authorization = true;
         let bind = std::ffi::CString::new(cfg.bind_addr.to_string()).unwrap();
         let pinned: Vec<u8> = cfg.pinned_peers.concat();
         let c = cfg.to_c(&bind, &pinned).unwrap();
@@ -372,6 +386,7 @@ mod tests {
         assert!(!c.stateless_reset_key.is_null());
         assert_eq!((c.max_outbound_bytes_per_peer, c.max_outbound_bytes), (14, 15));
         assert_eq!((c.max_events, c.resolve_timeout_ms), (16, 17));
+        assert_eq!(c.team_authorization, 1);
         // With the `log` feature the callback is installed; without, logs
         // go to stderr.
         assert_eq!(c.log_callback.is_some(), cfg!(feature = "log"));
@@ -381,6 +396,7 @@ mod tests {
         assert!(c.cert_pem.is_null() && c.pinned_peers.is_null() && c.stateless_reset_key.is_null());
         assert_eq!((c.send_timeout_ms, c.keep_alive_ms, c.max_connections), (0, 0, 0));
         assert_eq!(c.connect_timeout_ms, 0);
+        assert_eq!(c.team_authorization, 0);
         assert_eq!((c.max_outbound_bytes_per_peer, c.max_outbound_bytes, c.max_events, c.resolve_timeout_ms), (0, 0, 0, 0));
     }
 

@@ -100,6 +100,12 @@ pub struct Endpoint {
     pub(crate) hub: Mutex<Hub>,
     /// Drop must not wait: the endpoint was used from async code.
     async_used: AtomicBool,
+    /// The teams each peer id is allowed on, as this endpoint's
+    /// `team_allow` / `team_revoke` left them: tells `team_revoke` when a
+    /// peer lost its last team (then the library refuses its sync messages
+    /// too, and so must the messages `recv` already took). Held across
+    /// those library calls so that it changes in the library's order.
+    pub(crate) teams: Mutex<crate::trust::TeamMirror>,
 }
 
 /// Messages `recv` took from the library in one batch and has not returned
@@ -212,6 +218,7 @@ impl Endpoint {
                 event_fd: OnceLock::new(),
                 hub: Mutex::new(Hub::new(max_events as usize)),
                 async_used: AtomicBool::new(false),
+                teams: Mutex::default(),
             }),
             Err(e) => {
                 // SAFETY: the handle we just made.
@@ -718,6 +725,21 @@ impl Endpoint {
         Ok(slot.get().expect("just set").as_fd())
     }
 
+    /// Locks the messages an async `recv` took from the library and has not
+    /// handed out yet, for a trust change: while held no receive hands
+    /// them out, so the caller can drop those of a revoked sender once the
+    /// library revoked it (the library drops only what it still queues).
+    pub(crate) fn hold_pending(&self) -> PendingHold<'_> {
+        PendingHold {
+            #[cfg(feature = "tokio")]
+            ep: self,
+            #[cfg(feature = "tokio")]
+            guard: self.lock_pending(),
+            #[cfg(not(feature = "tokio"))]
+            _ep: std::marker::PhantomData,
+        }
+    }
+
     pub(crate) fn lock_hub(&self) -> MutexGuard<'_, Hub> {
         // The hub stays consistent if a holder panicked (no user code runs
         // under the lock; wakers are woken after the state is updated).
@@ -733,6 +755,42 @@ impl Endpoint {
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn labels(&self) -> &LabelCache {
         &self.labels
+    }
+}
+
+/// See [`Endpoint::hold_pending`]. Without the `tokio` feature nothing is
+/// ever pending and this holds nothing.
+pub(crate) struct PendingHold<'a> {
+    #[cfg(feature = "tokio")]
+    ep: &'a Endpoint,
+    #[cfg(feature = "tokio")]
+    guard: MutexGuard<'a, Pending>,
+    #[cfg(not(feature = "tokio"))]
+    _ep: std::marker::PhantomData<&'a Endpoint>,
+}
+
+impl PendingHold<'_> {
+    /// Whether no message is waiting to be handed out.
+    pub(crate) fn is_empty(&self) -> bool {
+        #[cfg(feature = "tokio")]
+        return self.guard.left() == 0;
+        #[cfg(not(feature = "tokio"))]
+        true
+    }
+
+    /// Drops the waiting messages for which `drop` says so; returns how
+    /// many.
+    #[cfg_attr(not(feature = "tokio"), allow(unused_mut, unused_variables))]
+    pub(crate) fn remove(&mut self, mut drop: impl FnMut(&sys::aranya_quic_channel) -> bool) -> usize {
+        #[cfg(feature = "tokio")]
+        {
+            let p = &mut *self.guard;
+            let n = p.batch.remove_from(p.next, &mut drop);
+            self.ep.pending_left.store(p.left(), Ordering::Release);
+            n
+        }
+        #[cfg(not(feature = "tokio"))]
+        0
     }
 }
 

@@ -51,6 +51,13 @@ pub enum ErrorKind {
     /// family the endpoint's socket can reach, or no answer). The message
     /// names the host.
     Resolve,
+    /// `ARANYA_QUIC_ERR_NOT_AUTHORIZED` (-15): the peer runs per-team
+    /// authorization and does not allow this endpoint's peer id on the
+    /// channel's team (for a sync message: on any team). The refused
+    /// message was not delivered and does not count as accepted; messages
+    /// accepted earlier on the channel that the peer did not confirm are
+    /// counted in [`Stats::messages_unconfirmed`](crate::Stats::messages_unconfirmed).
+    NotAuthorized,
     /// A negative code this version does not know (codes may be added).
     Unknown(i32),
 }
@@ -73,6 +80,7 @@ impl ErrorKind {
             sys::ARANYA_QUIC_ERR_IO => ErrorKind::Io,
             sys::ARANYA_QUIC_ERR_UNCONFIRMED => ErrorKind::Unconfirmed,
             sys::ARANYA_QUIC_ERR_RESOLVE => ErrorKind::Resolve,
+            sys::ARANYA_QUIC_ERR_NOT_AUTHORIZED => ErrorKind::NotAuthorized,
             other => ErrorKind::Unknown(other),
         }
     }
@@ -94,6 +102,7 @@ impl ErrorKind {
             ErrorKind::Io => sys::ARANYA_QUIC_ERR_IO,
             ErrorKind::Unconfirmed => sys::ARANYA_QUIC_ERR_UNCONFIRMED,
             ErrorKind::Resolve => sys::ARANYA_QUIC_ERR_RESOLVE,
+            ErrorKind::NotAuthorized => sys::ARANYA_QUIC_ERR_NOT_AUTHORIZED,
             ErrorKind::Unknown(c) => c,
         }
     }
@@ -249,6 +258,7 @@ impl From<QuicMessageError> for std::io::Error {
             ErrorKind::InvalidArgument | ErrorKind::BadAddress => K::InvalidInput,
             ErrorKind::Timeout => K::TimedOut,
             ErrorKind::Resolve => K::NotFound,
+            ErrorKind::NotAuthorized => K::PermissionDenied,
             ErrorKind::Connection => K::ConnectionAborted,
             ErrorKind::Closed | ErrorKind::InvalidHandle => K::NotConnected,
             _ => K::Other,
@@ -287,6 +297,7 @@ mod tests {
             (sys::ARANYA_QUIC_ERR_IO, ErrorKind::Io),
             (sys::ARANYA_QUIC_ERR_UNCONFIRMED, ErrorKind::Unconfirmed),
             (sys::ARANYA_QUIC_ERR_RESOLVE, ErrorKind::Resolve),
+            (sys::ARANYA_QUIC_ERR_NOT_AUTHORIZED, ErrorKind::NotAuthorized),
         ];
         for (i, (code, kind)) in known.iter().enumerate() {
             assert_eq!(*code, -(i as i32) - 1, "codes are -1, -2, ... in order");
@@ -296,6 +307,7 @@ mod tests {
         }
         assert_eq!(ErrorKind::Unconfirmed.code(), -13);
         assert_eq!(ErrorKind::Resolve.code(), -14);
+        assert_eq!(ErrorKind::NotAuthorized.code(), -15);
         let next = -(known.len() as i32) - 1;
         assert_eq!(ErrorKind::from_code(next), ErrorKind::Unknown(next));
         assert_eq!(ErrorKind::Unknown(next).code(), next);
@@ -318,5 +330,11 @@ mod tests {
         assert!(s.contains("(-13)") && s.contains("3 message(s)"), "{s}");
         let io: std::io::Error = e.into();
         assert_eq!(io.kind(), std::io::ErrorKind::Other);
+    }
+
+    #[test]
+    fn not_authorized_converts_to_permission_denied() {
+        let io: std::io::Error = QuicMessageError::new(ErrorKind::NotAuthorized, "team").into();
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
     }
 }

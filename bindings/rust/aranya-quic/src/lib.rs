@@ -46,6 +46,16 @@
 //! take every queued message that fits a reusable [`MessageBatch`], whose
 //! messages are read in place without allocating.
 //!
+//! Trust at runtime: [`Endpoint::set_trust`] replaces the trusted CAs and
+//! pins (closing the connections of peers no longer trusted, and
+//! returning those peers),
+//! [`Endpoint::set_identity`] renews this endpoint's certificate, and with
+//! [`Config::team_authorization`] on, [`Endpoint::team_allow`] and
+//! [`Endpoint::team_revoke`] decide which peer ([`PeerId`], see
+//! [`peer_id_from_pem`]) may use which team; refused senders get
+//! [`ErrorKind::NotAuthorized`]. [`Endpoint::connections`] lists the
+//! connections with their round-trip times and traffic.
+//!
 //! A received channel's label is a [`Label`], a shared string that an
 //! endpoint reuses for every message on a label it has seen: receiving
 //! allocates nothing once a label is known.
@@ -61,6 +71,7 @@ mod events;
 mod label;
 #[cfg(feature = "log")]
 mod logging;
+mod trust;
 mod types;
 
 pub use aranya_quic_sys as sys;
@@ -73,7 +84,8 @@ pub use endpoint::Endpoint;
 pub use error::{ErrorKind, QuicMessageError};
 pub use events::{Event, EventChannel};
 pub use label::Label;
-pub use types::{version, ChannelKind, GraphId, QuicChannel, Stats};
+pub use trust::{peer_id_from_pem, ConnectionInfo};
+pub use types::{version, ChannelKind, GraphId, PeerId, QuicChannel, Stats};
 
 /// Longest label, in bytes.
 pub const LABEL_MAX: usize = sys::ARANYA_QUIC_LABEL_MAX;

@@ -1,4 +1,4 @@
-//! Plain data types: team ids, channels, stats.
+//! Plain data types: team and peer ids, channels, stats.
 
 use std::ffi::{c_char, CStr};
 use std::fmt;
@@ -44,6 +44,73 @@ impl fmt::Display for GraphId {
 impl fmt::Debug for GraphId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "GraphId({self})")
+    }
+}
+
+/// A peer id: the SHA-256 of a peer's DER leaf certificate, 32 bytes. The
+/// value received messages carry in [`QuicChannel::peer_id`], that pins
+/// ([`Config::pinned_peers`](crate::Config::pinned_peers),
+/// [`Endpoint::set_trust`](crate::Endpoint::set_trust)) list, and that
+/// [`Endpoint::team_allow`](crate::Endpoint::team_allow) takes. Compute it
+/// from a certificate with [`peer_id_from_pem`](crate::peer_id_from_pem).
+///
+/// Compares equal to the plain `[u8; 32]` the older fields
+/// ([`QuicChannel::peer_id`], events) hold.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(transparent)]
+pub struct PeerId(pub [u8; sys::ARANYA_QUIC_PEER_ID_LEN]);
+
+impl PeerId {
+    /// The peer id with these 32 bytes.
+    pub const fn new(bytes: [u8; sys::ARANYA_QUIC_PEER_ID_LEN]) -> Self {
+        PeerId(bytes)
+    }
+    /// Its 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; sys::ARANYA_QUIC_PEER_ID_LEN] {
+        &self.0
+    }
+}
+
+impl From<[u8; sys::ARANYA_QUIC_PEER_ID_LEN]> for PeerId {
+    fn from(b: [u8; sys::ARANYA_QUIC_PEER_ID_LEN]) -> Self {
+        PeerId(b)
+    }
+}
+
+impl From<PeerId> for [u8; sys::ARANYA_QUIC_PEER_ID_LEN] {
+    fn from(p: PeerId) -> Self {
+        p.0
+    }
+}
+
+impl AsRef<[u8]> for PeerId {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl PartialEq<[u8; sys::ARANYA_QUIC_PEER_ID_LEN]> for PeerId {
+    fn eq(&self, other: &[u8; sys::ARANYA_QUIC_PEER_ID_LEN]) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<PeerId> for [u8; sys::ARANYA_QUIC_PEER_ID_LEN] {
+    fn eq(&self, other: &PeerId) -> bool {
+        *self == other.0
+    }
+}
+
+impl fmt::Display for PeerId {
+    /// Lower-case hex.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({self})")
     }
 }
 
@@ -183,6 +250,15 @@ pub struct Stats {
     pub sends_failed: u64,
     /// Events the library dropped because `max_events` were waiting.
     pub events_dropped: u64,
+    /// Connections closed because [`Endpoint::set_trust`](crate::Endpoint::set_trust)
+    /// no longer trusts their peer.
+    pub connections_revoked: u64,
+    /// Received messages dropped, not delivered, because their peer (or
+    /// its team) was revoked before the application took them.
+    pub messages_revoked: u64,
+    /// Incoming streams refused by team authorization
+    /// ([`Config::team_authorization`](crate::Config::team_authorization)).
+    pub streams_refused: u64,
 }
 
 impl From<&sys::aranya_quic_stats> for Stats {
@@ -208,6 +284,9 @@ impl From<&sys::aranya_quic_stats> for Stats {
             outbound_bytes: s.outbound_bytes,
             sends_failed: s.sends_failed,
             events_dropped: s.events_dropped,
+            connections_revoked: s.connections_revoked,
+            messages_revoked: s.messages_revoked,
+            streams_refused: s.streams_refused,
         }
     }
 }
@@ -268,6 +347,23 @@ mod tests {
     }
 
     #[test]
+    fn peer_id_hex_and_raw_comparisons() {
+        let mut b = [0u8; 32];
+        b[0] = 0x0f;
+        let p = PeerId::from(b);
+        assert!(p.to_string().starts_with("0f00") && p.to_string().len() == 64);
+        assert_eq!(format!("{p:?}"), format!("PeerId({p})"));
+        assert!(p == b, "PeerId == [u8; 32]");
+        assert!(b == p, "[u8; 32] == PeerId");
+        assert_eq!(<[u8; 32]>::from(p), b);
+        assert_eq!(p.as_ref(), &b[..]);
+        // repr(transparent): a slice of ids is the concatenated bytes the
+        // C API takes for pins.
+        assert_eq!(std::mem::size_of::<[PeerId; 3]>(), 96);
+        assert_eq!(std::mem::align_of::<PeerId>(), 1);
+    }
+
+    #[test]
     fn stats_string() {
         let mut s = sys::aranya_quic_stats::default();
         for (d, c) in s.congestion_control.iter_mut().zip(b"reno\0") {
@@ -279,7 +375,11 @@ mod tests {
         s.outbound_bytes = 6;
         s.sends_failed = 7;
         s.events_dropped = 8;
+        s.connections_revoked = 9;
+        s.messages_revoked = 10;
+        s.streams_refused = 11;
         let r = Stats::from(&s);
+        assert_eq!((r.connections_revoked, r.messages_revoked, r.streams_refused), (9, 10, 11));
         assert_eq!((r.outbound_messages, r.outbound_bytes, r.sends_failed, r.events_dropped), (5, 6, 7, 8));
         assert_eq!(r.congestion_control, "reno");
         assert_eq!(r.dials, 3);
