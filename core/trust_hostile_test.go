@@ -354,6 +354,16 @@ func TestHostileTrustRevokeWhileQueueIsFull(t *testing.T) {
 	}()
 	waitFor(t, "alice's queue full", func() bool { return alice.Stats().QueueMessages == 4 },
 		func() string { return fmt.Sprintf("%+v", alice.Stats()) })
+	// Carol alone may have filled the queue while bob's handshake was still
+	// going: a peer that never got in is not one SetTrust revokes.
+	waitFor(t, "bob connected", func() bool {
+		for _, c := range alice.Connections() {
+			if c.PeerID == bobID {
+				return true
+			}
+		}
+		return false
+	}, func() string { return fmt.Sprintf("%+v", alice.Connections()) })
 
 	var ids []PeerID
 	var err error

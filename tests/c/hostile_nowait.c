@@ -37,17 +37,6 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static aranya_quic_t open_ep(const aranya_quic_config *cfg, char addr[ARANYA_QUIC_ADDR_MAX]) {
-    aranya_quic_t ep = 0;
-    size_t len = 0;
-    addr[0] = '\0';
-    CHECK_RC(aranya_quic_new(cfg, &ep), ARANYA_QUIC_OK);
-    if (ep != 0) {
-        CHECK_RC(aranya_quic_local_addr(ep, addr, ARANYA_QUIC_ADDR_MAX, &len), ARANYA_QUIC_OK);
-    }
-    return ep;
-}
-
 static aranya_quic_t plain_ep(const identity *id, char addr[ARANYA_QUIC_ADDR_MAX]) {
     aranya_quic_config cfg;
     base_config(&cfg, id);

@@ -25,17 +25,6 @@
 #define LABEL "hostile"
 #define LABEL_LEN 7
 
-static aranya_quic_t open_ep(const aranya_quic_config *cfg, char addr[ARANYA_QUIC_ADDR_MAX]) {
-    aranya_quic_t ep = 0;
-    size_t len = 0;
-    addr[0] = '\0';
-    CHECK_RC(aranya_quic_new(cfg, &ep), ARANYA_QUIC_OK);
-    if (ep != 0) {
-        CHECK_RC(aranya_quic_local_addr(ep, addr, ARANYA_QUIC_ADDR_MAX, &len), ARANYA_QUIC_OK);
-    }
-    return ep;
-}
-
 static void team(uint8_t tid[ARANYA_QUIC_TEAM_ID_LEN], uint8_t seed) {
     int i;
     for (i = 0; i < ARANYA_QUIC_TEAM_ID_LEN; i++) {

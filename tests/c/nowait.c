@@ -43,24 +43,6 @@
 
 /* open_ep makes an endpoint from cfg and writes its address; 0 on failure
  * (already reported). */
-static aranya_quic_t open_ep(const aranya_quic_config *cfg, char addr[ARANYA_QUIC_ADDR_MAX]) {
-    aranya_quic_t ep = 0;
-    size_t len = 0;
-    addr[0] = '\0';
-    CHECK_RC(aranya_quic_new(cfg, &ep), ARANYA_QUIC_OK);
-    if (ep == 0) {
-        return 0;
-    }
-    CHECK_RC(aranya_quic_local_addr(ep, addr, ARANYA_QUIC_ADDR_MAX, &len), ARANYA_QUIC_OK);
-    return ep;
-}
-
-static aranya_quic_t new_ep(const identity *id, char addr[ARANYA_QUIC_ADDR_MAX]) {
-    aranya_quic_config cfg;
-    base_config(&cfg, id);
-    return open_ep(&cfg, addr);
-}
-
 static void team(uint8_t tid[ARANYA_QUIC_TEAM_ID_LEN], uint8_t seed) {
     int i;
     for (i = 0; i < ARANYA_QUIC_TEAM_ID_LEN; i++) {

@@ -95,6 +95,12 @@ void free_identity(identity *id);
 /* base_config: a default config for id, bound to 127.0.0.1:0. */
 void base_config(aranya_quic_config *cfg, const identity *id);
 
+/* open_ep makes an endpoint from cfg and writes its bound address to addr;
+ * 0 on failure (already reported as a failed check). new_ep does it with
+ * base_config(id). */
+aranya_quic_t open_ep(const aranya_quic_config *cfg, char addr[ARANYA_QUIC_ADDR_MAX]);
+aranya_quic_t new_ep(const identity *id, char addr[ARANYA_QUIC_ADDR_MAX]);
+
 /* ------------------------------------------------------------------ time */
 
 /* sleep_ms sleeps for ms milliseconds, all of them even if a signal
