@@ -346,7 +346,11 @@ typedef void (*aranya_quic_receive_callback)(void *user, const struct aranya_qui
  * (added in 0.2). Called for every log record at or above the config's
  * log_level, on a thread of the library, possibly on several threads at
  * once: it must be thread-safe and should return quickly (the engine's
- * work on that connection waits for it). It may call the library, but
+ * work on that connection waits for it). A call may also log on the
+ * caller's own thread before it returns (aranya_quic_close,
+ * aranya_quic_set_trust, _set_identity and _team_revoke report what they
+ * did): a caller must not hold, across a call, a lock its log_callback
+ * takes. It may call the library, but
  * aranya_quic_free of its own endpoint, or of any endpoint that has a
  * receive_callback or a log_callback, returns
  * ARANYA_QUIC_ERR_INVALID_ARGUMENT (free waits for the callbacks in
