@@ -103,8 +103,10 @@ pub struct Endpoint {
     /// The teams each peer id is allowed on, as this endpoint's
     /// `team_allow` / `team_revoke` left them: tells `team_revoke` when a
     /// peer lost its last team (then the library refuses its sync messages
-    /// too, and so must the messages `recv` already took). Held across
-    /// those library calls so that it changes in the library's order.
+    /// too, and so must the messages `recv` already took). Never held
+    /// across a library call: `team_revoke` logs on the caller's thread,
+    /// and a logger may call the trust calls (see `TeamMirror` for how it
+    /// still follows the library's order).
     pub(crate) teams: Mutex<crate::trust::TeamMirror>,
 }
 
@@ -729,6 +731,13 @@ impl Endpoint {
     /// handed out yet, for a trust change: while held no receive hands
     /// them out, so the caller can drop those of a revoked sender once the
     /// library revoked it (the library drops only what it still queues).
+    /// Take it after the library call, never across it: the library logs
+    /// a revocation on the caller's thread, and a logger may call the
+    /// trust calls, which take this lock. That order loses nothing: a
+    /// refill takes from the library and stores into the buffer under
+    /// this lock, so once it is ours every message taken before the
+    /// revocation is in the buffer, and none taken after is of what was
+    /// revoked.
     pub(crate) fn hold_pending(&self) -> PendingHold<'_> {
         PendingHold {
             #[cfg(feature = "tokio")]

@@ -12,8 +12,81 @@ use crate::endpoint::Endpoint;
 use crate::error::{check, ErrorKind, QuicMessageError};
 use crate::types::{c_array_str, parse_addr, GraphId, PeerId};
 
-/// Peer id -> the team ids it is allowed on (see `Endpoint::teams`).
-pub(crate) type TeamMirror = HashMap<[u8; sys::ARANYA_QUIC_PEER_ID_LEN], HashSet<[u8; sys::ARANYA_QUIC_TEAM_ID_LEN]>>;
+type PeerKey = [u8; sys::ARANYA_QUIC_PEER_ID_LEN];
+type TeamKey = [u8; sys::ARANYA_QUIC_TEAM_ID_LEN];
+
+/// The binding's copy of the library's team list, kept by `team_allow`
+/// and `team_revoke` (see `Endpoint::teams`), and the pairs those calls
+/// are changing right now.
+///
+/// Its lock is never held across a library call: `team_revoke` logs on
+/// the caller's thread, and a logger may call the trust calls. So calls on
+/// one pair from several threads may reach the library in another order
+/// than they changed this copy; `busy` notices when they overlapped, and
+/// the last of them to finish then sets the library to what this copy
+/// says ([`Endpoint::settle_team`]), so that the two never stay apart.
+#[derive(Default)]
+pub(crate) struct TeamMirror {
+    allowed: HashMap<PeerKey, HashSet<TeamKey>>,
+    busy: HashMap<(PeerKey, TeamKey), Busy>,
+}
+
+#[derive(Default)]
+struct Busy {
+    /// Calls on the pair between `enter` and their last `leave`.
+    calls: u32,
+    /// Another call on the pair started while one was running.
+    overlapped: bool,
+}
+
+impl TeamMirror {
+    /// A call on (peer, team) starts; every `enter` is matched by `leave`.
+    /// Returns whether another call on the pair is running.
+    fn enter(&mut self, peer: PeerKey, team: TeamKey) -> bool {
+        let b = self.busy.entry((peer, team)).or_default();
+        let racing = b.calls > 0;
+        b.overlapped |= racing;
+        b.calls += 1;
+        racing
+    }
+
+    /// A call on (peer, team) is done with the library. When it is the
+    /// last of calls that overlapped, returns whether the pair is allowed
+    /// here: the caller then makes the library agree, and stays counted
+    /// as running (it calls `leave` again afterwards).
+    fn leave(&mut self, peer: PeerKey, team: TeamKey) -> Option<bool> {
+        let key = (peer, team);
+        let b = self.busy.get_mut(&key)?;
+        if b.calls > 1 {
+            b.calls -= 1;
+            return None;
+        }
+        if b.overlapped {
+            b.overlapped = false;
+            return Some(self.allowed.get(&peer).is_some_and(|t| t.contains(&team)));
+        }
+        self.busy.remove(&key);
+        None
+    }
+
+    fn allow(&mut self, peer: PeerKey, team: TeamKey) {
+        self.allowed.entry(peer).or_default().insert(team);
+    }
+
+    /// Removes the pair; returns whether it was there.
+    fn revoke(&mut self, peer: PeerKey, team: TeamKey) -> bool {
+        let Some(t) = self.allowed.get_mut(&peer) else { return false };
+        let removed = t.remove(&team);
+        if t.is_empty() {
+            self.allowed.remove(&peer);
+        }
+        removed
+    }
+
+    fn on_no_team(&self, peer: &PeerKey) -> bool {
+        !self.allowed.contains_key(peer)
+    }
+}
 
 /// Connection records asked for by the first `aranya_quic_connections`
 /// call; most endpoints have fewer connections than this.
@@ -155,10 +228,10 @@ pub fn peer_id_from_pem(cert_pem: &[u8]) -> Result<PeerId, QuicMessageError> {
 
 impl Endpoint {
     /// Replaces the trusted CA certificates and the pins at once
-    /// (`aranya_quic_set_trust`) and returns the peers it revoked: those
-    /// it closed connections of because their certificate no longer
-    /// verifies, each once, in the library's order; empty when every
-    /// connected peer is still trusted.
+    /// (`aranya_quic_set_trust`) and returns the peers it revoked: the
+    /// peers the endpoint knows whose certificate no longer verifies, each
+    /// once, in the library's order; empty when all of them are still
+    /// trusted.
     ///
     /// `ca_pem` holds at least one CA certificate (PEM, every block must
     /// parse, at most 16 MiB). `pins` are the peer ids (SHA-256 of the DER
@@ -169,10 +242,14 @@ impl Endpoint {
     /// Every connection whose peer's certificate no longer verifies (chain
     /// to a new CA, within its validity, pinned if `pins` is not empty) is
     /// closed before the call returns; connections whose peer still
-    /// verifies are not touched. Only a peer with a connection can be
-    /// revoked: one that is no longer trusted but had none is simply
-    /// refused when it next connects, and is not in the list. When the
-    /// call returns, for each revoked peer:
+    /// verifies are not touched. The peers the endpoint knows are those
+    /// with a connection and the last
+    /// [`ARANYA_QUIC_KNOWN_PEERS_MAX`](crate::sys::ARANYA_QUIC_KNOWN_PEERS_MAX)
+    /// distinct peers it admitted (and did not revoke since), also those
+    /// whose connections are gone: such a peer is revoked and named too,
+    /// and its messages still queued are dropped. A peer the endpoint does
+    /// not know any more is not in the list; it is simply refused when it
+    /// next connects. When the call returns, for each revoked peer:
     /// - no message of it is received any more: those queued and not yet
     ///   taken are dropped (counted in
     ///   [`Stats::messages_revoked`](crate::Stats::messages_revoked)), and
@@ -191,18 +268,18 @@ impl Endpoint {
     /// by either side.
     ///
     /// The library names the revoked peers in a buffer the binding sizes
-    /// before the call, from the connections open then plus a margin for
-    /// those set up meanwhile. Should more peers than that connect during
-    /// the call and be revoked by it, the list holds only the first ones
-    /// the library found (the revocation itself is complete all the same),
-    /// and the messages an async `recv` had taken are then dropped for
-    /// every peer that may have been revoked: those named, those not
-    /// pinned, and those without a connection after the call.
+    /// before the call: the connections open then plus a margin for the
+    /// known peers without a connection and those connecting meanwhile.
+    /// Should more peers than that be revoked, the list holds only the
+    /// first ones the library found (the revocation itself is complete
+    /// all the same), and the messages an async `recv` had taken are then
+    /// dropped for every peer that may have been revoked: those named,
+    /// those not pinned, and those without a connection after the call.
     ///
     /// Blocks only while the revoked connections are closed locally (no
-    /// network round trip) and, outside a receive callback, until receive
-    /// callbacks already running for revoked peers return. Callable from
-    /// any thread; concurrent calls are applied one at a time.
+    /// network round trip). Callable from any thread, also from a logger
+    /// that sees this call's own log records; concurrent calls are applied
+    /// one at a time.
     ///
     /// # Errors
     ///
@@ -212,9 +289,6 @@ impl Endpoint {
     /// is shut down. [`ErrorKind::Internal`]: a bug in the library was
     /// caught.
     pub fn set_trust(&self, ca_pem: &[u8], pins: &[PeerId]) -> Result<Vec<PeerId>, QuicMessageError> {
-        // Held across the call: no message an async recv already took can
-        // be handed out between the revocation and its removal below.
-        let mut pending = self.hold_pending();
         // A failed count leaves only the margin; the call itself then says
         // what is wrong with the endpoint.
         let cap = self.connection_count().unwrap_or(0).saturating_add(REVOKED_MARGIN).min(REVOKED_CAP_MAX);
@@ -224,6 +298,9 @@ impl Endpoint {
         // PeerId is repr(transparent) over [u8; 32]: the slices are the
         // concatenated ids, and their lengths the counts.
         let pp = if pins.is_empty() { std::ptr::null() } else { pins.as_ptr().cast::<u8>() };
+        // No binding lock is held across the call: the library logs the
+        // revocation on this thread before it returns, and a logger may
+        // call the trust calls.
         // SAFETY: cp is valid for cl bytes, pp for pins.len() * 32 bytes
         // (or NULL with 0), `revoked` writable for cap * 32 bytes (never
         // empty: cap >= REVOKED_MARGIN), count writable; the library keeps
@@ -242,12 +319,18 @@ impl Endpoint {
         })?;
         let complete = count <= cap;
         revoked.truncate(count);
+        // Listed before the lock, like any library call.
+        let connected = if complete { None } else { self.peers_connected() };
+        // The library has revoked them, so no message of them is taken
+        // from it any more, and every one a refill took before is in the
+        // buffer once the lock is ours (a refill takes and stores under
+        // it): what is waiting there now is all there is to drop.
+        let mut pending = self.hold_pending();
         if !pending.is_empty() {
             let named: HashSet<[u8; sys::ARANYA_QUIC_PEER_ID_LEN]> = revoked.iter().map(|p| p.0).collect();
             if complete {
                 pending.remove(|ch| named.contains(&ch.peer_id));
             } else {
-                let connected = self.peers_connected();
                 pending.remove(|ch| maybe_revoked(&ch.peer_id, &named, pins, connected.as_ref()));
             }
         }
@@ -315,7 +398,10 @@ impl Endpoint {
     /// and its sync streams too. Allowing a pair that is already allowed
     /// does nothing.
     ///
-    /// Never blocks beyond a short lock. Callable from any thread.
+    /// Never blocks beyond a short lock, unless a call on the same pair
+    /// from another thread overlapped it: then it may revoke the pair
+    /// again (see [`team_revoke`](Self::team_revoke)), which resets streams
+    /// locally. Callable from any thread, also from a logger.
     ///
     /// # Errors
     ///
@@ -325,11 +411,23 @@ impl Endpoint {
     /// is shut down. [`ErrorKind::Internal`]: a bug in the library was
     /// caught.
     pub fn team_allow(&self, peer: &PeerId, team: &GraphId) -> Result<(), QuicMessageError> {
-        let mut teams = self.lock_teams();
+        self.lock_teams().enter(peer.0, team.0);
         // SAFETY: both ids are 32 bytes, valid during the call.
-        check(unsafe { sys::aranya_quic_team_allow(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) })?;
-        teams.entry(peer.0).or_default().insert(team.0);
-        Ok(())
+        let r = check(unsafe { sys::aranya_quic_team_allow(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) });
+        let settle = {
+            let mut teams = self.lock_teams();
+            // After the library has the pair: a team_revoke that finds it
+            // here decides "not the last team" only when the library
+            // already has it too.
+            if r.is_ok() {
+                teams.allow(peer.0, team.0);
+            }
+            teams.leave(peer.0, team.0)
+        };
+        if let Some(allowed) = settle {
+            self.settle_team(peer, team, allowed);
+        }
+        r
     }
 
     fn lock_teams(&self) -> std::sync::MutexGuard<'_, TeamMirror> {
@@ -354,32 +452,102 @@ impl Endpoint {
     /// this `Endpoint`: pairs allowed by calling the C API on
     /// [`handle`](Self::handle) directly are not seen, so an async `recv`
     /// may still hand out sync messages it had taken before the call.
+    /// Calls for one peer made at the same time from several threads may
+    /// reach the library in another order than the binding sees them: the
+    /// binding then errs toward dropping the sync messages an async `recv`
+    /// had taken, also when the library kept the peer's sync streams. For
+    /// one (peer, team) pair, the last of such calls to return first
+    /// brings the library back to the outcome of the call the binding saw
+    /// last (allowing or revoking the pair again).
     ///
     /// Blocks only while the streams are reset locally (no network round
-    /// trip). Callable from any thread.
+    /// trip). Callable from any thread, also from a logger that sees this
+    /// call's own log records.
     ///
     /// # Errors
     ///
     /// As [`team_allow`](Self::team_allow).
     pub fn team_revoke(&self, peer: &PeerId, team: &GraphId) -> Result<(), QuicMessageError> {
-        let mut pending = self.hold_pending();
-        let mut teams = self.lock_teams();
+        // Before the library call: a logger reacting to its records (on
+        // this thread, from inside it) with a team_allow of the same peer
+        // comes after the library's decision, and must here too.
+        let (known, no_team_before) = {
+            let mut teams = self.lock_teams();
+            // An allow of the pair running now may have reached the
+            // library already though not the mirror yet.
+            let racing = teams.enter(peer.0, team.0);
+            (teams.revoke(peer.0, team.0) || racing, teams.on_no_team(&peer.0))
+        };
         // SAFETY: both ids are 32 bytes, valid during the call.
-        check(unsafe { sys::aranya_quic_team_revoke(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) })?;
-        let last_team = teams.get_mut(&peer.0).is_some_and(|t| t.remove(&team.0) && t.is_empty());
-        if last_team {
-            teams.remove(&peer.0);
+        let r = check(unsafe { sys::aranya_quic_team_revoke(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) });
+        let (no_team_after, settle) = {
+            let mut teams = self.lock_teams();
+            (teams.on_no_team(&peer.0), teams.leave(peer.0, team.0))
+        };
+        if r.is_ok() {
+            // The library drops the sync messages when it had the pair
+            // and the peer has no team left in its list at its decision.
+            // A revocation of the peer's other teams running meanwhile may
+            // have made it so there, though not here yet at the start:
+            // also asked after. A pair the mirror never had is one the
+            // library did not have either (or one allowed through the C
+            // API directly, whose peer may have other teams there).
+            self.drop_taken_of_team(peer, team, known && (no_team_before || no_team_after));
         }
-        drop(teams);
-        pending.remove(|ch| {
+        if let Some(allowed) = settle {
+            self.settle_team(peer, team, allowed);
+        }
+        r
+    }
+
+    /// Drops what an async `recv` took of `peer` on `team`, and its sync
+    /// messages too if `sync`. The library has already revoked them, so
+    /// every message of them a refill took from it is in the buffer by the
+    /// time the lock is ours (a refill takes and stores under that lock),
+    /// and none taken later is of them.
+    fn drop_taken_of_team(&self, peer: &PeerId, team: &GraphId, sync: bool) {
+        self.hold_pending().remove(|ch| {
             *peer == ch.peer_id
                 && match ch.kind {
                     sys::ARANYA_QUIC_KIND_CHANNEL => ch.team_id == team.0,
-                    sys::ARANYA_QUIC_KIND_SYNC => last_team,
+                    sys::ARANYA_QUIC_KIND_SYNC => sync,
                     _ => false,
                 }
         });
-        Ok(())
+    }
+
+    /// After calls on (peer, team) overlapped: sets the library to
+    /// `allowed` (the pair's state in the mirror), the library having
+    /// perhaps applied the calls in another order. Allowing again changes
+    /// nothing when the library agrees; revoking again neither, or, when
+    /// a racing allow reached the library last, revokes what the binding
+    /// already considers revoked. Calls starting meanwhile are caught by
+    /// the same check.
+    fn settle_team(&self, peer: &PeerId, team: &GraphId, mut allowed: bool) {
+        loop {
+            // Failures are not this call's to report: the caller's own
+            // call went through, and these can only fail once the endpoint
+            // is gone, when the pair matters no more.
+            let (r, no_team) = if allowed {
+                // SAFETY: both ids are 32 bytes, valid during the call.
+                (check(unsafe { sys::aranya_quic_team_allow(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) }), false)
+            } else {
+                let before = self.lock_teams().on_no_team(&peer.0);
+                // SAFETY: both ids are 32 bytes, valid during the call.
+                (check(unsafe { sys::aranya_quic_team_revoke(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) }), before)
+            };
+            let (no_team_after, next) = {
+                let mut teams = self.lock_teams();
+                (teams.on_no_team(&peer.0), teams.leave(peer.0, team.0))
+            };
+            if !allowed && r.is_ok() {
+                self.drop_taken_of_team(peer, team, no_team || no_team_after);
+            }
+            match next {
+                Some(a) => allowed = a,
+                None => return,
+            }
+        }
     }
 
     /// The endpoint's connections (`aranya_quic_connections`): those in
@@ -462,6 +630,57 @@ mod tests {
         assert!(maybe_revoked(&b, &none, &[], Some(&none)));
         // Connections unknown: nothing is kept.
         assert!(maybe_revoked(&b, &none, &[PeerId(b)], None));
+    }
+
+    #[test]
+    fn team_mirror_follows_allows_and_revokes() {
+        let (p, q, t, u) = ([1u8; 32], [2u8; 32], [0xA; 32], [0xB; 32]);
+        let mut m = TeamMirror::default();
+        assert!(m.on_no_team(&p));
+        m.allow(p, t);
+        m.allow(p, u);
+        m.allow(q, t);
+        assert!(m.revoke(p, t));
+        assert!(!m.on_no_team(&p), "p still has u");
+        assert!(!m.revoke(p, t), "already gone");
+        assert!(m.revoke(p, u));
+        assert!(m.on_no_team(&p));
+        assert!(!m.revoke(p, u), "a peer on no team");
+        assert!(!m.on_no_team(&q), "other peers are not touched");
+    }
+
+    #[test]
+    fn team_mirror_settles_only_after_overlapping_calls() {
+        let (p, t, u) = ([1u8; 32], [0xA; 32], [0xB; 32]);
+        let mut m = TeamMirror::default();
+        // One call at a time: nothing to settle, nothing left behind.
+        assert!(!m.enter(p, t));
+        m.allow(p, t);
+        assert_eq!(m.leave(p, t), None);
+        assert!(m.busy.is_empty());
+        // Calls on other pairs do not overlap.
+        assert!(!m.enter(p, t));
+        assert!(!m.enter(p, u));
+        assert_eq!(m.leave(p, u), None);
+        assert_eq!(m.leave(p, t), None);
+        assert!(m.busy.is_empty());
+        // A revoke and an allow of one pair overlap; the allow reached the
+        // mirror last. The first to finish has nothing to do; the last one
+        // sets the library to "allowed", and is still counted meanwhile.
+        assert!(!m.enter(p, t));
+        m.revoke(p, t);
+        assert!(m.enter(p, t));
+        m.allow(p, t);
+        assert_eq!(m.leave(p, t), None);
+        assert_eq!(m.leave(p, t), Some(true));
+        // A call starting while it settles makes it settle again, with
+        // the state that call left.
+        assert!(m.enter(p, t));
+        m.revoke(p, t);
+        assert_eq!(m.leave(p, t), None);
+        assert_eq!(m.leave(p, t), Some(false));
+        assert_eq!(m.leave(p, t), None);
+        assert!(m.busy.is_empty());
     }
 
     #[test]

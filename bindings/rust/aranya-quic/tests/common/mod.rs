@@ -78,10 +78,17 @@ extern "C" {
 pub fn readable(fd: std::os::fd::BorrowedFd<'_>, timeout_ms: i32) -> bool {
     use std::os::fd::AsRawFd;
     let mut p = PollFd { fd: fd.as_raw_fd(), events: 1, revents: 0 };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { poll(&mut p, 1, timeout_ms) };
-    assert!(n >= 0, "poll failed: {}", std::io::Error::last_os_error());
-    n == 1 && p.revents & 1 != 0
+    loop {
+        // SAFETY: one valid pollfd.
+        let n = unsafe { poll(&mut p, 1, timeout_ms) };
+        if n >= 0 {
+            return n == 1 && p.revents & 1 != 0;
+        }
+        // The Go runtime in the library signals threads (preemption), so
+        // a wait may be cut short: wait again (the timeout only bounds it).
+        let e = std::io::Error::last_os_error();
+        assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "poll failed: {e}");
+    }
 }
 
 /// A UDP relay between a client and `target` that can stop relaying, to
