@@ -67,6 +67,11 @@ RECEIVE_BUFFER_KEEP_MAX = 1024 * 1024
 #: Longest single wait in the library while :meth:`Endpoint.receive` blocks,
 #: so that signals (Ctrl-C) are handled at least this often. Milliseconds.
 _WAIT_SLICE_MS = 1000
+#: The slice instead, once iteration or receive_async took messages ahead
+#: on the endpoint: a blocking receive waiting in the library cannot be
+#: woken when another consumer leaves taken messages behind, so it looks
+#: for them between slices. Milliseconds.
+_TAKEN_AHEAD_SLICE_MS = 100
 #: Messages :meth:`Endpoint.receive_batch` takes per call by default, and what
 #: iteration and :meth:`Endpoint.receive_async` take per library call.
 RECEIVE_BATCH_DEFAULT = 64
@@ -378,14 +383,14 @@ def _normalize_timeout(timeout: float | None) -> float | None:
     return None if math.isinf(timeout) else timeout
 
 
-def _wait_ms(deadline: float | None) -> int:
+def _wait_ms(deadline: float | None, slice_ms: int = _WAIT_SLICE_MS) -> int:
     """How long one library wait may last: a slice of an endless wait, or
     what is left before ``deadline``."""
     if deadline is None:
-        return _WAIT_SLICE_MS
+        return slice_ms
     left_ms = (deadline - time.monotonic()) * 1000
     # Compare before ceil(): a huge timeout must not overflow.
-    return _WAIT_SLICE_MS if left_ms >= _WAIT_SLICE_MS else max(0, math.ceil(left_ms))
+    return slice_ms if left_ms >= slice_ms else max(0, math.ceil(left_ms))
 
 
 def _layout(fields: list[tuple[int, str]], size: int) -> struct.Struct:
@@ -543,37 +548,42 @@ def _team_id_bytes(team_id: Any, function: str) -> bytes:
     """The 32 bytes of ``team_id`` (checked), as ``bytes``."""
     if type(team_id) is bytes and len(team_id) == _ffi.ARANYA_QUIC_TEAM_ID_LEN:
         return team_id
-    if not isinstance(team_id, (bytes, bytearray, memoryview)) or len(team_id) != (
-        _ffi.ARANYA_QUIC_TEAM_ID_LEN
-    ):
-        raise InvalidArgument(
-            _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
-            f"team_id must be {_ffi.ARANYA_QUIC_TEAM_ID_LEN} bytes, got "
-            + (f"{len(team_id)} bytes" if hasattr(team_id, "__len__") else type(team_id).__name__),
-            function,
-        )
-    return bytes(team_id)
+    return _id_bytes(team_id, "team_id", function)
 
 
-def _id_bytes(value: Any, name: str, function: str) -> bytes:
+def _id_bytes(value: Any, name: str, function: str | None) -> bytes:
     """The 32 bytes of a peer id or team id, as ``bytes``.
 
     The C calls read exactly 32 bytes through a bare pointer, so a value of
     another length cannot be handed over (the library would read past it):
     it is refused here with :class:`InvalidArgument`, as a wrong-length
-    team id is for the sends. Whether the 32 bytes are acceptable (not all
-    zero) is the library's check.
+    team id is for the sends. Only ``bytes``, ``bytearray`` and
+    ``memoryview`` are taken; the error for any other object names its
+    type, since its size is not what is wrong with it (an ``array.array``
+    of 32 bytes is refused as an ``array.array``). Whether the 32 bytes are
+    acceptable (not all zero) is the library's check.
     """
     if type(value) is bytes and len(value) == 32:
         return value
-    if not isinstance(value, (bytes, bytearray, memoryview)) or memoryview(value).nbytes != 32:
-        got = (
-            f"{memoryview(value).nbytes} bytes"
-            if isinstance(value, (bytes, bytearray, memoryview))
-            else type(value).__name__
-        )
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        kind = type(value)
+        what = kind.__qualname__
+        if kind.__module__ != "builtins":
+            what = f"{kind.__module__}.{what}"
+        try:
+            memoryview(value)
+            hint = " (a buffer of another type: convert it with bytes())"
+        except TypeError:
+            hint = ""
         raise InvalidArgument(
-            _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT, f"{name} must be 32 bytes, got {got}", function
+            _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT,
+            f"{name} must be bytes, bytearray or memoryview of 32 bytes, not {what}{hint}",
+            function,
+        )
+    n = memoryview(value).nbytes
+    if n != 32:
+        raise InvalidArgument(
+            _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT, f"{name} must be 32 bytes, got {n} bytes", function
         )
     return bytes(value)
 
@@ -1032,6 +1042,24 @@ _CONNECTIONS_INITIAL = 16
 _REVOKED_PEERS_REMEMBERED = _ffi.ARANYA_QUIC_KNOWN_PEERS_MAX
 
 
+class _TeamCall:
+    """A team_allow / team_revoke of one peer in progress: ``op``
+    (``"allow"`` or ``"revoke"``), its team, whether it changed the
+    endpoint's mirror of the library's list, and the calls of other threads
+    on the same peer that overlapped it (``raced``). A call made by a log
+    callback inside another call on the same thread is no overlap: the
+    library changed its list before it logged, so their order is known."""
+
+    __slots__ = ("thread", "op", "team", "changed", "raced")
+
+    def __init__(self, op: str, team: bytes, changed: bool) -> None:
+        self.thread = threading.get_ident()
+        self.op = op
+        self.team = team
+        self.changed = changed
+        self.raced: list[_TeamCall] = []
+
+
 # ---------------------------------------------------------------------------
 # Events
 # ---------------------------------------------------------------------------
@@ -1256,20 +1284,31 @@ class Endpoint:
         # batch and did not return yet. They are older than anything still
         # queued in the library, so every receive method returns them first.
         self._pending: collections.deque[Message] = collections.deque()
+        # Set once _pending got messages: blocking receives then wait in
+        # shorter slices to look for them (see _TAKEN_AHEAD_SLICE_MS).
+        self._took_ahead = False
         # Guards every change of _pending, so that a revocation can filter
-        # it (see _drop_taken) without racing the takers. Batch takes in
-        # flight (_batch_takers) learn of revocations made while they ran
-        # from _revoke_log, entries (generation, predicate) kept only while
-        # a take is in flight.
+        # it (see _drop_taken) without racing the takers. A batch take in
+        # flight is in _takes with the revocation generation at the start
+        # of its current library call; it learns of the revocations made
+        # since from _revoke_log, entries (generation, predicate) kept only
+        # while some take in flight started its library call before them.
         self._pending_lock = threading.Lock()
-        self._batch_takers = 0
+        self._takes: dict[int, int] = {}
+        self._take_ids = itertools.count()
         self._revoke_gen = 0
         self._revoke_log: list[tuple[int, Callable[[Message], bool]]] = []
-        # The teams team_allow allowed each peer id on, to know when
-        # team_revoke takes a peer's last team (its sync messages go too).
-        # The lock spans the library call, so both agree on the order.
+        # The teams each peer id is allowed on, as the library's list has
+        # them (team_allow / team_revoke change it before they call the
+        # library), to know when team_revoke takes a peer's last team: its
+        # sync messages go too. Never held across a library call: the
+        # library logs a revocation on the calling thread, and the log
+        # callback may call the team calls. _team_calls lists the calls in
+        # progress by peer, to see the ones of other threads that overlap
+        # (their order in the library is then unknown; see team_revoke).
         self._team_lock = threading.Lock()
         self._allowed: dict[bytes, set[bytes]] = {}
+        self._team_calls: dict[bytes, list[_TeamCall]] = {}
         lib = _ffi.lib()
         # The library calls the log trampoline until the endpoint is freed:
         # it lives as long as this object (or for good after close(wait=False)).
@@ -1872,6 +1911,13 @@ class Endpoint:
         the size the library reports (``ARANYA_QUIC_ERR_BUFFER_TOO_SMALL``
         leaves the message queued, so nothing is lost).
 
+        Messages that iteration or :meth:`receive_async` took ahead in a
+        batch come first. A wait in the library cannot see those another
+        consumer takes ahead while it waits, so the wait is done in slices
+        and looks for them between two (slices of 1 s, of 0.1 s once the
+        endpoint took messages ahead): such a message comes out with that
+        delay at worst, never stays behind.
+
         Args:
             timeout: ``None`` (default) or ``math.inf`` waits until a message
                 arrives or the endpoint is closed; ``0`` does not wait; a
@@ -1906,7 +1952,7 @@ class Endpoint:
                 rc = lib.aranya_quic_receive(h, buf, len(buf), byref(ch), byref(n))
             else:
                 fn = "aranya_quic_receive_timeout"
-                wait_ms = _wait_ms(deadline)
+                wait_ms = _wait_ms(deadline, self._slice_ms())
                 rc = lib.aranya_quic_receive_timeout(h, buf, len(buf), byref(ch), byref(n), wait_ms)
             if rc == _ffi.ARANYA_QUIC_OK:
                 data = ctypes.string_at(buf, n.value)
@@ -1918,6 +1964,13 @@ class Endpoint:
                 buf = self._buffer(needed)
                 continue  # the message stays queued: take it at once
             if rc in (_ffi.ARANYA_QUIC_ERR_WOULD_BLOCK, _ffi.ARANYA_QUIC_ERR_TIMEOUT):
+                # Another consumer may have left messages it took ahead
+                # while this one waited in the library, which knows
+                # nothing of them.
+                if self._pending:
+                    msg = self._pop_pending()
+                    if msg is not None:
+                        return msg
                 if deadline is None:
                     continue
                 if timeout == 0 or time.monotonic() >= deadline:
@@ -1931,8 +1984,9 @@ class Endpoint:
         """Take up to ``max_msgs`` received messages, oldest first, in one
         library call (``aranya_quic_receive_batch``).
 
-        Waits (as :meth:`receive` does) for the first message only, never for
-        more once one is there. One receive buffer is used for the whole
+        Waits (as :meth:`receive` does, also for messages another consumer
+        took ahead) for the first message only, never for more once one is
+        there. One receive buffer is used for the whole
         batch: a batch stops at the first message that does not fit in what
         is left of it (that message stays queued, first for the next call),
         and a message larger than the whole buffer grows it, so nothing is
@@ -1959,13 +2013,27 @@ class Endpoint:
                 _ffi.ARANYA_QUIC_ERR_INVALID_ARGUMENT, f"max_msgs must be >= 1, got {max_msgs}"
             )
         timeout = _normalize_timeout(timeout)
-        pending = self._pending
-        if pending:
-            with self._pending_lock:
-                out = [pending.popleft() for _ in range(min(max_msgs, len(pending)))]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            out = self._pop_pending_batch(max_msgs)
             if out:
                 return out
-        return self._take_batch(max_msgs, timeout)
+            got = self._take_batch(max_msgs, timeout == 0, deadline)
+            if got is not None:
+                return got
+            # None: messages another consumer took ahead wait in _pending.
+
+    def _pop_pending_batch(self, max_msgs: int) -> list[Message]:
+        """Up to ``max_msgs`` of the oldest messages of ``_pending``."""
+        pending = self._pending
+        if not pending:
+            return []
+        with self._pending_lock:
+            return [pending.popleft() for _ in range(min(max_msgs, len(pending)))]
+
+    def _slice_ms(self) -> int:
+        """The longest single library wait of a blocking receive."""
+        return _TAKEN_AHEAD_SLICE_MS if self._took_ahead else _WAIT_SLICE_MS
 
     def _records(self, count: int) -> ctypes.Array[_ffi.aranya_quic_message]:
         """This thread's array of at least ``count`` message records."""
@@ -1975,17 +2043,24 @@ class Endpoint:
             self._tls.recs = recs
         return recs
 
-    def _take_batch(self, max_msgs: int, timeout: float | None) -> list[Message]:
-        """One batch straight from the library (not from ``_pending``)."""
+    def _take_batch(
+        self, max_msgs: int, nowait: bool, deadline: float | None, take: int | None = None
+    ) -> list[Message] | None:
+        """One batch straight from the library (not from ``_pending``):
+        one call if ``nowait``, else waiting until ``deadline`` (``None``:
+        for good). ``[]`` when nothing came in time; ``None`` when, between
+        two wait slices, messages showed up in ``_pending`` (the caller takes
+        those). ``take``: the key in ``_takes`` of the batch take this is,
+        whose generation is renewed before each library call after the
+        first (see _drop_taken)."""
         lib = _ffi.lib()
-        deadline = None if timeout is None else time.monotonic() + timeout
         recs = self._records(max_msgs)
         n = c_size_t(0)
         buf = self._buffer(RECEIVE_BUFFER_INITIAL)
         fn = "aranya_quic_receive_batch"
         while True:
             h = self._live()
-            wait_ms = 0 if timeout == 0 else _wait_ms(deadline)
+            wait_ms = 0 if nowait else _wait_ms(deadline, self._slice_ms())
             rc = lib.aranya_quic_receive_batch(h, buf, len(buf), recs, max_msgs, byref(n), wait_ms)
             if rc == _ffi.ARANYA_QUIC_OK:
                 return self._unpack(buf, recs, n.value, max_msgs)
@@ -1994,14 +2069,30 @@ class Endpoint:
                 if needed <= len(buf):  # pragma: no cover - library contract broken
                     raise error_from_code(rc, last_error(), fn, needed=needed)
                 buf = self._buffer(needed)
+                self._renew_take(take)
                 continue  # the message stays queued: take it at once
             if rc in (_ffi.ARANYA_QUIC_ERR_WOULD_BLOCK, _ffi.ARANYA_QUIC_ERR_TIMEOUT):
-                if deadline is None:
-                    continue
-                if timeout == 0 or time.monotonic() >= deadline:
+                if nowait:
                     return []
+                if self._pending:
+                    return None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return []
+                self._renew_take(take)
                 continue
             self._check(rc, fn)
+
+    def _renew_take(self, take: int | None) -> None:
+        """A batch take's library call took nothing: its next one starts
+        now, so revocations made before cannot concern what it will take.
+        Moving its generation up lets _revoke_log forget them, so the log
+        stays short also while a take waits for long on an idle endpoint."""
+        if take is None:
+            return
+        with self._pending_lock:
+            if take in self._takes:
+                self._takes[take] = self._revoke_gen
+                self._trim_revoke_log_locked()
 
     @staticmethod
     def _unpack(
@@ -2043,32 +2134,75 @@ class Endpoint:
     def _next_from_batch(self, timeout: float | None) -> Message | None:
         """The next message for iteration / receive_async: from ``_pending``,
         else a whole batch from the library whose first message is returned
-        and the rest kept in ``_pending``."""
-        if self._pending:
-            msg = self._pop_pending()
-            if msg is not None:
-                return msg
-        with self._pending_lock:
-            self._batch_takers += 1
-            gen = self._revoke_gen
-        msgs: list[Message] = []
-        try:
-            msgs = self._take_batch(RECEIVE_BATCH_DEFAULT, timeout)
-        finally:
+        and the rest kept in ``_pending``. ``timeout`` is ``0`` or ``None``."""
+        while True:
+            if self._pending:
+                msg = self._pop_pending()
+                if msg is not None:
+                    return msg
             with self._pending_lock:
-                self._batch_takers -= 1
-                rest = msgs[1:]
-                if rest and self._revoke_gen != gen:
-                    # Revoked while this batch was on its way here: the
-                    # application has not seen the rest yet.
-                    for g, revoked in self._revoke_log:
-                        if g > gen:
-                            rest = [m for m in rest if not revoked(m)]
-                if rest and self._handle:
-                    self._pending.extend(rest)
-                if not self._batch_takers:
-                    self._revoke_log.clear()
-        return msgs[0] if msgs else None
+                take = next(self._take_ids)
+                self._takes[take] = self._revoke_gen
+            msgs: list[Message] | None = None
+            try:
+                msgs = self._take_batch(RECEIVE_BATCH_DEFAULT, timeout == 0, None, take)
+            finally:
+                kept = self._end_take(take, msgs)
+            if kept:
+                self._wake_receivers()
+            if msgs is None:
+                continue  # messages another consumer left behind: take those
+            return msgs[0] if msgs else None
+
+    def _end_take(self, take: int, msgs: list[Message] | None) -> bool:
+        """Take ``take`` out of the takes in flight and keep all but the first
+        of ``msgs`` in ``_pending``, less those of revocations made since
+        its library call started (the application has not seen them yet).
+        True when it kept some."""
+        with self._pending_lock:
+            gen = self._takes.pop(take)
+            rest = msgs[1:] if msgs else []
+            if rest and gen != self._revoke_gen:
+                for g, revoked in self._revoke_log:
+                    if g > gen:
+                        rest = [m for m in rest if not revoked(m)]
+            self._trim_revoke_log_locked()
+            if not rest or not self._handle:
+                return False
+            self._pending.extend(rest)
+            self._took_ahead = True
+            return True
+
+    def _trim_revoke_log_locked(self) -> None:
+        """Forget the revocations every take in flight started its library
+        call after (``_pending_lock`` held)."""
+        log = self._revoke_log
+        if not log:
+            return
+        if not self._takes:
+            log.clear()
+            return
+        oldest = min(self._takes.values())
+        keep = 0
+        while keep < len(log) and log[keep][0] <= oldest:
+            keep += 1
+        del log[:keep]
+
+    def _wake_receivers(self) -> None:
+        """Messages were just left in ``_pending``: wake the receive_async
+        calls waiting on the receive descriptor, which does not turn
+        readable for them (the library's queue may be empty now)."""
+        if not self._watches:
+            # Checked after _pending grew: a receive_async that registers
+            # its watch later looks at _pending once registered.
+            return
+        with self._lock:
+            watches = [w for w in self._watches.values() if w.kind == "recv" and w.wakers]
+        for w in watches:
+            try:
+                w.loop.call_soon_threadsafe(w.wake)
+            except RuntimeError:  # its loop is closed
+                pass
 
     def _pop_pending(self) -> Message | None:
         """The oldest message of ``_pending``, or ``None`` when it is empty."""
@@ -2079,10 +2213,12 @@ class Endpoint:
         """Drop the messages iteration or :meth:`receive_async` took from the
         library in a batch and did not return yet for which ``revoked`` is
         true, also those of batch takes still in flight, as the library
-        drops the revoked messages still in its queue."""
+        drops the revoked messages still in its queue. Called after the
+        library's revocation returned: a take whose library call started
+        before it may hold revoked messages, one that starts after cannot."""
         with self._pending_lock:
             self._revoke_gen += 1
-            if self._batch_takers:
+            if self._takes:
                 self._revoke_log.append((self._revoke_gen, revoked))
             pending = self._pending
             if pending:
@@ -2115,7 +2251,9 @@ class Endpoint:
         of ``receive_async`` calls may wait at once, on one loop or on
         several (each message goes to one of them). Takes every queued
         message (up to 64) in one library call and hands them out one by
-        one, as iteration does.
+        one, as iteration does. Messages another consumer (iteration, on
+        any thread) takes ahead while this waits wake it too, although the
+        descriptor does not turn readable for them.
 
         Raises:
             Closed: the endpoint is closed, or was closed (by a task on this
@@ -2201,6 +2339,10 @@ class Endpoint:
         w = self._watch_acquire(loop, kind)
         fut: asyncio.Future[None] = loop.create_future()
         w.wakers.append(fut)
+        if kind == "recv" and self._pending:
+            # Left there by a consumer before it could see this waiter
+            # (see _wake_receivers): no need to wait.
+            fut.set_result(None)
         try:
             await fut
         finally:
@@ -2632,7 +2774,9 @@ class Endpoint:
         not revoked since (so also a peer whose connections are gone).
 
         Blocks while the revoked connections are closed locally (no network
-        round trip).
+        round trip). The library logs the revocation (WARN) on the calling
+        thread before it returns; the endpoint holds none of its locks
+        meanwhile, so a ``log_callback`` may call the trust calls.
 
         Args:
             ca_pem: PEM with at least one CA certificate, as a
@@ -2704,15 +2848,32 @@ class Endpoint:
         self._check(rc, function)
         del cert_keep, key_keep
 
-    def _team_call(self, function: str, peer_id: bytes, team_id: bytes) -> tuple[bytes, bytes]:
-        """Call team_allow / team_revoke; returns the ids as ``bytes``."""
-        peer = _id_bytes(peer_id, "peer_id", function)
-        team = _id_bytes(team_id, "team_id", function)
+    def _call_team_lib(self, function: str, peer: bytes, team: bytes) -> None:
+        """The library's team_allow / team_revoke; no binding lock is held
+        (a revocation logs on this thread, and the log callback may call
+        the team calls)."""
         peer_ptr, _, peer_keep = _as_u8(peer, "peer_id")
         team_ptr, _, team_keep = _as_u8(team, "team_id")
         self._check(getattr(_ffi.lib(), function)(self._live(), peer_ptr, team_ptr), function)
         del peer_keep, team_keep
-        return peer, team
+
+    def _team_call_started_locked(self, peer: bytes, op: str, team: bytes, changed: bool) -> _TeamCall:
+        """Register a team call on ``peer`` in progress (``_team_lock``
+        held), noting the overlaps with those of other threads."""
+        call = _TeamCall(op, team, changed)
+        calls = self._team_calls.setdefault(peer, [])
+        for other in calls:
+            if other.thread != call.thread:
+                other.raced.append(call)
+                call.raced.append(other)
+        calls.append(call)
+        return call
+
+    def _team_call_ended_locked(self, peer: bytes, call: _TeamCall) -> None:
+        calls = self._team_calls[peer]
+        calls.remove(call)
+        if not calls:
+            del self._team_calls[peer]
 
     def team_allow(self, peer_id: bytes, team_id: bytes) -> None:
         """Allow the peer whose certificate has SHA-256 ``peer_id`` to use
@@ -2731,9 +2892,29 @@ class Endpoint:
                 team authorization is off. Nothing changed.
             Closed.
         """
+        function = "aranya_quic_team_allow"
+        peer = _id_bytes(peer_id, "peer_id", function)
+        team = _id_bytes(team_id, "team_id", function)
         with self._team_lock:
-            peer, team = self._team_call("aranya_quic_team_allow", peer_id, team_id)
-            self._allowed.setdefault(peer, set()).add(team)
+            teams = self._allowed.setdefault(peer, set())
+            added = team not in teams
+            teams.add(team)
+            call = self._team_call_started_locked(peer, "allow", team, added)
+        ok = False
+        try:
+            self._call_team_lib(function, peer, team)
+            ok = True
+        finally:
+            with self._team_lock:
+                self._team_call_ended_locked(peer, call)
+                if not ok and added:
+                    # The library changed nothing (bad id, authorization
+                    # off, closed): neither does the mirror.
+                    teams = self._allowed.get(peer)
+                    if teams is not None:
+                        teams.discard(team)
+                        if not teams:
+                            del self._allowed[peer]
 
     def team_revoke(self, peer_id: bytes, team_id: bytes) -> None:
         """Stop allowing ``peer_id`` on ``team_id``
@@ -2748,24 +2929,62 @@ class Endpoint:
         sends on the team then raise :class:`~aranya_quic.NotAuthorizedError`.
         Revoking a pair that is not allowed does nothing.
 
+        The library logs the revocation (WARN) on the calling thread before
+        it returns; the endpoint holds none of its locks meanwhile, so a
+        ``log_callback`` may call the trust calls. Whether it was the
+        peer's last team is decided as the library decides it, from the
+        pairs allowed through this endpoint. When :meth:`team_allow` or
+        :meth:`team_revoke` of the same peer run at the same time on other
+        threads, their order in the library is not known: the sync
+        messages taken ahead are then dropped if some order makes this the
+        last team (a racing :meth:`team_allow` may thus cost sync messages
+        taken ahead, as the library may reset a stream a racing allow then
+        allows).
+
         Args: as for :meth:`team_allow`.
 
         Raises: as :meth:`team_allow`.
         """
         function = "aranya_quic_team_revoke"
+        peer = _id_bytes(peer_id, "peer_id", function)
+        team = _id_bytes(team_id, "team_id", function)
         with self._team_lock:
-            peer, team = self._team_call(function, peer_id, team_id)
             teams = self._allowed.get(peer, set())
-            last = teams == {team}
+            before = frozenset(teams)
             teams.discard(team)
             if not teams:
                 self._allowed.pop(peer, None)
-            if last:
-                self._drop_taken(
-                    lambda m: m.peer_id == peer
-                    and (m.kind == Kind.SYNC or (m.kind == Kind.CHANNEL and m.team_id == team))
-                )
-            else:
-                self._drop_taken(
-                    lambda m: m.peer_id == peer and m.kind == Kind.CHANNEL and m.team_id == team
-                )
+            call = self._team_call_started_locked(peer, "revoke", team, team in before)
+        ok = False
+        try:
+            self._call_team_lib(function, peer, team)
+            ok = True
+        finally:
+            with self._team_lock:
+                self._team_call_ended_locked(peer, call)
+                raced = list(call.raced)
+                if not ok and team in before:
+                    self._allowed.setdefault(peer, set()).add(team)
+        # As the library decides it: the pair was allowed, and the peer is
+        # allowed on no team after it. When calls of other threads on this
+        # peer overlapped this one, their order in the library is unknown:
+        # the sync messages go if some order makes this the last team (a
+        # racing call may have changed the pair, racing revokes may have
+        # taken the other teams first, and racing allows that added a team
+        # may come after), so that nothing the library dropped is handed
+        # out after the return. At worst a racing team_allow loses sync
+        # messages taken ahead, as the library may reset a stream that a
+        # racing allow then allows.
+        last = before == {team}
+        if raced and not last:
+            could_change = team in before or any(c.team == team and c.changed for c in raced)
+            others = before - {team}
+            others -= {c.team for c in raced if c.op == "revoke" or c.changed}
+            last = could_change and not others
+        if last:
+            self._drop_taken(
+                lambda m: m.peer_id == peer
+                and (m.kind == Kind.SYNC or (m.kind == Kind.CHANNEL and m.team_id == team))
+            )
+        else:
+            self._drop_taken(lambda m: m.peer_id == peer and m.kind == Kind.CHANNEL and m.team_id == team)
