@@ -57,13 +57,13 @@ func (d *delivery) close() {
 // payload that fits the reader's buffer is passed straight from it, with no
 // copy. It reports whether the message was delivered; a read error ends the
 // stream.
-func (c *peerConn) deliverFrame(ctx context.Context, d *delivery, gate *readGate, r *bufio.Reader, n uint64, ch *Channel) (bool, error) {
+func (c *peerConn) deliverFrame(ctx context.Context, d *delivery, src *inbound, r *bufio.Reader, n uint64) (bool, error) {
 	if n <= uint64(r.Size()) {
 		b, err := r.Peek(int(n))
 		if err != nil {
 			return false, err
 		}
-		if ctx.Err() != nil || !deliverGated(d, gate, ch, b) {
+		if ctx.Err() != nil || !deliverGated(d, src, b) {
 			return false, nil
 		}
 		_, err = r.Discard(int(n))
@@ -77,15 +77,15 @@ func (c *peerConn) deliverFrame(ctx context.Context, d *delivery, gate *readGate
 	if ctx.Err() != nil {
 		return false, nil
 	}
-	return deliverGated(d, gate, ch, p), nil
+	return deliverGated(d, src, p), nil
 }
 
 // deliverGated calls OnMessage unless the stream's gate was closed; a
 // revocation waits for the calls it lets through.
-func deliverGated(d *delivery, gate *readGate, ch *Channel, msg []byte) bool {
-	if !gate.enter() {
+func deliverGated(d *delivery, src *inbound, msg []byte) bool {
+	if !src.gate.enter() {
 		return false
 	}
-	defer gate.leave()
-	return d.call(ch, msg)
+	defer src.gate.leave()
+	return d.call(&src.ch, msg)
 }

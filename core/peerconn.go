@@ -473,6 +473,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 	if !c.authorize(str, hdr) {
 		return
 	}
+	src := &inbound{ch: ch, gate: gate}
 	// The receiver keeps the channel's order too: a channel's stream is
 	// read only after the reader of its previous stream has stopped. The
 	// sender opens a newer stream only once it is done with the older one
@@ -502,7 +503,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			return
 		}
 		if d := c.ep.delivery; d != nil {
-			ok, err := c.deliverFrame(ctx, d, gate, r, n, &ch)
+			ok, err := c.deliverFrame(ctx, d, src, r, n)
 			if err != nil {
 				finished = c.frameFailed(str, &rc, err)
 				return
@@ -510,7 +511,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			if !ok {
 				return
 			}
-		} else if !c.queueFrame(ctx, gate, r, n, &ch, &rc, str, &finished) {
+		} else if !c.queueFrame(ctx, src, r, n, &rc, str, &finished) {
 			return
 		}
 		rc.queued++
@@ -532,7 +533,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 // queueFrame reads a frame's payload of n bytes and queues it, waiting
 // for room. False means the stream's reading ends (finished says whether
 // it ended cleanly).
-func (c *peerConn) queueFrame(ctx context.Context, gate *readGate, r *bufio.Reader, n uint64, ch *Channel, rc *receipts, str *quic.Stream, finished *bool) bool {
+func (c *peerConn) queueFrame(ctx context.Context, src *inbound, r *bufio.Reader, n uint64, rc *receipts, str *quic.Stream, finished *bool) bool {
 	p, err := c.ep.readPayload(r, n)
 	if err != nil {
 		*finished = c.frameFailed(str, rc, err)
@@ -542,7 +543,7 @@ func (c *peerConn) queueFrame(ctx context.Context, gate *readGate, r *bufio.Read
 		putPayload(p)
 		return false
 	}
-	m := message{ch: ch, payload: p, gate: gate}
+	m := message{src: src, payload: p}
 	if !c.ep.queue.tryPush(m) {
 		rc.confirm() // about to wait: tell the sender what is queued
 		if err := c.ep.queue.push(ctx, m); err != nil {

@@ -7,12 +7,19 @@ import (
 	"sync"
 )
 
-// message is one received message waiting in the queue. ch is shared by
+// message is one received message waiting in the queue. src is shared by
 // every message of its stream.
 type message struct {
-	ch      *Channel
+	src     *inbound
 	payload []byte
-	gate    *readGate // its stream's; a closed gate's messages are not queued
+}
+
+// inbound is where a stream's messages come from: their channel, and the
+// stream's gate (nil for none), whose messages are not queued once it is
+// closed.
+type inbound struct {
+	ch   Channel
+	gate *readGate
 }
 
 // recvQueue is the FIFO of received messages across all peers. It is
@@ -61,7 +68,7 @@ func newRecvQueue(maxBytes uint64, maxMsgs int) *recvQueue {
 func (q *recvQueue) tryPush(m message) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return !q.closed && !q.refusing && m.gate.open() && q.addLocked(m)
+	return !q.closed && !q.refusing && m.src.gate.open() && q.addLocked(m)
 }
 
 // errRevoked means the message's stream was revoked: it is not queued.
@@ -96,7 +103,7 @@ func (q *recvQueue) push(ctx context.Context, m message) error {
 		}
 		// Under the lock, like purge: a revocation that purged has closed
 		// the gate first, so nothing of it is added after.
-		if !m.gate.open() {
+		if !m.src.gate.open() {
 			q.mu.Unlock()
 			return errRevoked
 		}
@@ -213,7 +220,7 @@ func (q *recvQueue) popBatchLocked(dst []byte, max int, each func(ch *Channel, o
 	}
 	off := 0
 	for count < max && q.n > 0 && len(q.buf[q.head].payload) <= len(dst)-off {
-		ch := q.buf[q.head].ch
+		ch := &q.buf[q.head].src.ch
 		n := q.takeLocked(dst[off:])
 		each(ch, off, n)
 		off += n

@@ -14,13 +14,13 @@ import (
 //
 // Absolute figures depend on the machine; compare them within one run.
 
-func benchChannel() *Channel {
-	return &Channel{
+func benchChannel() *inbound {
+	return &inbound{ch: Channel{
 		Addr:   netip.MustParseAddrPort("127.0.0.1:4433"),
 		Kind:   KindChannel,
 		TeamID: team(1),
 		Label:  "bench",
-	}
+	}}
 }
 
 // BenchmarkRecvQueuePushPop is the path with nobody waiting: the stream
@@ -37,14 +37,14 @@ func BenchmarkRecvQueuePushPop(b *testing.B) {
 				ctx := context.Background()
 				dst := make([]byte, size)
 				for range depth - 1 {
-					if err := q.push(ctx, message{ch: ch, payload: getPayload(uint64(size))}); err != nil {
+					if err := q.push(ctx, message{src: ch, payload: getPayload(uint64(size))}); err != nil {
 						b.Fatal(err)
 					}
 				}
 				b.ReportAllocs()
 				b.SetBytes(int64(size))
 				for b.Loop() {
-					if err := q.push(ctx, message{ch: ch, payload: getPayload(uint64(size))}); err != nil {
+					if err := q.push(ctx, message{src: ch, payload: getPayload(uint64(size))}); err != nil {
 						b.Fatal(err)
 					}
 					if _, _, err := q.pop(dst); err != nil {
@@ -82,7 +82,7 @@ func BenchmarkRecvQueueWaitingReceiver(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ResetTimer()
 			for range n {
-				if err := q.push(ctx, message{ch: ch, payload: getPayload(uint64(size))}); err != nil {
+				if err := q.push(ctx, message{src: ch, payload: getPayload(uint64(size))}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -114,7 +114,7 @@ func BenchmarkRecvQueueFullSender(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range n {
-		if err := q.push(ctx, message{ch: ch, payload: getPayload(64)}); err != nil {
+		if err := q.push(ctx, message{src: ch, payload: getPayload(64)}); err != nil {
 			b.Fatal(err)
 		}
 	}

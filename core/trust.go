@@ -135,7 +135,7 @@ func (e *Endpoint) revokeConn(c *peerConn, why error, r *revocation) {
 // purgeRevoked drops the queued messages of closed gates and of the gates
 // drop selects.
 func (e *Endpoint) purgeRevoked(r *revocation, drop func(*readGate) bool) {
-	n := e.queue.purge(func(m *message) bool { return m.gate != nil && (!m.gate.open() || drop(m.gate)) })
+	n := e.queue.purge(func(m *message) bool { g := m.src.gate; return g != nil && (!g.open() || drop(g)) })
 	if n > 0 {
 		e.stats.messagesRevoked.Add(uint64(n))
 		r.note("dropped %d received message(s) of revoked peers or teams that the application had not taken", n)
