@@ -98,14 +98,22 @@ func aranya_quic_team_allow(ep C.aranya_quic_t, peerID *C.aq_cbytes, teamID *C.a
 }
 
 //export aranya_quic_team_revoke
-func aranya_quic_team_revoke(ep C.aranya_quic_t, peerID *C.aq_cbytes, teamID *C.aq_cbytes) (rc C.int32_t) {
+func aranya_quic_team_revoke(ep C.aranya_quic_t, peerID *C.aq_cbytes, teamID *C.aq_cbytes, outLastTeam *C.uint32_t) (rc C.int32_t) {
 	const fn = "aranya_quic_team_revoke"
 	defer recoverPanic(fn, &rc)
 	return teamCall(fn, ep, peerID, teamID, func(e *endpoint, peer core.PeerID, team core.TeamID) error {
+		revoke := e.ep.RevokeTeam
 		if C.aq_callback_handle() != 0 {
-			return e.ep.RevokeTeamFromCallback(peer, team)
+			revoke = e.ep.RevokeTeamFromCallback
 		}
-		return e.ep.RevokeTeam(peer, team)
+		last, err := revoke(peer, team)
+		if err == nil && outLastTeam != nil {
+			*outLastTeam = 0
+			if last {
+				*outLastTeam = 1
+			}
+		}
+		return err
 	})
 }
 

@@ -198,34 +198,37 @@ func (e *Endpoint) AllowTeam(peer PeerID, team TeamID) error {
 // streams, if that was its last team) are reset with stream code
 // NOT_AUTHORIZED, nothing more of them is queued, what they queued that
 // the application had not taken is dropped (Stats.MessagesRevoked), and
-// no OnMessage call for them starts. It waits for such calls in progress:
-// from inside OnMessage use RevokeTeamFromCallback.
-func (e *Endpoint) RevokeTeam(peer PeerID, team TeamID) error {
+// no OnMessage call for them starts. lastTeam says it was the peer's last
+// team, so its sync streams went too (an application holding messages it
+// took drops the peer's sync messages then). It waits for OnMessage calls
+// in progress of what it revoked: from inside OnMessage use
+// RevokeTeamFromCallback.
+func (e *Endpoint) RevokeTeam(peer PeerID, team TeamID) (lastTeam bool, err error) {
 	return e.revokeTeam(peer, team, true)
 }
 
 // RevokeTeamFromCallback is RevokeTeam for use inside OnMessage; see
 // SetTrustFromCallback.
-func (e *Endpoint) RevokeTeamFromCallback(peer PeerID, team TeamID) error {
+func (e *Endpoint) RevokeTeamFromCallback(peer PeerID, team TeamID) (lastTeam bool, err error) {
 	return e.revokeTeam(peer, team, false)
 }
 
-func (e *Endpoint) revokeTeam(peer PeerID, team TeamID, waitCalls bool) error {
+func (e *Endpoint) revokeTeam(peer PeerID, team TeamID, waitCalls bool) (bool, error) {
 	if err := e.checkAuthArgs(peer, team); err != nil {
-		return err
+		return false, err
 	}
 	var r revocation
-	e.revokeTeamLocked(peer, team, &r)
+	lastTeam := e.revokeTeamLocked(peer, team, &r)
 	e.finishRevocation(&r, waitCalls)
-	return nil
+	return lastTeam, nil
 }
 
-func (e *Endpoint) revokeTeamLocked(peer PeerID, team TeamID, r *revocation) {
+func (e *Endpoint) revokeTeamLocked(peer PeerID, team TeamID, r *revocation) bool {
 	e.trustChange.Lock()
 	defer e.trustChange.Unlock()
 	changed, lastTeam := e.auth.revoke(peer, team)
 	if !changed {
-		return
+		return false
 	}
 	// After the list changed: a reader registers its gate before it
 	// checks the list, so it is either closed here or refused there.
@@ -243,6 +246,7 @@ func (e *Endpoint) revokeTeamLocked(peer PeerID, team TeamID, r *revocation) {
 		r.note("peer id %s no longer allowed on team %x: %d open stream(s) reset", logPeerID(peer), team[:4], n)
 	}
 	e.purgeRevoked(r, revokedStream)
+	return lastTeam
 }
 
 func (e *Endpoint) checkAuthArgs(peer PeerID, team TeamID) error {

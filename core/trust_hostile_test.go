@@ -142,7 +142,7 @@ func TestHostileTrustRevokeTeamDropsQueuedMessagesOfEndedStreams(t *testing.T) {
 	waitFor(t, "both of bob's messages queued at alice", func() bool { return alice.Stats().QueueMessages == 2 },
 		func() string { return fmt.Sprintf("%+v", alice.Stats()) })
 
-	require.NoError(t, alice.RevokeTeam(bobID, team(1)))
+	require.NoError(t, errOf(alice.RevokeTeam(bobID, team(1))))
 	for _, r := range queuedNow(t, alice) {
 		require.NotEqual(t, team(1), r.ch.TeamID, "bob's message %q (label %q) on the revoked team was delivered after RevokeTeam returned", r.msg, r.ch.Label)
 	}
@@ -226,7 +226,7 @@ func TestHostileTrustAllowTeamInsideCallbackWhileRevokeTeamWaits(t *testing.T) {
 	<-entered
 
 	revoked := make(chan error, 1)
-	go func() { revoked <- alice.RevokeTeam(bobID, team(1)) }()
+	go func() { revoked <- errOf(alice.RevokeTeam(bobID, team(1))) }()
 	// Let RevokeTeam reach its wait for the callback (an ordering aid,
 	// not a check of time).
 	time.Sleep(200 * time.Millisecond)
@@ -257,7 +257,7 @@ func TestHostileTrustRevokeFromCallbackWhileAnotherRevokeWaitsForIt(t *testing.T
 		once.Do(func() {
 			close(entered)
 			<-release
-			inner <- alice.RevokeTeamFromCallback(carolID, team(7))
+			inner <- errOf(alice.RevokeTeamFromCallback(carolID, team(7)))
 		})
 	}
 	alice, stuck := unclosedEndpoint(t, aliceCfg)
@@ -268,7 +268,7 @@ func TestHostileTrustRevokeFromCallbackWhileAnotherRevokeWaitsForIt(t *testing.T
 	<-entered
 
 	outer := make(chan error, 1)
-	go func() { outer <- alice.RevokeTeam(bobID, team(1)) }()
+	go func() { outer <- errOf(alice.RevokeTeam(bobID, team(1))) }()
 	time.Sleep(200 * time.Millisecond) // ordering aid only
 	close(release)
 	var errInner, errOuter error
@@ -667,7 +667,7 @@ func TestHostileTrustSendBatchRevokedMidway(t *testing.T) {
 	const count, revokeAt = 2000, 500
 	n, err := bob.SendBatch(sendCtx(t), alice.LocalAddr(), team(1), "batch", count, func(i int) ([]byte, error) {
 		if i == revokeAt {
-			if err := alice.RevokeTeam(bobID, team(1)); err != nil {
+			if err := errOf(alice.RevokeTeam(bobID, team(1))); err != nil {
 				return nil, err
 			}
 			// Let the reset reach bob's stream before his next message.
@@ -724,7 +724,7 @@ func TestHostileTrustRevokeTeamWaitsForBlockedCallback(t *testing.T) {
 	done := make(chan bool, 1)
 	revokeErr := make(chan error, 1)
 	go func() {
-		err := alice.RevokeTeam(bobID, team(1))
+		err := errOf(alice.RevokeTeam(bobID, team(1)))
 		// Read before revoked is set: the callback must have ended first.
 		done <- callbackReturned.Load()
 		revoked.Store(true)
@@ -757,7 +757,7 @@ func TestHostileTrustFromCallbackRevokesItsOwnStream(t *testing.T) {
 	aliceCfg.OnMessage = func(ch *Channel, _ []byte) {
 		switch calls.Add(1) {
 		case 1:
-			results <- alice.RevokeTeamFromCallback(bobID, ch.TeamID)
+			results <- errOf(alice.RevokeTeamFromCallback(bobID, ch.TeamID))
 		case 2:
 			_, err := alice.SetTrustFromCallback(aliceCfg.CAPEM, []PeerID{carolID})
 			results <- err
@@ -827,7 +827,7 @@ func TestHostileTrustCallsRaceClose(t *testing.T) {
 					case 1:
 						_, err = alice.SetTrust(aliceCfg.CAPEM, nil)
 					case 2:
-						err = alice.RevokeTeam(bobID, team(1))
+						err = errOf(alice.RevokeTeam(bobID, team(1)))
 					case 3:
 						err = alice.AllowTeam(bobID, team(1))
 					case 4:
@@ -861,7 +861,7 @@ func TestHostileTrustCallsRaceClose(t *testing.T) {
 		_, err = alice.SetTrust(aliceCfg.CAPEM, nil)
 		require.ErrorIs(t, err, ErrClosed)
 		require.ErrorIs(t, alice.AllowTeam(bobID, team(1)), ErrClosed)
-		require.ErrorIs(t, alice.RevokeTeam(bobID, team(1)), ErrClosed)
+		require.ErrorIs(t, errOf(alice.RevokeTeam(bobID, team(1))), ErrClosed)
 		require.ErrorIs(t, alice.SetIdentity(aliceCfg.CertPEM, aliceCfg.KeyPEM), ErrClosed)
 		require.Empty(t, alice.Connections())
 		// Their sends to the closed alice would wait out their timeout.
@@ -1048,7 +1048,7 @@ func TestHostileTrustRevokeTeamRacesVerdicts(t *testing.T) {
 			sent <- bob.Send(ctx, alice.LocalAddr(), team(1), fmt.Sprintf("new%d", round), seqMsg(round))
 		}()
 		time.Sleep(time.Duration(round%5) * 200 * time.Microsecond)
-		require.NoError(t, alice.RevokeTeam(bobID, team(1)))
+		require.NoError(t, errOf(alice.RevokeTeam(bobID, team(1))))
 		for _, r := range queuedNow(t, alice) {
 			require.NotEqual(t, team(1), r.ch.TeamID, "round %d: message %d delivered after RevokeTeam returned", round, seqOf(t, r.msg))
 		}

@@ -15,6 +15,10 @@ import (
 	"github.com/aranya-quic/aranya-quic/core/certgen"
 )
 
+// errOf is the error of a call that also reports a result the test does
+// not look at.
+func errOf[T any](_ T, err error) error { return err }
+
 // idOf is the peer id of a config's certificate.
 func idOf(t testing.TB, cfg Config) PeerID {
 	t.Helper()
@@ -314,7 +318,9 @@ func TestRevokeTeamStopsOpenStreams(t *testing.T) {
 	s2 := startStreaming(bob, alice.LocalAddr(), team(2))
 	require.Len(t, recvN(t, alice, 40, 10*time.Second), 40)
 
-	require.NoError(t, alice.RevokeTeam(bobID, team(1)))
+	last, err := alice.RevokeTeam(bobID, team(1))
+	require.NoError(t, err)
+	require.False(t, last, "bob keeps team 2")
 	buf := make([]byte, 1<<16)
 	deadline := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
@@ -332,7 +338,12 @@ func TestRevokeTeamStopsOpenStreams(t *testing.T) {
 
 	// Revoking the last team takes the sync streams too.
 	require.NoError(t, bob.SendSync(sendCtx(t), alice.LocalAddr(), 3, []byte("s")))
-	require.NoError(t, alice.RevokeTeam(bobID, team(2)))
+	last, err = alice.RevokeTeam(bobID, team(2))
+	require.NoError(t, err)
+	require.True(t, last, "team 2 was bob's last")
+	last, err = alice.RevokeTeam(bobID, team(2))
+	require.NoError(t, err)
+	require.False(t, last, "revoking a pair that is not allowed does nothing")
 	require.Eventually(t, func() bool {
 		return errors.Is(bob.SendSync(sendCtx(t), alice.LocalAddr(), 3, []byte("s")), ErrNotAuthorized)
 	}, 10*time.Second, 10*time.Millisecond)
@@ -370,7 +381,7 @@ func TestTrustCallsRejectBadInputAndChangeNothing(t *testing.T) {
 	require.ErrorIs(t, alice.SetIdentity(corrupt, aliceCfg.KeyPEM), ErrInvalidConfig)
 	require.ErrorIs(t, alice.AllowTeam(PeerID{}, team(1)), ErrInvalidConfig)
 	require.ErrorIs(t, alice.AllowTeam(bobID, TeamID{}), ErrInvalidConfig)
-	require.ErrorIs(t, alice.RevokeTeam(PeerID{}, team(1)), ErrInvalidConfig)
+	require.ErrorIs(t, errOf(alice.RevokeTeam(PeerID{}, team(1))), ErrInvalidConfig)
 	require.ErrorIs(t, bob.AllowTeam(bobID, team(1)), ErrInvalidConfig, "authorization is off at bob")
 	_, err := PeerIDFromPEM([]byte("nothing"))
 	require.ErrorIs(t, err, ErrInvalidConfig)
@@ -418,7 +429,7 @@ func TestTrustChangesRaceSendsAndReceives(t *testing.T) {
 		if i%2 == 0 {
 			require.NoError(t, alice.AllowTeam(bobID, team(1)))
 		} else {
-			require.NoError(t, alice.RevokeTeam(bobID, team(1)))
+			require.NoError(t, errOf(alice.RevokeTeam(bobID, team(1))))
 		}
 		time.Sleep(time.Millisecond)
 	})

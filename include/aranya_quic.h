@@ -1391,11 +1391,17 @@ int32_t aranya_quic_team_allow(aranya_quic_t ep, const uint8_t *peer_id, const u
  * delivered). Revoking a pair that is not allowed does nothing.
  *
  * peer_id, team_id: as for aranya_quic_team_allow.
+ * out_last_team: may be NULL; on ARANYA_QUIC_OK receives 1 when the pair
+ *     was allowed and was the peer's last team, so its sync streams and
+ *     queued sync messages went too (a binding or application holding
+ *     messages it already took drops the peer's sync messages then), else
+ *     0.
  * Returns the codes of aranya_quic_team_allow.
  * Blocks: as aranya_quic_set_trust (no network wait).
  * Thread safety: any thread.
  */
-int32_t aranya_quic_team_revoke(aranya_quic_t ep, const uint8_t *peer_id, const uint8_t *team_id);
+int32_t aranya_quic_team_revoke(aranya_quic_t ep, const uint8_t *peer_id, const uint8_t *team_id,
+                                uint32_t *out_last_team);
 
 /*
  * aranya_quic_connections: list the endpoint's connections (those in the

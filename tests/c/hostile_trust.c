@@ -171,7 +171,7 @@ static void allow_in_callback(void *user, const aranya_quic_channel *ch, const u
 
 static void *team_revoke_thread(void *arg) {
     cb_rec *rec = arg;
-    rec->revoke_rc = aranya_quic_team_revoke(atomic_load(&rec->ep), rec->bob_pid, rec->tid);
+    rec->revoke_rc = aranya_quic_team_revoke(atomic_load(&rec->ep), rec->bob_pid, rec->tid, NULL);
     atomic_store(&rec->revoked, 1);
     return NULL;
 }

@@ -870,6 +870,7 @@ static void test_team_authorization(void) {
     streamer s;
     uint64_t queued;
     int got;
+    uint32_t last_team = 0;
 
     pid_of(&bob_id, bob_pid);
     pid_of(&carol_id, carol_pid);
@@ -881,7 +882,9 @@ static void test_team_authorization(void) {
     CHECK_RC(aranya_quic_team_allow(alice, bob_pid, ta), ARANYA_QUIC_OK);
     CHECK_RC(aranya_quic_team_allow(alice, bob_pid, ta), ARANYA_QUIC_OK);
     /* Revoking a pair never allowed does nothing. */
-    CHECK_RC(aranya_quic_team_revoke(alice, carol_pid, ta), ARANYA_QUIC_OK);
+    last_team = 7;
+    CHECK_RC(aranya_quic_team_revoke(alice, carol_pid, ta, &last_team), ARANYA_QUIC_OK);
+    CHECK_EQ(last_team, 0);
 
     ch = send_and_see(bob, a_addr, alice, bob_pid, ta, "on A");
     CHECK_EQ(ch.kind, ARANYA_QUIC_KIND_CHANNEL);
@@ -921,8 +924,9 @@ static void test_team_authorization(void) {
     CHECK(queued >= 3);
     stats_of(alice, &st0);
     atomic_store(&s.revoking, 1);
-    CHECK_RC(aranya_quic_team_revoke(alice, bob_pid, ta), ARANYA_QUIC_OK);
+    CHECK_RC(aranya_quic_team_revoke(alice, bob_pid, ta, &last_team), ARANYA_QUIC_OK);
     atomic_store(&s.revoked, 1);
+    CHECK_EQ(last_team, 1); /* A was bob's only team: his sync streams went too */
     stats_of(alice, &st1);
     CHECK_EQ(st1.queue_messages, 0);
     CHECK(st1.messages_revoked >= st0.messages_revoked + queued);
@@ -1084,7 +1088,7 @@ static void test_bad_input(void) {
 
     /* ---- aranya_quic_team_allow / aranya_quic_team_revoke */
     CHECK_RC(aranya_quic_team_allow(alice, bob_pid, tid), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(aranya_quic_team_revoke(alice, bob_pid, tid), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(aranya_quic_team_revoke(alice, bob_pid, tid, NULL), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
     CHECK_RC(aranya_quic_team_allow(tm, NULL, tid), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
     CHECK_RC(aranya_quic_team_allow(tm, bob_pid, NULL), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
     CHECK_RC(aranya_quic_team_allow(tm, zero, tid), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
@@ -1093,10 +1097,10 @@ static void test_bad_input(void) {
     CHECK_RC(aranya_quic_send(bob, t_addr, tid, LABEL, LABEL_LEN, (const uint8_t *)"no", 2),
              ARANYA_QUIC_ERR_NOT_AUTHORIZED);
     CHECK_RC(aranya_quic_team_allow(tm, bob_pid, tid), ARANYA_QUIC_OK);
-    CHECK_RC(aranya_quic_team_revoke(tm, NULL, tid), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(aranya_quic_team_revoke(tm, bob_pid, NULL), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(aranya_quic_team_revoke(tm, zero, tid), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
-    CHECK_RC(aranya_quic_team_revoke(tm, bob_pid, zero), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(aranya_quic_team_revoke(tm, NULL, tid, NULL), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(aranya_quic_team_revoke(tm, bob_pid, NULL, NULL), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(aranya_quic_team_revoke(tm, zero, tid, NULL), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
+    CHECK_RC(aranya_quic_team_revoke(tm, bob_pid, zero, NULL), ARANYA_QUIC_ERR_INVALID_ARGUMENT);
     /* Nothing was revoked. */
     send_and_see(bob, t_addr, tm, bob_pid, tid, "allowed");
 
@@ -1127,7 +1131,7 @@ static void test_bad_input(void) {
             CHECK_RC(aranya_quic_set_identity(e, carol_id.cert, carol_id.cert_len, carol_id.key, carol_id.key_len),
                      ARANYA_QUIC_ERR_INVALID_HANDLE);
             CHECK_RC(aranya_quic_team_allow(e, bob_pid, tid), ARANYA_QUIC_ERR_INVALID_HANDLE);
-            CHECK_RC(aranya_quic_team_revoke(e, bob_pid, tid), ARANYA_QUIC_ERR_INVALID_HANDLE);
+            CHECK_RC(aranya_quic_team_revoke(e, bob_pid, tid, NULL), ARANYA_QUIC_ERR_INVALID_HANDLE);
             CHECK_RC(aranya_quic_connections(e, info, 2, sizeof info[0], &n), ARANYA_QUIC_ERR_INVALID_HANDLE);
             CHECK_EQ(revoked, 777);
             CHECK_EQ(n, 99);
