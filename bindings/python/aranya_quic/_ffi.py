@@ -533,8 +533,8 @@ FUNCTIONS: Final[dict[str, tuple[type | None, list[type]]]] = {
     #                                const uint8_t *team_id);
     "aranya_quic_team_allow": (c_int32, [aranya_quic_t, _u8p, _u8p]),
     # int32_t aranya_quic_team_revoke(aranya_quic_t ep, const uint8_t *peer_id,
-    #                                 const uint8_t *team_id);
-    "aranya_quic_team_revoke": (c_int32, [aranya_quic_t, _u8p, _u8p]),
+    #                                 const uint8_t *team_id, uint32_t *out_last_team);
+    "aranya_quic_team_revoke": (c_int32, [aranya_quic_t, _u8p, _u8p, POINTER(c_uint32)]),
     # int32_t aranya_quic_connections(aranya_quic_t ep, aranya_quic_connection_info *out,
     #                                 size_t capacity, size_t info_size, size_t *out_count);
     "aranya_quic_connections": (

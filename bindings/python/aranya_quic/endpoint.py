@@ -1042,24 +1042,6 @@ _CONNECTIONS_INITIAL = 16
 _REVOKED_PEERS_REMEMBERED = _ffi.ARANYA_QUIC_KNOWN_PEERS_MAX
 
 
-class _TeamCall:
-    """A team_allow / team_revoke of one peer in progress: ``op``
-    (``"allow"`` or ``"revoke"``), its team, whether it changed the
-    endpoint's mirror of the library's list, and the calls of other threads
-    on the same peer that overlapped it (``raced``). A call made by a log
-    callback inside another call on the same thread is no overlap: the
-    library changed its list before it logged, so their order is known."""
-
-    __slots__ = ("thread", "op", "team", "changed", "raced")
-
-    def __init__(self, op: str, team: bytes, changed: bool) -> None:
-        self.thread = threading.get_ident()
-        self.op = op
-        self.team = team
-        self.changed = changed
-        self.raced: list[_TeamCall] = []
-
-
 # ---------------------------------------------------------------------------
 # Events
 # ---------------------------------------------------------------------------
@@ -1298,17 +1280,6 @@ class Endpoint:
         self._take_ids = itertools.count()
         self._revoke_gen = 0
         self._revoke_log: list[tuple[int, Callable[[Message], bool]]] = []
-        # The teams each peer id is allowed on, as the library's list has
-        # them (team_allow / team_revoke change it before they call the
-        # library), to know when team_revoke takes a peer's last team: its
-        # sync messages go too. Never held across a library call: the
-        # library logs a revocation on the calling thread, and the log
-        # callback may call the team calls. _team_calls lists the calls in
-        # progress by peer, to see the ones of other threads that overlap
-        # (their order in the library is then unknown; see team_revoke).
-        self._team_lock = threading.Lock()
-        self._allowed: dict[bytes, set[bytes]] = {}
-        self._team_calls: dict[bytes, list[_TeamCall]] = {}
         lib = _ffi.lib()
         # The library calls the log trampoline until the endpoint is freed:
         # it lives as long as this object (or for good after close(wait=False)).
@@ -2848,32 +2819,11 @@ class Endpoint:
         self._check(rc, function)
         del cert_keep, key_keep
 
-    def _call_team_lib(self, function: str, peer: bytes, team: bytes) -> None:
-        """The library's team_allow / team_revoke; no binding lock is held
-        (a revocation logs on this thread, and the log callback may call
-        the team calls)."""
-        peer_ptr, _, peer_keep = _as_u8(peer, "peer_id")
-        team_ptr, _, team_keep = _as_u8(team, "team_id")
-        self._check(getattr(_ffi.lib(), function)(self._live(), peer_ptr, team_ptr), function)
-        del peer_keep, team_keep
-
-    def _team_call_started_locked(self, peer: bytes, op: str, team: bytes, changed: bool) -> _TeamCall:
-        """Register a team call on ``peer`` in progress (``_team_lock``
-        held), noting the overlaps with those of other threads."""
-        call = _TeamCall(op, team, changed)
-        calls = self._team_calls.setdefault(peer, [])
-        for other in calls:
-            if other.thread != call.thread:
-                other.raced.append(call)
-                call.raced.append(other)
-        calls.append(call)
-        return call
-
-    def _team_call_ended_locked(self, peer: bytes, call: _TeamCall) -> None:
-        calls = self._team_calls[peer]
-        calls.remove(call)
-        if not calls:
-            del self._team_calls[peer]
+    def _team_args(self, function: str, peer_id: bytes, team_id: bytes) -> tuple[bytes, bytes, Any, Any]:
+        """The checked ids of a team call and their ``uint8_t *``."""
+        peer = _id_bytes(peer_id, "peer_id", function)
+        team = _id_bytes(team_id, "team_id", function)
+        return peer, team, _as_u8(peer, "peer_id")[0], _as_u8(team, "team_id")[0]
 
     def team_allow(self, peer_id: bytes, team_id: bytes) -> None:
         """Allow the peer whose certificate has SHA-256 ``peer_id`` to use
@@ -2893,30 +2843,12 @@ class Endpoint:
             Closed.
         """
         function = "aranya_quic_team_allow"
-        peer = _id_bytes(peer_id, "peer_id", function)
-        team = _id_bytes(team_id, "team_id", function)
-        with self._team_lock:
-            teams = self._allowed.setdefault(peer, set())
-            added = team not in teams
-            teams.add(team)
-            call = self._team_call_started_locked(peer, "allow", team, added)
-        ok = False
-        try:
-            self._call_team_lib(function, peer, team)
-            ok = True
-        finally:
-            with self._team_lock:
-                self._team_call_ended_locked(peer, call)
-                if not ok and added:
-                    # The library changed nothing (bad id, authorization
-                    # off, closed): neither does the mirror.
-                    teams = self._allowed.get(peer)
-                    if teams is not None:
-                        teams.discard(team)
-                        if not teams:
-                            del self._allowed[peer]
+        # The bytes objects own the memory the pointers point into.
+        peer, team, peer_ptr, team_ptr = self._team_args(function, peer_id, team_id)
+        self._check(_ffi.lib().aranya_quic_team_allow(self._live(), peer_ptr, team_ptr), function)
+        del peer, team
 
-    def team_revoke(self, peer_id: bytes, team_id: bytes) -> None:
+    def team_revoke(self, peer_id: bytes, team_id: bytes) -> bool:
         """Stop allowing ``peer_id`` on ``team_id``
         (``aranya_quic_team_revoke``), for streams already open too.
 
@@ -2925,66 +2857,37 @@ class Endpoint:
         are dropped (:attr:`Stats.messages_revoked`; so are those iteration
         or :meth:`receive_async` took ahead in a batch). If that was the
         peer's last team, the same happens to its sync streams (open ones
-        reset, queued sync messages dropped, new ones refused). The peer's
-        sends on the team then raise :class:`~aranya_quic.NotAuthorizedError`.
-        Revoking a pair that is not allowed does nothing.
+        reset, queued sync messages dropped, including those taken ahead,
+        new ones refused). The peer's sends on the team then raise
+        :class:`~aranya_quic.NotAuthorizedError`. Revoking a pair that is
+        not allowed does nothing.
 
         The library logs the revocation (WARN) on the calling thread before
         it returns; the endpoint holds none of its locks meanwhile, so a
-        ``log_callback`` may call the trust calls. Whether it was the
-        peer's last team is decided as the library decides it, from the
-        pairs allowed through this endpoint. When :meth:`team_allow` or
-        :meth:`team_revoke` of the same peer run at the same time on other
-        threads, their order in the library is not known: the sync
-        messages taken ahead are then dropped if some order makes this the
-        last team (a racing :meth:`team_allow` may thus cost sync messages
-        taken ahead, as the library may reset a stream a racing allow then
-        allows).
+        ``log_callback`` may call the trust calls.
 
         Args: as for :meth:`team_allow`.
+
+        Returns:
+            ``True`` when the pair was allowed and was the peer's last team
+            (so its sync streams and sync messages went too), as the
+            library decided it; ``False`` when the peer is still allowed on
+            another team, or the pair was not allowed.
 
         Raises: as :meth:`team_allow`.
         """
         function = "aranya_quic_team_revoke"
-        peer = _id_bytes(peer_id, "peer_id", function)
-        team = _id_bytes(team_id, "team_id", function)
-        with self._team_lock:
-            teams = self._allowed.get(peer, set())
-            before = frozenset(teams)
-            teams.discard(team)
-            if not teams:
-                self._allowed.pop(peer, None)
-            call = self._team_call_started_locked(peer, "revoke", team, team in before)
-        ok = False
-        try:
-            self._call_team_lib(function, peer, team)
-            ok = True
-        finally:
-            with self._team_lock:
-                self._team_call_ended_locked(peer, call)
-                raced = list(call.raced)
-                if not ok and team in before:
-                    self._allowed.setdefault(peer, set()).add(team)
-        # As the library decides it: the pair was allowed, and the peer is
-        # allowed on no team after it. When calls of other threads on this
-        # peer overlapped this one, their order in the library is unknown:
-        # the sync messages go if some order makes this the last team (a
-        # racing call may have changed the pair, racing revokes may have
-        # taken the other teams first, and racing allows that added a team
-        # may come after), so that nothing the library dropped is handed
-        # out after the return. At worst a racing team_allow loses sync
-        # messages taken ahead, as the library may reset a stream that a
-        # racing allow then allows.
-        last = before == {team}
-        if raced and not last:
-            could_change = team in before or any(c.team == team and c.changed for c in raced)
-            others = before - {team}
-            others -= {c.team for c in raced if c.op == "revoke" or c.changed}
-            last = could_change and not others
-        if last:
+        peer, team, peer_ptr, team_ptr = self._team_args(function, peer_id, team_id)
+        last = ctypes.c_uint32(0)
+        # No binding lock is held across the call: the library logs the
+        # revocation on this thread, and the log callback may call back in.
+        rc = _ffi.lib().aranya_quic_team_revoke(self._live(), peer_ptr, team_ptr, byref(last))
+        self._check(rc, function)
+        if last.value:
             self._drop_taken(
                 lambda m: m.peer_id == peer
                 and (m.kind == Kind.SYNC or (m.kind == Kind.CHANNEL and m.team_id == team))
             )
-        else:
-            self._drop_taken(lambda m: m.peer_id == peer and m.kind == Kind.CHANNEL and m.team_id == team)
+            return True
+        self._drop_taken(lambda m: m.peer_id == peer and m.kind == Kind.CHANNEL and m.team_id == team)
+        return False

@@ -133,6 +133,7 @@ def _ctype_of(c_type: str) -> object:
         "uint8_t *": ctypes.POINTER(ctypes.c_uint8),
         "size_t *": ctypes.POINTER(ctypes.c_size_t),
         "uint64_t *": ctypes.POINTER(ctypes.c_uint64),
+        "uint32_t *": ctypes.POINTER(ctypes.c_uint32),
         "int *": ctypes.POINTER(ctypes.c_int),
     }
     if c_type in scalars:

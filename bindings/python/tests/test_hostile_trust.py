@@ -383,7 +383,7 @@ def test_team_revoke_of_the_last_team_inside_the_loop(make_endpoint: MakeEndpoin
         async for msg in alice:
             seen.append(Seen(revoked, msg))
             if len(seen) == 4:
-                alice.team_revoke(ids["bob"], TEAM_A)
+                assert alice.team_revoke(ids["bob"], TEAM_A) is True
                 revoked = True
             if sum(s.msg.peer_id == ids["carol"] for s in seen) == 2 * n:
                 break

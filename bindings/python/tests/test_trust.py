@@ -361,7 +361,7 @@ def test_team_authorization(make_endpoint: MakeEndpoint, ids: dict[str, bytes]) 
         for _ in range(10):
             m = recv(alice)
             assert (m.team_id, m.peer_id) == (TEAM_A, ids["bob"])
-        alice.team_revoke(ids["bob"], TEAM_A)
+        assert alice.team_revoke(ids["bob"], TEAM_A) is True  # bob's only team
         late = drain(alice)
         streamer.join(WAIT)
     finally:
@@ -376,7 +376,8 @@ def test_team_authorization(make_endpoint: MakeEndpoint, ids: dict[str, bytes]) 
     with pytest.raises(aq.NotAuthorizedError):
         bob.send_sync(addr, 2, b"sync after")
     assert drain(alice, quiet_rounds=2) == []
-    alice.team_revoke(ids["bob"], TEAM_A)  # not allowed any more: nothing to do
+    # Not allowed any more: nothing to do, and no last team taken.
+    assert alice.team_revoke(ids["bob"], TEAM_A) is False
 
     # Allowed again: a new stream on team A is accepted.
     alice.team_allow(ids["bob"], TEAM_A)
@@ -387,6 +388,25 @@ def test_team_authorization(make_endpoint: MakeEndpoint, ids: dict[str, bytes]) 
     close_after_refusal(bob)
 
 
+def test_team_revoke_reports_the_last_team(make_endpoint: MakeEndpoint, ids: dict[str, bytes]) -> None:
+    """team_revoke returns the library's verdict: True only when the pair
+    was allowed and was the peer's last team."""
+    alice = make_endpoint("alice", team_authorization=True)
+    bob, carol = ids["bob"], ids["carol"]
+    alice.team_allow(bob, TEAM_A)
+    alice.team_allow(bob, TEAM_B)
+    alice.team_allow(carol, TEAM_A)
+    assert alice.team_revoke(bob, TEAM_A) is False  # bob keeps team B
+    assert alice.team_revoke(bob, TEAM_A) is False  # no longer allowed
+    assert alice.team_revoke(carol, TEAM_B) is False  # never allowed
+    assert alice.team_revoke(bob, TEAM_B) is True  # bob's last team
+    assert alice.team_revoke(bob, TEAM_B) is False  # nothing left to revoke
+    # Another peer's teams do not count: carol's only team is her last.
+    alice.team_allow(bob, TEAM_A)
+    assert alice.team_revoke(carol, TEAM_A) is True
+    assert alice.team_revoke(bob, TEAM_A) is True
+
+
 def test_team_revoke_drops_messages_taken_ahead(make_endpoint: MakeEndpoint, ids: dict[str, bytes]) -> None:
     alice = make_endpoint("alice", team_authorization=True)
     bob = make_endpoint("bob")
@@ -394,19 +414,20 @@ def test_team_revoke_drops_messages_taken_ahead(make_endpoint: MakeEndpoint, ids
     alice.team_allow(ids["bob"], TEAM_A)
     alice.team_allow(ids["bob"], TEAM_B)
 
-    def take_ahead(revoke: bytes, count: int) -> list[aq.Message]:
+    def take_ahead(revoke: bytes, count: int, last: bool) -> list[aq.Message]:
         """Wait for ``count`` queued messages, take them in one batch, revoke
-        team ``revoke``: what comes out (the first one went out before)."""
+        team ``revoke`` (``last``: bob's last team): what comes out (the
+        first one went out before)."""
         wait_queued(alice, count)
         first = next(iter(alice))
-        alice.team_revoke(ids["bob"], revoke)
+        assert alice.team_revoke(ids["bob"], revoke) is last
         return [first, *drain(alice, quiet_rounds=1, timeout=0)]
 
     for i in range(10):
         bob.send(addr, TEAM_A, "a", b"a %d" % i)
         bob.send(addr, TEAM_B, "b", b"b %d" % i)
         bob.send_sync(addr, 1, b"s %d" % i)
-    got = take_ahead(TEAM_A, 30)
+    got = take_ahead(TEAM_A, 30, last=False)
     # Team A's messages go, except one that came out first; bob keeps team
     # B, so its sync messages stay.
     assert sum(m.team_id == TEAM_A for m in got[1:]) == 0
@@ -416,7 +437,7 @@ def test_team_revoke_drops_messages_taken_ahead(make_endpoint: MakeEndpoint, ids
     for i in range(10):
         bob.send(addr, TEAM_B, "b", b"b2 %d" % i)
         bob.send_sync(addr, 1, b"s2 %d" % i)
-    got = take_ahead(TEAM_B, 20)
+    got = take_ahead(TEAM_B, 20, last=True)
     # Team B was bob's last team: its sync messages go too.
     assert got[1:] == []
     close_after_refusal(bob)

@@ -532,7 +532,15 @@ extern "C" {
         key_pem_len: usize,
     ) -> i32;
     pub fn aranya_quic_team_allow(ep: aranya_quic_t, peer_id: *const u8, team_id: *const u8) -> i32;
-    pub fn aranya_quic_team_revoke(ep: aranya_quic_t, peer_id: *const u8, team_id: *const u8) -> i32;
+    /// `out_last_team` may be NULL; on `ARANYA_QUIC_OK` it receives 1 when
+    /// the pair was allowed and was the peer's last team (its sync streams
+    /// and queued sync messages went too), else 0.
+    pub fn aranya_quic_team_revoke(
+        ep: aranya_quic_t,
+        peer_id: *const u8,
+        team_id: *const u8,
+        out_last_team: *mut u32,
+    ) -> i32;
     pub fn aranya_quic_connections(
         ep: aranya_quic_t,
         out: *mut aranya_quic_connection_info,

@@ -22,7 +22,7 @@ SIGNATURE(aranya_quic_set_trust, int32_t (*)(aranya_quic_t, const uint8_t *, siz
                                              uint8_t *, size_t, size_t *));
 SIGNATURE(aranya_quic_set_identity, int32_t (*)(aranya_quic_t, const uint8_t *, size_t, const uint8_t *, size_t));
 SIGNATURE(aranya_quic_team_allow, int32_t (*)(aranya_quic_t, const uint8_t *, const uint8_t *));
-SIGNATURE(aranya_quic_team_revoke, int32_t (*)(aranya_quic_t, const uint8_t *, const uint8_t *));
+SIGNATURE(aranya_quic_team_revoke, int32_t (*)(aranya_quic_t, const uint8_t *, const uint8_t *, uint32_t *));
 SIGNATURE(aranya_quic_connections, int32_t (*)(aranya_quic_t, aranya_quic_connection_info *, size_t, size_t, size_t *));
 SIGNATURE(aranya_quic_peer_id_from_pem, int32_t (*)(const uint8_t *, size_t, uint8_t *));
 

@@ -246,7 +246,10 @@ fn trust_calls_check_their_arguments() {
     let mut n = 0usize;
     unsafe {
         assert_eq!(aranya_quic_team_allow(0, id.as_ptr(), team.as_ptr()), ARANYA_QUIC_ERR_INVALID_HANDLE);
-        assert_eq!(aranya_quic_team_revoke(0, id.as_ptr(), team.as_ptr()), ARANYA_QUIC_ERR_INVALID_HANDLE);
+        let mut last = 7u32;
+        assert_eq!(aranya_quic_team_revoke(0, id.as_ptr(), team.as_ptr(), &mut last), ARANYA_QUIC_ERR_INVALID_HANDLE);
+        assert_eq!(last, 7, "out_last_team is written only on success");
+        assert_eq!(aranya_quic_team_revoke(0, id.as_ptr(), team.as_ptr(), std::ptr::null_mut()), ARANYA_QUIC_ERR_INVALID_HANDLE);
         assert_eq!(aranya_quic_connections(0, std::ptr::null_mut(), 0, size_of::<aranya_quic_connection_info>(), &mut n), ARANYA_QUIC_ERR_INVALID_HANDLE);
         // The header does not say whether the handle or the PEM is checked
         // first: either refusal will do, as long as nothing succeeds.

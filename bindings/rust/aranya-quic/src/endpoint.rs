@@ -100,14 +100,6 @@ pub struct Endpoint {
     pub(crate) hub: Mutex<Hub>,
     /// Drop must not wait: the endpoint was used from async code.
     async_used: AtomicBool,
-    /// The teams each peer id is allowed on, as this endpoint's
-    /// `team_allow` / `team_revoke` left them: tells `team_revoke` when a
-    /// peer lost its last team (then the library refuses its sync messages
-    /// too, and so must the messages `recv` already took). Never held
-    /// across a library call: `team_revoke` logs on the caller's thread,
-    /// and a logger may call the trust calls (see `TeamMirror` for how it
-    /// still follows the library's order).
-    pub(crate) teams: Mutex<crate::trust::TeamMirror>,
 }
 
 /// Messages `recv` took from the library in one batch and has not returned
@@ -220,7 +212,6 @@ impl Endpoint {
                 event_fd: OnceLock::new(),
                 hub: Mutex::new(Hub::new(max_events as usize)),
                 async_used: AtomicBool::new(false),
-                teams: Mutex::default(),
             }),
             Err(e) => {
                 // SAFETY: the handle we just made.

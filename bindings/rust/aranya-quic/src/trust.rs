@@ -2,7 +2,7 @@
 //! the trusted CAs, pins and this endpoint's own certificate without a
 //! restart, allowing peers per team, and looking at the connections.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,82 +11,6 @@ use aranya_quic_sys as sys;
 use crate::endpoint::Endpoint;
 use crate::error::{check, ErrorKind, QuicMessageError};
 use crate::types::{c_array_str, parse_addr, GraphId, PeerId};
-
-type PeerKey = [u8; sys::ARANYA_QUIC_PEER_ID_LEN];
-type TeamKey = [u8; sys::ARANYA_QUIC_TEAM_ID_LEN];
-
-/// The binding's copy of the library's team list, kept by `team_allow`
-/// and `team_revoke` (see `Endpoint::teams`), and the pairs those calls
-/// are changing right now.
-///
-/// Its lock is never held across a library call: `team_revoke` logs on
-/// the caller's thread, and a logger may call the trust calls. So calls on
-/// one pair from several threads may reach the library in another order
-/// than they changed this copy; `busy` notices when they overlapped, and
-/// the last of them to finish then sets the library to what this copy
-/// says ([`Endpoint::settle_team`]), so that the two never stay apart.
-#[derive(Default)]
-pub(crate) struct TeamMirror {
-    allowed: HashMap<PeerKey, HashSet<TeamKey>>,
-    busy: HashMap<(PeerKey, TeamKey), Busy>,
-}
-
-#[derive(Default)]
-struct Busy {
-    /// Calls on the pair between `enter` and their last `leave`.
-    calls: u32,
-    /// Another call on the pair started while one was running.
-    overlapped: bool,
-}
-
-impl TeamMirror {
-    /// A call on (peer, team) starts; every `enter` is matched by `leave`.
-    /// Returns whether another call on the pair is running.
-    fn enter(&mut self, peer: PeerKey, team: TeamKey) -> bool {
-        let b = self.busy.entry((peer, team)).or_default();
-        let racing = b.calls > 0;
-        b.overlapped |= racing;
-        b.calls += 1;
-        racing
-    }
-
-    /// A call on (peer, team) is done with the library. When it is the
-    /// last of calls that overlapped, returns whether the pair is allowed
-    /// here: the caller then makes the library agree, and stays counted
-    /// as running (it calls `leave` again afterwards).
-    fn leave(&mut self, peer: PeerKey, team: TeamKey) -> Option<bool> {
-        let key = (peer, team);
-        let b = self.busy.get_mut(&key)?;
-        if b.calls > 1 {
-            b.calls -= 1;
-            return None;
-        }
-        if b.overlapped {
-            b.overlapped = false;
-            return Some(self.allowed.get(&peer).is_some_and(|t| t.contains(&team)));
-        }
-        self.busy.remove(&key);
-        None
-    }
-
-    fn allow(&mut self, peer: PeerKey, team: TeamKey) {
-        self.allowed.entry(peer).or_default().insert(team);
-    }
-
-    /// Removes the pair; returns whether it was there.
-    fn revoke(&mut self, peer: PeerKey, team: TeamKey) -> bool {
-        let Some(t) = self.allowed.get_mut(&peer) else { return false };
-        let removed = t.remove(&team);
-        if t.is_empty() {
-            self.allowed.remove(&peer);
-        }
-        removed
-    }
-
-    fn on_no_team(&self, peer: &PeerKey) -> bool {
-        !self.allowed.contains_key(peer)
-    }
-}
 
 /// Connection records asked for by the first `aranya_quic_connections`
 /// call; most endpoints have fewer connections than this.
@@ -398,10 +322,8 @@ impl Endpoint {
     /// and its sync streams too. Allowing a pair that is already allowed
     /// does nothing.
     ///
-    /// Never blocks beyond a short lock, unless a call on the same pair
-    /// from another thread overlapped it: then it may revoke the pair
-    /// again (see [`team_revoke`](Self::team_revoke)), which resets streams
-    /// locally. Callable from any thread, also from a logger.
+    /// Never blocks beyond a short lock. Callable from any thread, also
+    /// from a logger.
     ///
     /// # Errors
     ///
@@ -411,28 +333,8 @@ impl Endpoint {
     /// is shut down. [`ErrorKind::Internal`]: a bug in the library was
     /// caught.
     pub fn team_allow(&self, peer: &PeerId, team: &GraphId) -> Result<(), QuicMessageError> {
-        self.lock_teams().enter(peer.0, team.0);
         // SAFETY: both ids are 32 bytes, valid during the call.
-        let r = check(unsafe { sys::aranya_quic_team_allow(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) });
-        let settle = {
-            let mut teams = self.lock_teams();
-            // After the library has the pair: a team_revoke that finds it
-            // here decides "not the last team" only when the library
-            // already has it too.
-            if r.is_ok() {
-                teams.allow(peer.0, team.0);
-            }
-            teams.leave(peer.0, team.0)
-        };
-        if let Some(allowed) = settle {
-            self.settle_team(peer, team, allowed);
-        }
-        r
-    }
-
-    fn lock_teams(&self) -> std::sync::MutexGuard<'_, TeamMirror> {
-        // Plain sets, consistent even if a holder panicked.
-        self.teams.lock().unwrap_or_else(|e| e.into_inner())
+        check(unsafe { sys::aranya_quic_team_allow(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) })
     }
 
     /// Stops allowing `peer` on team `team` (`aranya_quic_team_revoke`),
@@ -444,21 +346,21 @@ impl Endpoint {
     /// handed out (not counted). The peer's sends on the team then fail
     /// with [`ErrorKind::NotAuthorized`]; as the reset travels the network,
     /// a few of its sends may still be accepted on its side, but none of
-    /// them is received. If that was the peer's last team, the same goes
-    /// for its sync messages. Revoking a pair that is not allowed does
-    /// nothing.
+    /// them is received. Revoking a pair that is not allowed does nothing.
     ///
-    /// Which team was a peer's last is known from the calls made through
-    /// this `Endpoint`: pairs allowed by calling the C API on
-    /// [`handle`](Self::handle) directly are not seen, so an async `recv`
-    /// may still hand out sync messages it had taken before the call.
-    /// Calls for one peer made at the same time from several threads may
-    /// reach the library in another order than the binding sees them: the
-    /// binding then errs toward dropping the sync messages an async `recv`
-    /// had taken, also when the library kept the peer's sync streams. For
-    /// one (peer, team) pair, the last of such calls to return first
-    /// brings the library back to the outcome of the call the binding saw
-    /// last (allowing or revoking the pair again).
+    /// Returns `true` when the pair was allowed and `team` was the peer's
+    /// last team in the library's list at the moment it revoked the pair:
+    /// then the same went for the peer's sync messages (its sync streams
+    /// reset, those queued and those an async `recv` had taken dropped,
+    /// new ones refused). `false` when the peer keeps another team, or the
+    /// pair was not allowed. An application that buffers messages it took
+    /// itself drops the peer's sync messages on `true`.
+    ///
+    /// Those an async `recv` had taken are dropped just after the library
+    /// call returns: should another thread allow the pair again (or, after
+    /// `true`, any team of the peer) in that moment, a message the peer
+    /// sent under the new allowance that a `recv` already took may be
+    /// dropped as well.
     ///
     /// Blocks only while the streams are reset locally (no network round
     /// trip). Callable from any thread, also from a logger that sees this
@@ -467,87 +369,31 @@ impl Endpoint {
     /// # Errors
     ///
     /// As [`team_allow`](Self::team_allow).
-    pub fn team_revoke(&self, peer: &PeerId, team: &GraphId) -> Result<(), QuicMessageError> {
-        // Before the library call: a logger reacting to its records (on
-        // this thread, from inside it) with a team_allow of the same peer
-        // comes after the library's decision, and must here too.
-        let (known, no_team_before) = {
-            let mut teams = self.lock_teams();
-            // An allow of the pair running now may have reached the
-            // library already though not the mirror yet.
-            let racing = teams.enter(peer.0, team.0);
-            (teams.revoke(peer.0, team.0) || racing, teams.on_no_team(&peer.0))
-        };
-        // SAFETY: both ids are 32 bytes, valid during the call.
-        let r = check(unsafe { sys::aranya_quic_team_revoke(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) });
-        let (no_team_after, settle) = {
-            let mut teams = self.lock_teams();
-            (teams.on_no_team(&peer.0), teams.leave(peer.0, team.0))
-        };
-        if r.is_ok() {
-            // The library drops the sync messages when it had the pair
-            // and the peer has no team left in its list at its decision.
-            // A revocation of the peer's other teams running meanwhile may
-            // have made it so there, though not here yet at the start:
-            // also asked after. A pair the mirror never had is one the
-            // library did not have either (or one allowed through the C
-            // API directly, whose peer may have other teams there).
-            self.drop_taken_of_team(peer, team, known && (no_team_before || no_team_after));
+    pub fn team_revoke(&self, peer: &PeerId, team: &GraphId) -> Result<bool, QuicMessageError> {
+        let mut last = 0u32;
+        // No binding lock is held across the call: the library logs the
+        // revocation on this thread before it returns, and a logger may
+        // call the trust calls.
+        // SAFETY: both ids are 32 bytes and `last` is writable, during the
+        // call; the library keeps none of them.
+        check(unsafe { sys::aranya_quic_team_revoke(self.handle(), peer.0.as_ptr(), team.0.as_ptr(), &mut last) })?;
+        let last = last != 0;
+        // The library has revoked them, so no message of them is taken
+        // from it any more, and every one a refill took before is in the
+        // buffer once the lock is ours (a refill takes and stores under
+        // it).
+        let mut pending = self.hold_pending();
+        if !pending.is_empty() {
+            pending.remove(|ch| {
+                *peer == ch.peer_id
+                    && match ch.kind {
+                        sys::ARANYA_QUIC_KIND_CHANNEL => ch.team_id == team.0,
+                        sys::ARANYA_QUIC_KIND_SYNC => last,
+                        _ => false,
+                    }
+            });
         }
-        if let Some(allowed) = settle {
-            self.settle_team(peer, team, allowed);
-        }
-        r
-    }
-
-    /// Drops what an async `recv` took of `peer` on `team`, and its sync
-    /// messages too if `sync`. The library has already revoked them, so
-    /// every message of them a refill took from it is in the buffer by the
-    /// time the lock is ours (a refill takes and stores under that lock),
-    /// and none taken later is of them.
-    fn drop_taken_of_team(&self, peer: &PeerId, team: &GraphId, sync: bool) {
-        self.hold_pending().remove(|ch| {
-            *peer == ch.peer_id
-                && match ch.kind {
-                    sys::ARANYA_QUIC_KIND_CHANNEL => ch.team_id == team.0,
-                    sys::ARANYA_QUIC_KIND_SYNC => sync,
-                    _ => false,
-                }
-        });
-    }
-
-    /// After calls on (peer, team) overlapped: sets the library to
-    /// `allowed` (the pair's state in the mirror), the library having
-    /// perhaps applied the calls in another order. Allowing again changes
-    /// nothing when the library agrees; revoking again neither, or, when
-    /// a racing allow reached the library last, revokes what the binding
-    /// already considers revoked. Calls starting meanwhile are caught by
-    /// the same check.
-    fn settle_team(&self, peer: &PeerId, team: &GraphId, mut allowed: bool) {
-        loop {
-            // Failures are not this call's to report: the caller's own
-            // call went through, and these can only fail once the endpoint
-            // is gone, when the pair matters no more.
-            let (r, no_team) = if allowed {
-                // SAFETY: both ids are 32 bytes, valid during the call.
-                (check(unsafe { sys::aranya_quic_team_allow(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) }), false)
-            } else {
-                let before = self.lock_teams().on_no_team(&peer.0);
-                // SAFETY: both ids are 32 bytes, valid during the call.
-                (check(unsafe { sys::aranya_quic_team_revoke(self.handle(), peer.0.as_ptr(), team.0.as_ptr()) }), before)
-            };
-            let (no_team_after, next) = {
-                let mut teams = self.lock_teams();
-                (teams.on_no_team(&peer.0), teams.leave(peer.0, team.0))
-            };
-            if !allowed && r.is_ok() {
-                self.drop_taken_of_team(peer, team, no_team || no_team_after);
-            }
-            match next {
-                Some(a) => allowed = a,
-                None => return,
-            }
-        }
+        Ok(last)
     }
 
     /// The endpoint's connections (`aranya_quic_connections`): those in
@@ -630,57 +476,6 @@ mod tests {
         assert!(maybe_revoked(&b, &none, &[], Some(&none)));
         // Connections unknown: nothing is kept.
         assert!(maybe_revoked(&b, &none, &[PeerId(b)], None));
-    }
-
-    #[test]
-    fn team_mirror_follows_allows_and_revokes() {
-        let (p, q, t, u) = ([1u8; 32], [2u8; 32], [0xA; 32], [0xB; 32]);
-        let mut m = TeamMirror::default();
-        assert!(m.on_no_team(&p));
-        m.allow(p, t);
-        m.allow(p, u);
-        m.allow(q, t);
-        assert!(m.revoke(p, t));
-        assert!(!m.on_no_team(&p), "p still has u");
-        assert!(!m.revoke(p, t), "already gone");
-        assert!(m.revoke(p, u));
-        assert!(m.on_no_team(&p));
-        assert!(!m.revoke(p, u), "a peer on no team");
-        assert!(!m.on_no_team(&q), "other peers are not touched");
-    }
-
-    #[test]
-    fn team_mirror_settles_only_after_overlapping_calls() {
-        let (p, t, u) = ([1u8; 32], [0xA; 32], [0xB; 32]);
-        let mut m = TeamMirror::default();
-        // One call at a time: nothing to settle, nothing left behind.
-        assert!(!m.enter(p, t));
-        m.allow(p, t);
-        assert_eq!(m.leave(p, t), None);
-        assert!(m.busy.is_empty());
-        // Calls on other pairs do not overlap.
-        assert!(!m.enter(p, t));
-        assert!(!m.enter(p, u));
-        assert_eq!(m.leave(p, u), None);
-        assert_eq!(m.leave(p, t), None);
-        assert!(m.busy.is_empty());
-        // A revoke and an allow of one pair overlap; the allow reached the
-        // mirror last. The first to finish has nothing to do; the last one
-        // sets the library to "allowed", and is still counted meanwhile.
-        assert!(!m.enter(p, t));
-        m.revoke(p, t);
-        assert!(m.enter(p, t));
-        m.allow(p, t);
-        assert_eq!(m.leave(p, t), None);
-        assert_eq!(m.leave(p, t), Some(true));
-        // A call starting while it settles makes it settle again, with
-        // the state that call left.
-        assert!(m.enter(p, t));
-        m.revoke(p, t);
-        assert_eq!(m.leave(p, t), None);
-        assert_eq!(m.leave(p, t), Some(false));
-        assert_eq!(m.leave(p, t), None);
-        assert!(m.busy.is_empty());
     }
 
     #[test]

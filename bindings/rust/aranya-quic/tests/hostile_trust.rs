@@ -240,7 +240,7 @@ fn trust_calls_after_shutdown_are_refused() {
             ("set_trust", alice.set_trust(&ca, &[]).map(drop)),
             ("set_identity", alice.set_identity(&read("alice.crt"), &read("alice.key"))),
             ("team_allow", alice.team_allow(&id("bob"), &TEAM_A)),
-            ("team_revoke", alice.team_revoke(&id("bob"), &TEAM_A)),
+            ("team_revoke", alice.team_revoke(&id("bob"), &TEAM_A).map(drop)),
             ("connections", alice.connections().map(drop)),
         ];
         for (what, r) in checks {
@@ -281,7 +281,7 @@ fn trust_calls_race_shutdown() {
                         0 => alice.set_trust(&ca, &[id("bob")]).map(|v| assert!(v.is_empty(), "bob is pinned: {v:?}")),
                         1 => alice.set_identity(&cert, &key),
                         2 => alice.team_allow(&id("bob"), &TEAM_B),
-                        3 => alice.team_revoke(&id("bob"), &TEAM_B),
+                        3 => alice.team_revoke(&id("bob"), &TEAM_B).map(drop),
                         _ => alice.connections().map(|c| assert!(c.len() <= 1, "{c:?}")),
                     };
                     calls.fetch_add(1, Ordering::Relaxed);

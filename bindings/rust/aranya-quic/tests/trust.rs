@@ -227,7 +227,7 @@ fn team_authorization_allows_refuses_and_revokes() {
     for _ in 0..20 {
         assert_eq!(recv(&alice).0.team_id, TEAM_A);
     }
-    alice.team_revoke(&bob_id, &TEAM_A).unwrap();
+    assert!(alice.team_revoke(&bob_id, &TEAM_A).unwrap(), "team A was bob's last team");
     let late = drain(&alice);
     assert!(late.is_empty(), "{} message(s) on the revoked team after team_revoke returned", late.len());
     let (sent, errors) = done.recv_timeout(Duration::from_secs(120)).expect("bob's sends end with an error");
@@ -236,13 +236,37 @@ fn team_authorization_allows_refuses_and_revokes() {
     assert_eq!(errors.last(), Some(&ErrorKind::NotAuthorized), "{errors:?}");
     assert!(drain(&alice).is_empty());
     // Revoking a pair that is not allowed does nothing.
-    alice.team_revoke(&bob_id, &TEAM_B).unwrap();
+    assert!(!alice.team_revoke(&bob_id, &TEAM_B).unwrap(), "a pair never allowed is no last team");
 
     // Allowed again: bob's next send goes through.
     alice.team_allow(&bob_id, &TEAM_A).unwrap();
     bob.send(a_addr, &TEAM_A, "a", b"again").unwrap();
     let (ch, m) = recv(&alice);
     assert_eq!((ch.team_id, m.as_slice()), (TEAM_A, &b"again"[..]));
+}
+
+/// `team_revoke` says when the pair was the peer's last team, as the
+/// library's own list has it: no peer needs to be connected for that.
+#[test]
+fn team_revoke_reports_the_last_team() {
+    let mut c = config("alice");
+    c.team_authorization = true;
+    let alice = Endpoint::new(c).unwrap();
+    let (bob, carol) = (id("bob"), id("carol"));
+    alice.team_allow(&bob, &TEAM_A).unwrap();
+    alice.team_allow(&bob, &TEAM_B).unwrap();
+    alice.team_allow(&carol, &TEAM_A).unwrap();
+
+    assert!(!alice.team_revoke(&bob, &TEAM_A).unwrap(), "bob keeps team B");
+    assert!(!alice.team_revoke(&bob, &TEAM_A).unwrap(), "revoked already: not allowed, so no last team");
+    assert!(!alice.team_revoke(&carol, &TEAM_B).unwrap(), "never allowed, though carol has one team");
+    assert!(alice.team_revoke(&bob, &TEAM_B).unwrap(), "team B was bob's last");
+    assert!(!alice.team_revoke(&bob, &TEAM_B).unwrap(), "bob is on no team: nothing to revoke");
+    // Other peers' teams do not count: carol's only team is her last.
+    assert!(alice.team_revoke(&carol, &TEAM_A).unwrap(), "team A was carol's last");
+    // Allowed again, the pair is once more the peer's last team.
+    alice.team_allow(&bob, &TEAM_A).unwrap();
+    assert!(alice.team_revoke(&bob, &TEAM_A).unwrap(), "re-allowed team A was bob's only team");
 }
 
 #[test]
@@ -277,7 +301,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 
     // Team authorization is off on alice.
     invalid(alice.team_allow(&id("bob"), &TEAM_A), "team_allow with authorization off");
-    invalid(alice.team_revoke(&id("bob"), &TEAM_A), "team_revoke with authorization off");
+    invalid(alice.team_revoke(&id("bob"), &TEAM_A).map(drop), "team_revoke with authorization off");
     let mut c = config("carol");
     c.team_authorization = true;
     let carol = Endpoint::new(c).unwrap();
@@ -517,7 +541,7 @@ mod taken_by_recv {
     #[test]
     fn team_revoke_drops_what_recv_took() {
         let (alice, _bob) = taken_from(&[TEAM_A, TEAM_B], &[TEAM_A, TEAM_B]);
-        alice.team_revoke(&id("bob"), &TEAM_A).unwrap();
+        assert!(!alice.team_revoke(&id("bob"), &TEAM_A).unwrap(), "bob keeps team B");
         // Team B and the sync messages are untouched: all of them (less the
         // one recv may have handed out) still arrive, and nothing of team A.
         let rest = drain(&alice);
@@ -529,7 +553,7 @@ mod taken_by_recv {
     #[test]
     fn team_revoke_of_the_last_team_drops_sync_messages_recv_took() {
         let (alice, _bob) = taken_from(&[TEAM_A], &[TEAM_A]);
-        alice.team_revoke(&id("bob"), &TEAM_A).unwrap();
+        assert!(alice.team_revoke(&id("bob"), &TEAM_A).unwrap(), "team A was bob's last");
         let rest = drain(&alice);
         assert!(rest.is_empty(), "bob is on no team any more, sync messages included: {rest:?}");
     }

@@ -43,7 +43,9 @@ impl log::Log for Reacting {
         // Once per armed thread: the reaction may log again.
         match REACT.with(|s| s.borrow_mut().take()) {
             Some((React::Allow, ep)) => ep.team_allow(&id("bob"), &TEAM_A).unwrap(),
-            Some((React::Revoke, ep)) => ep.team_revoke(&id("bob"), &TEAM_A).unwrap(),
+            Some((React::Revoke, ep)) => {
+                ep.team_revoke(&id("bob"), &TEAM_A).unwrap();
+            }
             None => {}
         }
     }
@@ -80,7 +82,9 @@ fn revoke_reacting(alice: &Arc<Endpoint>, react: React) {
         let _ = tx.send((r, armed));
     });
     let (r, armed) = rx.recv_timeout(Duration::from_secs(10)).expect("team_revoke with a reacting logger still running after 10 s (deadlock)");
-    r.unwrap();
+    // The library decided before it logged, so before the logger's call:
+    // team A was bob's only team then.
+    assert!(r.unwrap(), "team A was bob's last team when it was revoked");
     assert!(!armed, "the revocation was never logged on the revoking thread");
 }
 
@@ -104,8 +108,8 @@ fn a_logger_may_allow_again_the_pair_being_revoked() {
     }
     got.sort_by_key(|(kind, _)| *kind == ChannelKind::Sync);
     assert_eq!(got, [(ChannelKind::Channel, b"again".to_vec()), (ChannelKind::Sync, b"sync".to_vec())]);
-    // And the binding knows it: revoking the pair again refuses him.
-    alice.team_revoke(&id("bob"), &TEAM_A).unwrap();
+    // And revoking the pair again refuses him, his last team once more.
+    assert!(alice.team_revoke(&id("bob"), &TEAM_A).unwrap(), "team A was allowed again, and bob's only team");
     refused_soon(&bob, a_addr);
     assert!(alice.receive_vec(&mut Vec::new(), Some(Duration::from_millis(300))).unwrap().is_none(), "nothing of bob after the revocation");
 }
