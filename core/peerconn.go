@@ -473,7 +473,7 @@ func (c *peerConn) readStream(str *quic.Stream) {
 	if !c.authorize(str, hdr) {
 		return
 	}
-	src := &inbound{ch: ch, gate: gate}
+	src := &inbound{ch: ch, gate: gate, conn: c}
 	// The receiver keeps the channel's order too: a channel's stream is
 	// read only after the reader of its previous stream has stopped. The
 	// sender opens a newer stream only once it is done with the older one
@@ -511,15 +511,12 @@ func (c *peerConn) readStream(str *quic.Stream) {
 			if !ok {
 				return
 			}
+			c.countReceived(n)
 		} else if !c.queueFrame(ctx, src, r, n, &rc, str, &finished) {
-			return
+			return // queued messages are counted by the queue, as they are added
 		}
 		rc.queued++
 		c.touch()
-		c.ep.stats.messagesReceived.Add(1)
-		c.ep.stats.bytesReceived.Add(n)
-		c.traffic.messagesReceived.Add(1)
-		c.traffic.bytesReceived.Add(n)
 		if r.Buffered() == 0 && rc.queued-rc.confirmed >= receiptEvery {
 			// About to wait for the network with a good number taken:
 			// tell the sender, so that a connection that dies later
@@ -551,6 +548,14 @@ func (c *peerConn) queueFrame(ctx context.Context, src *inbound, r *bufio.Reader
 		}
 	}
 	return true
+}
+
+// countReceived counts a message of n bytes delivered on c.
+func (c *peerConn) countReceived(n uint64) {
+	c.ep.stats.messagesReceived.Add(1)
+	c.ep.stats.bytesReceived.Add(n)
+	c.traffic.messagesReceived.Add(1)
+	c.traffic.bytesReceived.Add(n)
 }
 
 // authorize applies team authorization to a new incoming stream: a
@@ -821,7 +826,9 @@ func (c *peerConn) removeGate(g *readGate) {
 
 // closeGates closes the gates that match and returns them; with
 // revokePeer the connection is marked revoked first, so that no stream
-// registers after.
+// registers after. A revoked peer's streams stop with SHUTTING_DOWN: the
+// connection's close (NOT_AUTHORIZED) that follows says why, and its
+// sends then fail with ErrTLS; a revoked team's stop with NOT_AUTHORIZED.
 func (c *peerConn) closeGates(revokePeer bool, match func(*readGate) bool) []*readGate {
 	c.mu.Lock()
 	if revokePeer {
@@ -834,8 +841,12 @@ func (c *peerConn) closeGates(revokePeer bool, match func(*readGate) bool) []*re
 		}
 	}
 	c.mu.Unlock()
+	code := wire.StreamCodeNotAuthorized
+	if revokePeer {
+		code = wire.StreamCodeShuttingDown
+	}
 	for _, g := range out {
-		g.revoke(wire.StreamCodeNotAuthorized)
+		g.revoke(code)
 	}
 	return out
 }

@@ -14,12 +14,14 @@ type message struct {
 	payload []byte
 }
 
-// inbound is where a stream's messages come from: their channel, and the
+// inbound is where a stream's messages come from: their channel, the
 // stream's gate (nil for none), whose messages are not queued once it is
-// closed.
+// closed, and the connection, which counts each message as it is added
+// (nil: not counted), so that whoever takes a message finds it counted.
 type inbound struct {
 	ch   Channel
 	gate *readGate
+	conn *peerConn
 }
 
 // recvQueue is the FIFO of received messages across all peers. It is
@@ -137,6 +139,9 @@ func (q *recvQueue) addLocked(m message) bool {
 	}
 	q.append(m)
 	q.bytes += size
+	if c := m.src.conn; c != nil {
+		c.countReceived(size)
+	}
 	if q.n == 1 && q.notify != nil {
 		q.notify(true)
 	}
