@@ -11,12 +11,16 @@
 //
 // Every rewrite states how often its pattern must occur; if quic-go's code
 // no longer matches, the tool fails and names the pattern, rather than
-// building something that silently lacks the hook.
+// building something that silently lacks the hook. A stamp next to the copy
+// records a digest of the quic-go version, the rewrites and the overlays,
+// so that a change to any of them makes a fresh copy.
 package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -25,6 +29,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -80,6 +86,47 @@ var overlays = map[string]string{
 	"overlay/ackhandler_aranya.go.tmpl": "internal/ackhandler/aranya_congestion.go",
 }
 
+// recipe is everything a patched copy is made from besides quic-go
+// itself: the rewrites, and the overlay files with their places.
+type recipe struct {
+	rewrites []rewrite
+	files    fs.FS
+	overlays map[string]string // file in files -> place in the module
+}
+
+var shipped = recipe{rewrites: rewrites, files: overlay, overlays: overlays}
+
+// digest identifies what a copy patched with r from quic-go version is
+// made of: the stamp compares it, so that a changed rewrite or overlay is
+// applied again, not only a new quic-go version.
+func (r recipe) digest(version string) (string, error) {
+	h := sha256.New()
+	field := func(s string) { fmt.Fprintf(h, "%d:%s;", len(s), s) }
+	field("qgpatch recipe 2")
+	field(version)
+	for _, rw := range r.rewrites {
+		field(rw.file)
+		field(rw.old)
+		field(rw.new)
+		field(strconv.Itoa(rw.count))
+	}
+	names := make([]string, 0, len(r.overlays))
+	for name := range r.overlays {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b, err := fs.ReadFile(r.files, name)
+		if err != nil {
+			return "", err
+		}
+		field(name)
+		field(r.overlays[name])
+		field(string(b))
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
 func main() {
 	out := flag.String("out", "build/quicgo", "output folder for the patched module and go.work")
 	repo := flag.String("repo", ".", "the aranya-quic repository (its go.mod names the quic-go version)")
@@ -103,35 +150,55 @@ func run(repo, out string) error {
 	if err != nil {
 		return err
 	}
-	dst := filepath.Join(outAbs, "quic-go")
-	stamp := filepath.Join(outAbs, "patched-version")
-	if b, err := os.ReadFile(stamp); err == nil && string(b) == version+"\n" {
-		return writeWork(repoAbs, outAbs, version) // already patched for this version
+	if _, err := patch(src, outAbs, version, shipped); err != nil {
+		return err
+	}
+	return writeWork(repoAbs, outAbs, version)
+}
+
+// patch makes out/quic-go, a copy of the module at src patched with r,
+// unless the copy there was made from the same version and recipe; it
+// reports whether it patched.
+func patch(src, out, version string, r recipe) (bool, error) {
+	want, err := r.digest(version)
+	if err != nil {
+		return false, err
+	}
+	dst := filepath.Join(out, "quic-go")
+	stamp := filepath.Join(out, "patched-version")
+	if b, err := os.ReadFile(stamp); err == nil && string(b) == want+"\n" {
+		return false, nil
+	}
+	// The stamp goes first: a copy left half made by a failure must not
+	// pass for a finished one.
+	if err := os.Remove(stamp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
 	}
 	if err := os.RemoveAll(dst); err != nil {
-		return err
+		return false, err
 	}
 	if err := copyTree(src, dst); err != nil {
-		return fmt.Errorf("copy %s: %w", src, err)
+		return false, fmt.Errorf("copy %s: %w", src, err)
 	}
-	for _, rw := range rewrites {
+	for _, rw := range r.rewrites {
 		if err := apply(dst, rw); err != nil {
-			return fmt.Errorf("quic-go %s no longer matches what the patch expects: %w", version, err)
+			return false, fmt.Errorf("quic-go %s no longer matches what the patch expects: %w", version, err)
 		}
 	}
-	for tmpl, rel := range overlays {
-		b, err := overlay.ReadFile(tmpl)
+	for name, rel := range r.overlays {
+		b, err := fs.ReadFile(r.files, name)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if err := os.WriteFile(filepath.Join(dst, rel), b, 0o644); err != nil {
-			return err
+		target := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return false, err
+		}
+		if err := os.WriteFile(target, b, 0o644); err != nil {
+			return false, err
 		}
 	}
-	if err := writeWork(repoAbs, outAbs, version); err != nil {
-		return err
-	}
-	return os.WriteFile(stamp, []byte(version+"\n"), 0o644)
+	return true, os.WriteFile(stamp, []byte(want+"\n"), 0o644)
 }
 
 // moduleDir asks the go command where the module cache holds the quic-go
